@@ -1,0 +1,172 @@
+"""Settings: `CookieConfig` and `SessionConfig`, frozen and validated at construction."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._errors import ConfigError
+from ._ids import is_well_formed, new_id
+
+__all__ = ["CookieConfig", "SessionConfig"]
+
+SameSite = Literal["lax", "strict", "none"]
+Secure = Literal["auto"] | bool
+Priority = Literal["low", "medium", "high"]
+Unset = Literal["keep", "destroy"]
+OnUnavailable = Literal["error", "anonymous"]
+
+DAY = 86400.0
+
+
+def _choice(option: str, value: object, allowed: Sequence[object]) -> None:
+    if value not in allowed:
+        shown = ", ".join(repr(a) for a in allowed)
+        raise ConfigError(f"{option}: {value!r} is not one of {shown}")
+
+
+def _positive(option: str, value: float | None, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{option}: must be a positive number of seconds, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CookieConfig:
+    """How the session cookie is written.
+
+    Attributes:
+        name: cookie name (default ``"session"``, as Starlette's middleware).
+        path: cookie path (default ``"/"``).
+        domain: cookie domain (default None: host-only).
+        persist: True (default) sends Max-Age/Expires equal to the session's remaining life;
+            False makes a browser-session cookie (the server-side TTL still applies).
+        http_only: HttpOnly attribute (default True).
+        secure: True, False or ``"auto"`` (default): Secure when the request is HTTPS, where
+            ``X-Forwarded-Proto`` counts only when `SessionConfig.trust_proxy` is set.
+        same_site: ``"lax"`` (default), ``"strict"`` or ``"none"`` (needs `secure`).
+        partitioned: Partitioned attribute, CHIPS (default False; needs `secure`).
+        priority: Priority attribute: None (default), ``"low"``, ``"medium"``, ``"high"``.
+    """
+
+    name: str = "session"
+    path: str = "/"
+    domain: str | None = None
+    persist: bool = True
+    http_only: bool = True
+    secure: Secure = "auto"
+    same_site: SameSite = "lax"
+    partitioned: bool = False
+    priority: Priority | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in ' =;,"\t\r\n'):
+            raise ConfigError(f"cookie name: {self.name!r} is not a valid cookie name")
+        if not self.path.startswith("/") or any(c in self.path for c in ";\r\n"):
+            raise ConfigError(f"cookie path: {self.path!r} must start with '/'")
+        if self.domain is not None and any(c in self.domain for c in " ;,\r\n"):
+            raise ConfigError(f"cookie domain: {self.domain!r} is not a valid domain")
+        _choice("cookie secure", self.secure, ["auto", True, False])
+        _choice("cookie same_site", self.same_site, ["lax", "strict", "none"])
+        _choice("cookie priority", self.priority, [None, "low", "medium", "high"])
+        if self.same_site == "none" and self.secure is False:
+            raise ConfigError("cookie same_site: 'none' needs secure=True or 'auto'")
+        if self.partitioned and self.secure is False:
+            raise ConfigError("cookie partitioned: needs secure=True or 'auto'")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SessionConfig:
+    """Every session setting the adapters share; build once, reuse across adapters.
+
+    Attributes:
+        secret: signing secret, or a list of them newest first (first signs, all verify).
+            Each must be at least 16 bytes. Required.
+        cookie: `CookieConfig` (defaults: HttpOnly, SameSite=Lax, Secure on HTTPS).
+        idle_timeout: seconds of inactivity after which the session expires: the Redis key's
+            TTL (default 86400, one day). A callable receives the session data and returns
+            seconds, evaluated on each write (connect-redis's ``ttl`` function).
+        lifetime: absolute lifetime in seconds from creation, whatever the activity (default
+            30 days; None disables it). Wins over the idle extension.
+        rolling: re-send the cookie and refresh the TTL on every response (default False).
+        touch_after: without `rolling`, refresh the TTL on a read at most once per this many
+            seconds (default 60; 0 refreshes on every read). The refresh costs no round trip:
+            it is part of the read.
+        resave: write the session back even when it was not modified (default False).
+        save_uninitialized: store a new session that was not modified (default False).
+        unset: ``"keep"`` (default) saves a session emptied by the app as an empty session;
+            ``"destroy"`` deletes it.
+        genid: callable returning new session ids (default 256-bit random); its ids must be
+            22-128 URL-safe base64 characters.
+        trust_proxy: honour ``X-Forwarded-Proto`` for `secure="auto"` (default False).
+        on_unavailable: ``"error"`` (default): answer 503 with Retry-After when Redis is down;
+            ``"anonymous"``: serve the request with an empty session that is not saved.
+        retry_after: seconds for the Retry-After header of that 503 (default 5).
+    """
+
+    secret: str | bytes | Sequence[str | bytes]
+    cookie: CookieConfig = field(default_factory=CookieConfig)
+    idle_timeout: float | Callable[[Mapping[str, Any]], float] = DAY
+    lifetime: float | None = 30 * DAY
+    rolling: bool = False
+    touch_after: float = 60.0
+    resave: bool = False
+    save_uninitialized: bool = False
+    unset: Unset = "keep"
+    genid: Callable[[], str] = new_id
+    trust_proxy: bool = False
+    on_unavailable: OnUnavailable = "error"
+    retry_after: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.secret:
+            raise ConfigError("secret: a secret (or a list of secrets) is required")
+        if not callable(self.idle_timeout):
+            _positive("idle_timeout", self.idle_timeout)
+        _positive("lifetime", self.lifetime, allow_none=True)
+        if isinstance(self.touch_after, bool) or self.touch_after < 0:
+            raise ConfigError(f"touch_after: must be >= 0 seconds, got {self.touch_after!r}")
+        _choice("unset", self.unset, ["keep", "destroy"])
+        _choice("on_unavailable", self.on_unavailable, ["error", "anonymous"])
+        if not isinstance(self.retry_after, int) or self.retry_after < 0:
+            raise ConfigError(f"retry_after: must be an int >= 0, got {self.retry_after!r}")
+        if self.genid is not new_id and not is_well_formed(self.genid()):
+            raise ConfigError("genid: must return 22-128 URL-safe base64 characters")
+
+    @classmethod
+    def from_options(
+        cls, config: SessionConfig | None, options: Mapping[str, Any]
+    ) -> SessionConfig:
+        """Build a config from keyword options, over `config` when given.
+
+        Cookie options may be passed flat (``same_site="strict"``) or as ``cookie=``; the
+        Starlette names ``secret_key``, ``session_cookie``, ``max_age`` and ``https_only`` are
+        accepted so the ASGI middleware is a drop-in for Starlette's.
+        """
+        opts = dict(options)
+        aliases = {"secret_key": "secret", "max_age": "idle_timeout"}
+        for old, new in aliases.items():
+            if old in opts:
+                opts[new] = opts.pop(old)
+        cookie_fields = {f.name for f in dataclasses.fields(CookieConfig)}
+        cookie_opts = {k: opts.pop(k) for k in list(opts) if k in cookie_fields}
+        if "session_cookie" in opts:
+            cookie_opts["name"] = opts.pop("session_cookie")
+        if "https_only" in opts:
+            cookie_opts["secure"] = True if opts.pop("https_only") else "auto"
+        if opts.get("idle_timeout", 0) is None:
+            # Starlette's max_age=None means a browser-session cookie.
+            opts.pop("idle_timeout")
+            cookie_opts["persist"] = False
+        try:
+            if config is None:
+                base_cookie = opts.pop("cookie", None) or CookieConfig()
+                cookie = dataclasses.replace(base_cookie, **cookie_opts)
+                return cls(cookie=cookie, **opts)
+            cookie = dataclasses.replace(opts.pop("cookie", config.cookie), **cookie_opts)
+            return dataclasses.replace(config, cookie=cookie, **opts)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None

@@ -1,0 +1,409 @@
+"""The sans-IO session engine: every decision, no I/O.
+
+An adapter drives one request through four calls and performs the I/O they ask for:
+
+1. `SessionEngine.read_cookie(header)` -> `Incoming`: verify the signed cookie (no Redis call
+   for a missing, malformed or tampered cookie).
+2. `SessionEngine.load_spec(incoming, now_ms)` -> `Load | None`: what to read, if anything;
+   the adapter runs it with ``store.load`` and passes the reply to
+   `SessionEngine.open_session` (or `fill` for a lazy session).
+3. `SessionEngine.plan(session, now_ms)` -> `Write | Touch | Destroy | None`: what to write;
+   the adapter runs it with ``store.commit``, which answers whether it applied (a write of an
+   existing session is refused when the session was destroyed meanwhile), then calls
+   `committed`.
+4. `SessionEngine.response_headers(...)` -> the ``Set-Cookie``, ``Vary`` and
+   ``Cache-Control`` headers to add.
+
+The decisions follow express-session (`resave`, `save_uninitialized`, `rolling`, `unset`) and
+scs (idle timeout plus absolute lifetime); each is a named function below.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ._config import SessionConfig
+from ._cookies import cookie_values, render_cookie
+from ._errors import SessionTooLargeError
+from ._ids import handle_for, is_well_formed
+from ._record import CREATED, IDLE_TTL, decode_record, field_name
+from ._serializers import Serializer
+from ._session import Session
+from ._signing import Signer
+
+__all__ = [
+    "Destroy",
+    "Incoming",
+    "Load",
+    "Loaded",
+    "Plan",
+    "SessionEngine",
+    "Touch",
+    "Write",
+    "is_secure_request",
+    "should_save",
+    "should_set_cookie",
+    "should_touch",
+]
+
+logger = logging.getLogger("redis_sessions")
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What the request's cookie says.
+
+    Attributes:
+        session_id: the verified id, or None (no cookie, malformed or bad signature).
+        handle: the storage handle of `session_id` (SHA-256 of it), or None.
+        cookie_present: a cookie with our name was sent, valid or not.
+        resign: it verified with an older secret and must be re-signed with the first.
+    """
+
+    session_id: str | None = None
+    handle: str | None = None
+    cookie_present: bool = False
+    resign: bool = False
+
+
+NO_COOKIE = Incoming()
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Read a stored session and, in the same command, refresh its TTL when due.
+
+    The store refreshes the TTL to ``min(idle_ms, created + lifetime_ms - now_ms)`` when that
+    is at least `touch_after_ms` more than what is left, and deletes a session whose absolute
+    lifetime is over. ``lifetime_ms`` 0 means no absolute lifetime.
+    """
+
+    handle: str
+    now_ms: int
+    idle_ms: int
+    lifetime_ms: int
+    touch_after_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The store's reply to a `Load`: the hash fields and the key's PTTL after any refresh.
+
+    `foreign` is True when the key holds another Redis type (never written by us).
+    """
+
+    pttl_ms: int
+    fields: Mapping[bytes, bytes]
+    foreign: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Set `fields`, delete `delete` and set the TTL, atomically, in one round trip.
+
+    With `create` False the write applies only if the key still exists (no resurrection after
+    a concurrent logout). With `replace`, the session at that handle is deleted in the same
+    step (regenerate), and the write applies only if that handle still exists.
+    `ttl_ms` 0 means no expiry.
+    """
+
+    handle: str
+    fields: Mapping[str, bytes]
+    delete: tuple[str, ...]
+    ttl_ms: int
+    create: bool
+    replace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """Refresh the TTL of an existing session (no-op if it is gone)."""
+
+    handle: str
+    ttl_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Destroy:
+    """Delete a stored session."""
+
+    handle: str
+
+
+Plan = Write | Touch | Destroy | None
+
+
+def is_secure_request(scheme: str, forwarded_proto: str | None, *, trust_proxy: bool) -> bool:
+    """Tell whether the request came over HTTPS (`X-Forwarded-Proto` only behind a trusted
+    proxy; its first value is the client-facing hop)."""
+    if trust_proxy and forwarded_proto:
+        return forwarded_proto.split(",", 1)[0].strip().lower() == "https"
+    return scheme in ("https", "wss")
+
+
+def should_save(session: Session, changed: bool, config: SessionConfig) -> bool:
+    """express-session's shouldSave: write when modified; a new unmodified session only with
+    `save_uninitialized`; an existing unmodified one only with `resave`."""
+    if changed:
+        return True
+    return config.save_uninitialized if session.is_new else config.resave
+
+
+def should_touch(session: Session, config: SessionConfig) -> bool:
+    """Refresh the TTL of an unmodified existing session at the end of the request: with
+    `rolling` (the read's refresh is rate-limited by `touch_after`) or after `touch()`."""
+    return not session.is_new and (config.rolling or session._touch)
+
+
+def should_set_cookie(
+    plan: Plan, session: Session, incoming: Incoming, config: SessionConfig
+) -> bool:
+    """express-session's shouldSetCookie, for a session that is (still) stored.
+
+    Set it for an id the client does not have yet, with `rolling`, after `touch()`, after a
+    write of a persistent cookie (its expiry moved), or to re-sign with the first secret.
+    """
+    if session._id != incoming.session_id:
+        return True  # a new id (new session, regenerate), possibly saved mid-request
+    if config.rolling or session._touch or incoming.resign:
+        return True
+    return isinstance(plan, Write) and config.cookie.persist
+
+
+class SessionEngine:
+    """All session decisions for one `SessionConfig` and one serializer.
+
+    Args:
+        config: the settings.
+        serializer: encodes each top-level value (the store's serializer).
+        max_size: limit in bytes of a serialized session (field names plus values).
+    """
+
+    __slots__ = ("_callable_ttl", "_idle_ms", "_lifetime_ms", "config", "max_size", "serializer",
+                 "signer")
+
+    def __init__(self, config: SessionConfig, *, serializer: Serializer, max_size: int) -> None:
+        self.config = config
+        self.serializer = serializer
+        self.max_size = max_size
+        self.signer = Signer(config.secret)
+        self._callable_ttl = callable(config.idle_timeout)
+        idle = config.idle_timeout
+        self._idle_ms = 0 if callable(idle) else int(idle * 1000)
+        self._lifetime_ms = int(config.lifetime * 1000) if config.lifetime else 0
+
+    # -- 1. the cookie ----------------------------------------------------------------------
+
+    def read_cookie(self, header: str | None) -> Incoming:
+        """Find and verify our cookie in a Cookie header value. Never raises, never does I/O."""
+        values = cookie_values(header, self.config.cookie.name)
+        if not values:
+            return NO_COOKIE
+        for value in values:
+            verified = self.signer.unsign(value)
+            if verified is not None and is_well_formed(verified[0]):
+                sid, index = verified
+                return Incoming(sid, handle_for(sid), True, index > 0)
+        return Incoming(cookie_present=True)
+
+    # -- 2. loading -------------------------------------------------------------------------
+
+    def load_spec(self, incoming: Incoming, now_ms: int) -> Load | None:
+        """What to read for this request: None when there is no verified cookie."""
+        if incoming.handle is None:
+            return None
+        touch_after = 0 if self.config.rolling else int(self.config.touch_after * 1000)
+        return Load(incoming.handle, now_ms, self._idle_ms, self._lifetime_ms, touch_after)
+
+    def new_session(self, now_ms: int) -> Session:
+        """A fresh, empty, unsaved session."""
+        return Session(genid=self.config.genid, created_ms=now_ms)
+
+    def open_session(self, incoming: Incoming, reply: Loaded | None, now_ms: int) -> Session:
+        """The session for a request, from the store's reply to `load_spec`."""
+        session = self.new_session(now_ms)
+        self.fill(session, incoming, reply, now_ms)
+        return session
+
+    def fill(
+        self, session: Session, incoming: Incoming, reply: Loaded | None, now_ms: int
+    ) -> None:
+        """(Re)initialise `session` in place from a load reply, dropping unsaved changes.
+
+        A missing, foreign, corrupt or expired stored session gives a new empty session with
+        a new id: an id the server does not hold is never adopted (session fixation). A
+        corrupt payload is logged once with a short hash of the handle, never the id.
+        """
+        session._data = {}
+        session._raw = {}
+        session._set.clear()
+        session._deleted.clear()
+        session._accessed.clear()
+        session._regenerated = session._whole = session._destroyed = False
+        session._created_ms = now_ms
+        session._handle = None
+        session._id = None
+        session._is_new = True
+        if reply is None or incoming.handle is None:
+            return
+        if reply.foreign:
+            logger.warning("session %s: key holds a foreign Redis type; starting a new session",
+                           incoming.handle[:12])
+            return
+        try:
+            record = decode_record(reply.fields, self.serializer, self.max_size)
+        except ValueError as exc:
+            logger.warning("session %s: unreadable stored payload (%s); starting a new session",
+                           incoming.handle[:12], str(exc)[:200])
+            return
+        if self._lifetime_ms and now_ms >= record.created_ms + self._lifetime_ms:
+            return
+        session._data = record.data
+        session._raw = record.raw
+        session._created_ms = record.created_ms
+        session._handle = incoming.handle
+        session._id = incoming.session_id
+        session._ttl_ms = reply.pttl_ms
+        session._is_new = False
+
+    # -- 3. saving --------------------------------------------------------------------------
+
+    def ttl_ms(self, session: Session, now_ms: int) -> int:
+        """The TTL to set on a write: the idle timeout, capped by what is left of the
+        absolute lifetime (<= 0 means the session is over)."""
+        idle = self._idle_ms
+        if self._callable_ttl:
+            idle = int(self.config.idle_timeout(session._data) * 1000)  # type: ignore[operator]
+        if self._lifetime_ms:
+            return min(idle, session._created_ms + self._lifetime_ms - now_ms)
+        return idle
+
+    def _changed(self, session: Session, everything: bool) -> dict[str, bytes]:
+        """Serialized values to write: set keys and read dicts/lists whose bytes differ."""
+        data = session._data
+        keys = data.keys() if everything else (session._set | session._accessed) & data.keys()
+        dumps, raw = self.serializer.dumps, session._raw
+        changed = {}
+        for key in keys:
+            value = dumps(data[key])
+            if everything or value != raw.get(key):
+                changed[field_name(key)] = value
+        return changed
+
+    def _check_size(self, session: Session, changed: Mapping[str, bytes], full: bool) -> None:
+        size = sum(len(k.encode()) + len(v) for k, v in changed.items())
+        if not full:
+            for key, value in session._raw.items():
+                name = field_name(key)
+                if name not in changed and key in session._data:
+                    size += len(name.encode()) + len(value)
+        if size > self.max_size:
+            raise SessionTooLargeError(size, self.max_size)
+
+    def plan(self, session: Session, now_ms: int) -> Plan:
+        """Decide what the end of the request writes. Raises `SessionTooLargeError` (nothing
+        is written) when the session is over `max_size`."""
+        if session._loader is not None:
+            return None  # never looked at: nothing can have changed
+        old = session._handle
+        if session._destroyed:
+            return Destroy(old) if old else None
+        if self.config.unset == "destroy" and old and not session._data and session._deleted:
+            return Destroy(old)
+        full = old is None or session._regenerated or session._whole
+        changed = self._changed(session, full)
+        modified = bool(session._deleted) or (bool(changed) if old else bool(session._data))
+        if session._regenerated and old:
+            modified = True
+        ttl = self.ttl_ms(session, now_ms)
+        if not should_save(session, modified, self.config):
+            if should_touch(session, self.config) and old:
+                return Touch(old, ttl) if ttl > 0 else Destroy(old)
+            return None
+        if ttl <= 0:
+            return Destroy(old) if old else None  # connect-redis: an expired save is a delete
+        if self.config.resave and not full and not changed:
+            changed = self._changed(session, True)
+        self._check_size(session, changed, full)
+        if self._callable_ttl:
+            changed[IDLE_TTL] = str(ttl).encode()
+        if full:
+            changed[CREATED] = str(session._created_ms).encode()
+            if old is None or session._regenerated:
+                if session._regenerated and old is None:
+                    session._id = None  # a fresh id even if one was handed out already
+                return Write(handle_for(session.id), changed, (), ttl, True, old)
+        assert old is not None  # full is True for every session without a stored copy
+        deleted = tuple(field_name(k) for k in session._deleted)
+        return Write(old, changed, deleted, ttl, False)
+
+    def committed(self, session: Session, plan: Plan, applied: bool) -> None:
+        """Record that `plan` was run: the session's baseline becomes what was written."""
+        if not applied:
+            # Destroyed meanwhile by another request (logout): stay destroyed, so neither this
+            # save nor a later one in the request brings the session back under any id.
+            session.destroy()
+            session._handle = None
+            return
+        if isinstance(plan, Destroy):
+            session._handle = None
+            session._is_new = True
+            return
+        if isinstance(plan, Write):
+            for name, value in plan.fields.items():
+                if name[:1] != "$" or name[:2] == "$$":
+                    session._raw[name[1:] if name[:2] == "$$" else name] = value
+            for key in session._deleted:
+                session._raw.pop(key, None)
+            session._handle = plan.handle
+            session._ttl_ms = plan.ttl_ms
+            session._is_new = False
+        elif isinstance(plan, Touch):
+            session._ttl_ms = plan.ttl_ms
+        session._set.clear()
+        session._deleted.clear()
+        session._accessed.clear()
+        session._regenerated = session._whole = False
+
+    # -- 4. the response --------------------------------------------------------------------
+
+    def response_headers(
+        self, session: Session, incoming: Incoming, plan: Plan, applied: bool, secure: bool
+    ) -> list[tuple[str, str]]:
+        """Headers to add to the response: Set-Cookie plus ``Vary: Cookie`` and
+        ``Cache-Control: no-cache="Set-Cookie"`` whenever a cookie is set."""
+        cookie = self.config.cookie
+        if session._destroyed or isinstance(plan, Destroy) or not applied:
+            if not incoming.cookie_present:
+                return []
+            value = self._render("", 0, secure)  # logout, or destroyed meanwhile elsewhere
+        elif session._loader is not None or session._handle is None:
+            return []  # not loaded, or a new session that was not stored
+        elif should_set_cookie(plan, session, incoming, self.config):
+            ttl_ms = plan.ttl_ms if isinstance(plan, (Write, Touch)) else session._ttl_ms
+            max_age = -(-ttl_ms // 1000) if cookie.persist and ttl_ms > 0 else None
+            value = self._render(self.signer.sign(session.id), max_age, secure)
+        else:
+            return []
+        return [
+            ("set-cookie", value),
+            ("vary", "Cookie"),
+            ("cache-control", 'no-cache="Set-Cookie"'),
+        ]
+
+    def _render(self, value: str, max_age: int | None, secure: bool) -> str:
+        c = self.config.cookie
+        return render_cookie(
+            c.name,
+            value,
+            path=c.path,
+            domain=c.domain,
+            max_age=max_age,
+            http_only=c.http_only,
+            secure=secure if c.secure == "auto" else c.secure,
+            same_site=c.same_site,
+            partitioned=c.partitioned,
+            priority=c.priority,
+        )

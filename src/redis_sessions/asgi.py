@@ -1,0 +1,151 @@
+"""Pure ASGI session middleware: a drop-in for Starlette's `SessionMiddleware`.
+
+`scope["session"]` holds a `Session`, so ``request.session`` works unchanged in Starlette and
+FastAPI. The session is loaded (one round trip) only when the request carries a validly signed
+cookie, and written on ``http.response.start`` (or ``websocket.accept``), where the
+``Set-Cookie`` header is added.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._adapter import UNAVAILABLE_BODY, RequestState, unavailable_headers
+from ._config import SessionConfig
+from ._engine import Loaded, is_secure_request
+from ._errors import StoreUnavailableError
+from ._session import Session
+from .store._base import now_ms
+
+__all__ = ["SessionMiddleware"]
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Any
+Send = Any
+ASGIApp = Any
+
+
+class _Binding:
+    """Gives `Session.asave()` / `areload()` access to the store for one request."""
+
+    __slots__ = ("middleware", "state")
+
+    def __init__(self, middleware: SessionMiddleware, state: RequestState) -> None:
+        self.middleware = middleware
+        self.state = state
+
+    def save(self, session: Session) -> None:
+        raise TypeError("use 'await session.asave()' under ASGI")
+
+    def reload(self, session: Session) -> None:
+        raise TypeError("use 'await session.areload()' under ASGI")
+
+    async def asave(self, session: Session) -> None:
+        await self.middleware._commit(self.state)
+
+    async def areload(self, session: Session) -> None:
+        state = self.state
+        incoming = state.reload_incoming()
+        now = now_ms()
+        spec = state.engine.load_spec(incoming, now)
+        reply = await self.middleware.store.load(spec) if spec else None
+        state.engine.fill(session, incoming, reply, now)
+
+
+class SessionMiddleware:
+    """Server-side sessions for any ASGI app.
+
+    Args:
+        app: the ASGI app.
+        store: an `AsyncRedisStore` or `AsyncMemoryStore` (default: `AsyncRedisStore` on
+            ``$REDIS_URL``).
+        config: a `SessionConfig` to start from.
+        **options: `SessionConfig` / `CookieConfig` fields, flat (``secret=``,
+            ``same_site=``...); Starlette's ``secret_key``, ``session_cookie``, ``max_age`` and
+            ``https_only`` are accepted too.
+    """
+
+    def __init__(self, app: ASGIApp, store: Any = None, *, config: SessionConfig | None = None,
+                 **options: Any) -> None:
+        from ._engine import SessionEngine
+        from .store._async import AsyncRedisStore
+
+        self.app = app
+        self.store = store if store is not None else AsyncRedisStore()
+        self.config = SessionConfig.from_options(config, options)
+        self.engine = SessionEngine(self.config, serializer=self.store.serializer,
+                                    max_size=self.store.max_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        engine, config = self.engine, self.config
+        cookie, proto = None, None
+        for name, value in scope.get("headers", ()):
+            if name == b"cookie":
+                text = value.decode("latin-1")
+                cookie = text if cookie is None else f"{cookie}; {text}"
+            elif name == b"x-forwarded-proto":
+                proto = value.decode("latin-1")
+        incoming = engine.read_cookie(cookie)
+        now = now_ms()
+        spec = engine.load_spec(incoming, now)
+        reply: Loaded | None = None
+        degraded = False
+        if spec is not None:
+            try:
+                reply = await self.store.load(spec)
+            except StoreUnavailableError:
+                if config.on_unavailable != "anonymous":
+                    await self._unavailable(kind, send)
+                    return
+                degraded = True
+        session = engine.open_session(incoming, reply, now)
+        secure = is_secure_request(scope.get("scheme", "http"), proto,
+                                   trust_proxy=config.trust_proxy)
+        state = RequestState(engine, incoming, session, secure, degraded)
+        session._binding = _Binding(self, state)
+        scope["session"] = session
+        started = replaced = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started, replaced
+            if replaced:
+                return  # the app's response was swapped for a 503
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                started = True
+                try:
+                    extra = await self._commit(state)
+                except StoreUnavailableError:
+                    replaced = True
+                    await self._unavailable(kind, send)
+                    return
+                if extra:
+                    headers = list(message.get("headers", ()))
+                    headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra)
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except StoreUnavailableError:
+            if started:
+                raise
+            await self._unavailable(kind, send)
+
+    async def _commit(self, state: RequestState) -> list[tuple[str, str]]:
+        plan = state.plan(now_ms())
+        applied = await self.store.commit(plan) if plan is not None else True
+        return state.finish(plan, applied)
+
+    async def _unavailable(self, kind: str, send: Send) -> None:
+        if kind == "websocket":
+            # 1013 "Try Again Later"; before the handshake the server answers 403.
+            await send({"type": "websocket.close", "code": 1013, "reason": "session store"})
+            return
+        headers = [(k.encode(), v.encode()) for k, v in unavailable_headers(self.config)]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})

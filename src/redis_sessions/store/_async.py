@@ -1,0 +1,153 @@
+"""The asyncio Redis store: the shared flows of `_layouts` run on `redis.asyncio.Redis`.
+
+This file and `_sync.py` differ only by ``async``/``await`` and the client type (a test checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import redis.asyncio
+from redis.exceptions import NoScriptError, RedisError
+
+from .._connect import connect_async
+from .._engine import Load, Loaded, Plan
+from ._base import StoreBase, now_ms
+from ._faults import Health
+from ._layouts import Call, Command, Dedup, Flow, Script
+
+__all__ = ["AsyncRedisStore", "AsyncRunner"]
+
+
+class AsyncRunner:
+    """Runs flows on a `redis.asyncio.Redis`-compatible client; translates errors once."""
+
+    __slots__ = ("client", "health")
+
+    def __init__(self, client: Any, health: Health) -> None:
+        self.client = client
+        self.health = health
+
+    async def run(self, flow: Flow) -> Any:
+        """Drive `flow` to completion, one round trip per yielded command."""
+        command = next(flow)
+        while True:
+            reply = await self.execute(command)
+            try:
+                command = flow.send(reply)
+            except StopIteration as done:
+                return done.value
+
+    async def execute(self, command: Command) -> Any:
+        """Run one command; unavailability becomes `StoreUnavailableError`."""
+        try:
+            reply = await self._dispatch(command)
+        except RedisError as exc:
+            raise self.health.failed(exc) from None
+        except OSError as exc:
+            raise self.health.failed(exc) from None
+        self.health.ok()
+        return reply
+
+    async def _dispatch(self, command: Command) -> Any:
+        client = self.client
+        if isinstance(command, Script):
+            args = (len(command.keys), *command.keys, *command.args)
+            try:
+                return await client.execute_command("EVALSHA", command.sha, *args)
+            except NoScriptError:
+                return await client.execute_command("EVAL", command.source, *args)
+        if isinstance(command, Call):
+            return await client.execute_command(*command.args)
+        pipe = client.pipeline(transaction=False)
+        for call in command.calls:
+            pipe.execute_command(*call.args)
+        return await pipe.execute()
+
+
+class AsyncRedisStore(StoreBase):
+    """Sessions in Redis, for asyncio code (ASGI, Starlette, FastAPI).
+
+    Args:
+        client: a `redis.asyncio.Redis` (or compatible) client, ``decode_responses=False``;
+            when omitted, one is built from `url` by `redis_sessions.connect_async` (explicit
+            timeouts and retries), `url` defaulting to ``REDIS_URL``.
+        url: Redis URL when no client is given.
+        **options: the `StoreBase` options (prefix, ttl, serializer, max_size, ...).
+
+    Every method costs the round trips it names; all raise `StoreUnavailableError` when Redis
+    cannot serve.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis | None = None, *, url: str | None = None,
+                 **options: Any) -> None:
+        super().__init__(**options)
+        self.client = client if client is not None else connect_async(url)
+        self._runner = AsyncRunner(self.client, self.health)
+
+    async def load(self, spec: Load) -> Loaded | None:
+        """Read a session, refreshing its TTL when due (1 round trip)."""
+        return await self._runner.run(self.layout.load(spec))  # type: ignore[no-any-return]
+
+    async def commit(self, plan: Plan) -> bool:
+        """Run an engine plan (1 round trip, 0 for None) -> False if the session was gone."""
+        if plan is None:
+            return True
+        return await self._runner.run(self.layout.commit(plan))  # type: ignore[no-any-return]
+
+    async def get(self, handle: str) -> dict[str, Any] | None:
+        """The data of a session, or None if missing or unreadable (1 round trip)."""
+        return await self._runner.run(self.layout.get(handle))  # type: ignore[no-any-return]
+
+    async def set(self, handle: str, data: Mapping[str, Any], ttl: float | None = None) -> bool:
+        """Replace a session's data with a TTL (default `ttl`); <= 0 deletes (1 round trip)."""
+        flow = self.layout.set(handle, data, self._ttl_ms(data, ttl), now_ms())
+        return await self._runner.run(flow)  # type: ignore[no-any-return]
+
+    async def destroy(self, *handles: str) -> int:
+        """Delete sessions; returns how many existed (1 round trip)."""
+        return await self._runner.run(self.layout.destroy(*handles))  # type: ignore[no-any-return]
+
+    async def touch(self, handle: str, ttl: float | None = None) -> bool:
+        """Reset a session's TTL; False if it does not exist (1 round trip)."""
+        flow = self.layout.touch(handle, self._ttl_ms({}, ttl))
+        return await self._runner.run(flow)  # type: ignore[no-any-return]
+
+    async def ids(self) -> AsyncIterator[str]:
+        """Every session handle under the prefix, once each (SCAN pages, never KEYS)."""
+        dedup, cursor = Dedup(), 0
+        while True:
+            cursor, handles = await self._runner.run(self.layout.scan_page(cursor))
+            for handle in dedup.fresh(handles):
+                yield handle
+            if cursor == 0:
+                return
+
+    async def all(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Every readable session as (handle, data), one round trip per SCAN page more."""
+        dedup, cursor = Dedup(), 0
+        while True:
+            cursor, handles = await self._runner.run(self.layout.scan_page(cursor))
+            found = await self._runner.run(self.layout.get_many(dedup.fresh(handles)))
+            for item in found.items():
+                yield item
+            if cursor == 0:
+                return
+
+    async def length(self) -> int:
+        """How many sessions exist (a full SCAN)."""
+        return sum([1 async for _ in self.ids()])
+
+    async def clear(self) -> int:
+        """Delete every session under the prefix, page by page; returns how many."""
+        dedup, cursor, deleted = Dedup(), 0, 0
+        while True:
+            cursor, handles = await self._runner.run(self.layout.scan_page(cursor))
+            deleted += await self._runner.run(self.layout.destroy(*dedup.fresh(handles)))
+            if cursor == 0:
+                return deleted  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self.client.aclose()

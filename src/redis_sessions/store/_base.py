@@ -1,0 +1,71 @@
+"""What every store shares: options, the layout, outage tracking, TTL computation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._errors import ConfigError
+from .._serializers import Serializer, default_serializer
+from ._faults import Health
+from ._layouts import HashLayout
+
+__all__ = ["StoreBase", "now_ms"]
+
+TTL = float | Callable[[Mapping[str, Any]], float]
+
+
+def now_ms() -> int:
+    """Wall-clock time in integer milliseconds (what session metadata stores)."""
+    return int(time.time() * 1000)
+
+
+class StoreBase:
+    """Options shared by the Redis stores (connect-redis's names).
+
+    Args:
+        prefix: key prefix (default ``"sess:"``).
+        ttl: TTL in seconds for `set` / `touch`, or a callable of the session data returning
+            seconds (default 86400). Sessions written by the middleware use its
+            `idle_timeout` instead.
+        disable_ttl: never set a TTL: sessions live until destroyed (default False).
+        serializer: value serializer (default JSON, with orjson when installed).
+        max_size: limit in bytes of one serialized session (default 64 KiB); a bigger session
+            raises `SessionTooLargeError` and writes nothing, a bigger stored one reads as
+            missing.
+        scan_count: COUNT hint of each SCAN call when listing (default 100).
+    """
+
+    def __init__(
+        self,
+        *,
+        prefix: str = "sess:",
+        ttl: TTL = 86400,
+        disable_ttl: bool = False,
+        serializer: Serializer | None = None,
+        max_size: int = 64 * 1024,
+        scan_count: int = 100,
+    ) -> None:
+        if not isinstance(max_size, int) or max_size <= 0:
+            raise ConfigError(f"max_size: must be a positive int of bytes, got {max_size!r}")
+        if not isinstance(scan_count, int) or scan_count <= 0:
+            raise ConfigError(f"scan_count: must be a positive int, got {scan_count!r}")
+        if not callable(ttl) and (isinstance(ttl, bool) or ttl <= 0):
+            raise ConfigError(f"ttl: must be positive seconds or a callable, got {ttl!r}")
+        self.ttl = ttl
+        self.serializer = serializer or default_serializer()
+        self.max_size = max_size
+        self.layout = HashLayout(prefix=prefix, serializer=self.serializer, max_size=max_size,
+                                 scan_count=scan_count, disable_ttl=disable_ttl)
+        self.health = Health(type(self).__name__)
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix."""
+        return self.layout.prefix
+
+    def _ttl_ms(self, data: Mapping[str, Any], ttl: float | None) -> int:
+        if ttl is None:
+            ttl = self.ttl(data) if callable(self.ttl) else self.ttl
+        return int(ttl * 1000)

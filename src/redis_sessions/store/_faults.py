@@ -1,0 +1,80 @@
+"""Classifying Redis errors once, and logging outages once (not once per request)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from redis import exceptions as rx
+
+from .._errors import StoreUnavailableError
+
+__all__ = ["Health", "classify"]
+
+logger = logging.getLogger("redis_sessions")
+
+# Error replies that mean "Redis cannot serve this now", not "this request is wrong". NOREPLICAS
+# and MISCONF have no exception class in redis-py: they arrive as plain ResponseError.
+_UNAVAILABLE_PREFIXES = (
+    "LOADING", "READONLY", "OOM", "NOREPLICAS", "MISCONF", "CLUSTERDOWN", "MASTERDOWN",
+    "TRYAGAIN", "BUSY", "NOTBUSY", "MASTER_DOWN",
+)
+
+
+def _script_error_code(message: str) -> str:
+    # Errors raised inside a script keep their code, possibly after a "Error running script"
+    # preamble on old servers.
+    for word in message.replace(":", " ").split():
+        if word.isupper() and word in _UNAVAILABLE_PREFIXES:
+            return word
+    return message.split(" ", 1)[0]
+
+
+def classify(exc: BaseException) -> StoreUnavailableError | None:
+    """Return a `StoreUnavailableError` when `exc` means Redis cannot serve, else None.
+
+    Connection errors (including LOADING and an exhausted pool), timeouts and the error replies
+    LOADING, READONLY, OOM, NOREPLICAS, MISCONF, CLUSTERDOWN, MASTERDOWN, TRYAGAIN and BUSY
+    are unavailability; anything else (a bug, a wrong argument) is not.
+    """
+    if isinstance(exc, rx.BusyLoadingError):
+        return StoreUnavailableError("LOADING")
+    if isinstance(exc, (rx.TimeoutError, socket.timeout, TimeoutError)):
+        return StoreUnavailableError("timeout")
+    if isinstance(exc, (rx.ConnectionError, ConnectionError, OSError)):
+        return StoreUnavailableError("connection")
+    if isinstance(exc, rx.ResponseError):
+        code = _script_error_code(str(exc))
+        if code in _UNAVAILABLE_PREFIXES:
+            return StoreUnavailableError(code)
+    if isinstance(exc, rx.RedisClusterException):
+        return StoreUnavailableError("cluster")
+    return None
+
+
+class Health:
+    """Tracks whether the store is reachable: one WARNING when an outage starts, one INFO when
+    it ends, whatever the number of requests in between."""
+
+    __slots__ = ("available", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.available = True
+
+    def failed(self, exc: BaseException) -> BaseException:
+        """Translate `exc`; log the start of an outage. Returns the exception to raise."""
+        error = classify(exc)
+        if error is None:
+            return exc
+        if self.available:
+            self.available = False
+            logger.warning("session store %s unavailable (%s); answering 503 until it is back",
+                           self.name, error.reason)
+        return error
+
+    def ok(self) -> None:
+        """Record a successful command; log the end of an outage."""
+        if not self.available:
+            self.available = True
+            logger.info("session store %s available again", self.name)

@@ -1,0 +1,283 @@
+"""The hash layout: how store operations become Redis commands, written once as generator flows.
+
+A flow is a generator that yields commands (plain data) and receives their replies; the sync and
+asyncio runners (`_sync.py`, `_async.py`) perform the I/O. Every multi-step operation (load with
+TTL refresh, conditional save, regenerate, SCAN paging) is therefore written exactly once.
+
+Data model (one Redis hash per session, key ``{prefix}{<handle>}``; the braces are a Cluster
+hash tag so companion keys of a session share its slot):
+
+- each top-level session key is one field, its value serialized (JSON by default);
+- ``$c`` holds the creation time (ms), ``$t`` a per-session idle timeout (ms) when the idle
+  timeout is a callable; user keys starting with ``$`` are stored with one more ``$``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._engine import Destroy, Load, Loaded, Plan, Touch, Write
+from .._errors import SessionTooLargeError
+from .._record import CREATED, decode_record, field_name
+from .._serializers import Serializer
+
+__all__ = ["Batch", "Call", "Dedup", "Flow", "HashLayout", "Script"]
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """Run a Lua script: EVALSHA, falling back to EVAL when the server does not have it."""
+
+    source: str
+    sha: str
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+
+    @classmethod
+    def define(cls, source: str) -> Script:
+        """A script template with no keys or arguments yet."""
+        return cls(source, hashlib.sha1(source.encode()).hexdigest(), (), ())
+
+    def __call__(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> Script:
+        return Script(self.source, self.sha, keys, args)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One plain Redis command."""
+
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several plain commands in one round trip (a non-transactional pipeline)."""
+
+    calls: tuple[Call, ...]
+
+
+Command = Script | Call | Batch
+Flow = Generator[Command, Any, Any]
+
+# Read a session and refresh its TTL when due, in one command. Returns nil when the key is
+# missing (or past its absolute lifetime, in which case it is deleted), -1 when the key holds
+# another type, else {pttl, {field, value, ...}}.
+_LOAD = Script.define("""
+local k = KEYS[1]
+local kind = redis.call('TYPE', k)['ok']
+if kind == 'none' then return false end
+if kind ~= 'hash' then return -1 end
+local now, idle = tonumber(ARGV[1]), tonumber(ARGV[2])
+local life, after = tonumber(ARGV[3]), tonumber(ARGV[4])
+local meta = redis.call('HMGET', k, '$c', '$t')
+local created = tonumber(meta[1])
+if meta[2] then idle = tonumber(meta[2]) or idle end
+local target = idle
+if life > 0 and created then
+  local left = created + life - now
+  if left <= 0 then
+    redis.call('DEL', k)
+    return false
+  end
+  if target <= 0 or left < target then target = left end
+end
+local pttl = redis.call('PTTL', k)
+if target > 0 and (pttl < 0 or target - pttl >= after) then
+  redis.call('PEXPIRE', k, target)
+  pttl = target
+end
+return {pttl, redis.call('HGETALL', k)}
+""")
+
+# Write fields, delete fields and set the TTL atomically. ARGV: ttl_ms, mode, n_set, then n_set
+# field/value pairs, then fields to delete. Modes: 'u' update only if the key is still a hash
+# (no resurrection after a concurrent logout); 'c' create; 'r' replace the whole hash.
+# With a second key (regenerate), the write happens only if that old key is still a hash, and
+# deletes it; a re-sent regenerate (reply lost) finds the old key gone and the new one present,
+# and reports success again, so the write is idempotent under redis-py's automatic retry.
+_WRITE = Script.define("""
+local k = KEYS[1]
+local mode = ARGV[2]
+if KEYS[2] then
+  if redis.call('TYPE', KEYS[2])['ok'] ~= 'hash' then return redis.call('EXISTS', k) end
+elseif mode == 'u' then
+  if redis.call('TYPE', k)['ok'] ~= 'hash' then return 0 end
+elseif mode == 'r' then
+  redis.call('DEL', k)
+end
+local n = tonumber(ARGV[3])
+if n > 0 then redis.call('HSET', k, unpack(ARGV, 4, 3 + 2 * n)) end
+if #ARGV > 3 + 2 * n then redis.call('HDEL', k, unpack(ARGV, 4 + 2 * n)) end
+local ttl = tonumber(ARGV[1])
+if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
+return 1
+""")
+
+SCRIPTS = (_LOAD, _WRITE)
+
+
+class HashLayout:
+    """Flows for the default layout: one hash per session, delta saves.
+
+    Args:
+        prefix: key prefix (default ``"sess:"``).
+        serializer: value serializer (for `get` / `set` / `all`).
+        max_size: limit of a serialized session in bytes.
+        scan_count: COUNT hint for SCAN.
+        disable_ttl: never set a TTL (sessions live until destroyed).
+    """
+
+    __slots__ = ("_match", "disable_ttl", "max_size", "prefix", "scan_count", "serializer")
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        serializer: Serializer,
+        max_size: int,
+        scan_count: int,
+        disable_ttl: bool,
+    ) -> None:
+        self.prefix = prefix
+        self.serializer = serializer
+        self.max_size = max_size
+        self.scan_count = scan_count
+        self.disable_ttl = disable_ttl
+        # SCAN's MATCH is a glob: escape the prefix's special characters.
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+        self._match = escaped + "{*}"
+
+    def key(self, handle: str) -> str:
+        """The Redis key of a session handle."""
+        return f"{self.prefix}{{{handle}}}"
+
+    def handle_of(self, key: bytes | str) -> str | None:
+        """The handle in a Redis key, or None if the key is not one of ours."""
+        text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        inner = text[len(self.prefix):]
+        if text.startswith(self.prefix) and inner[:1] == "{" and inner[-1:] == "}":
+            return inner[1:-1]
+        return None
+
+    def _ttl(self, ttl_ms: int) -> int:
+        return 0 if self.disable_ttl else ttl_ms
+
+    # -- what the adapters use --------------------------------------------------------------
+
+    def load(self, spec: Load) -> Flow:
+        """Flow: read a session (refreshing its TTL when due) -> `Loaded` or None."""
+        idle = 0 if self.disable_ttl else spec.idle_ms
+        reply = yield _LOAD((self.key(spec.handle),),
+                            (spec.now_ms, idle, spec.lifetime_ms, spec.touch_after_ms))
+        if reply is None:
+            return None
+        if reply == -1:
+            return Loaded(-1, {}, foreign=True)
+        pttl, flat = reply
+        return Loaded(pttl, dict(zip(flat[::2], flat[1::2])))
+
+    def commit(self, plan: Plan) -> Flow:
+        """Flow: run a plan -> True if it applied (False: the session was gone meanwhile)."""
+        if isinstance(plan, Write):
+            return (yield self._write(plan.handle, plan.fields, plan.delete, plan.ttl_ms,
+                                      "c" if plan.create else "u", plan.replace))
+        if isinstance(plan, Touch):
+            if self.disable_ttl:
+                return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
+            return (yield Call(("PEXPIRE", self.key(plan.handle), plan.ttl_ms))) == 1
+        if isinstance(plan, Destroy):
+            yield Call(("DEL", self.key(plan.handle)))
+        return True
+
+    def _write(
+        self,
+        handle: str,
+        fields: Mapping[str, bytes],
+        delete: Iterable[str],
+        ttl_ms: int,
+        mode: str,
+        replace: str | None = None,
+    ) -> Script:
+        keys = (self.key(handle),) if replace is None else (self.key(handle), self.key(replace))
+        args: list[Any] = [self._ttl(ttl_ms), mode, len(fields)]
+        for item in fields.items():
+            args.extend(item)
+        args.extend(delete)
+        return _WRITE(keys, tuple(args))
+
+    # -- the connect-redis store API --------------------------------------------------------
+
+    def get(self, handle: str) -> Flow:
+        """Flow: the data of a session, or None when missing or unreadable. No TTL refresh."""
+        reply = yield Call(("HGETALL", self.key(handle)))
+        return self._decode(reply)
+
+    def _decode(self, fields: Mapping[bytes, bytes] | list[bytes] | None) -> dict[str, Any] | None:
+        if not fields:
+            return None
+        if isinstance(fields, list):
+            fields = dict(zip(fields[::2], fields[1::2]))
+        try:
+            return decode_record(fields, self.serializer, self.max_size).data
+        except ValueError:
+            return None
+
+    def set(self, handle: str, data: Mapping[str, Any], ttl_ms: int, now_ms: int) -> Flow:
+        """Flow: replace a session's data (creating it), with a TTL; a TTL <= 0 deletes it."""
+        if ttl_ms <= 0 and not self.disable_ttl:
+            yield Call(("DEL", self.key(handle)))
+            return False
+        fields = {field_name(k): self.serializer.dumps(v) for k, v in data.items()}
+        size = sum(len(k.encode()) + len(v) for k, v in fields.items())
+        if size > self.max_size:
+            raise SessionTooLargeError(size, self.max_size)
+        fields[CREATED] = str(now_ms).encode()
+        yield self._write(handle, fields, (), ttl_ms, "r")
+        return True
+
+    def destroy(self, *handles: str) -> Flow:
+        """Flow: delete sessions -> how many existed."""
+        if not handles:
+            return 0
+        return (yield Call(("UNLINK", *(self.key(h) for h in handles))))
+
+    def touch(self, handle: str, ttl_ms: int) -> Flow:
+        """Flow: refresh a session's TTL -> False if it does not exist."""
+        return (yield from self.commit(Touch(handle, ttl_ms)))
+
+    def scan_page(self, cursor: int) -> Flow:
+        """Flow: one SCAN page -> (next cursor, handles). SCAN, never KEYS: it never blocks."""
+        cursor, keys = yield Call(("SCAN", cursor, "MATCH", self._match, "COUNT", self.scan_count))
+        handles = [h for h in map(self.handle_of, keys) if h is not None]
+        return int(cursor), handles
+
+    def get_many(self, handles: list[str]) -> Flow:
+        """Flow: data of several sessions in one round trip -> {handle: data} (missing left out)."""
+        if not handles:
+            return {}
+        replies = yield Batch(tuple(Call(("HGETALL", self.key(h))) for h in handles))
+        found = {}
+        for handle, reply in zip(handles, replies):
+            data = self._decode(reply)
+            if data is not None:
+                found[handle] = data
+        return found
+
+
+class Dedup:
+    """Remembers handles already returned (SCAN may return a key more than once)."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def fresh(self, handles: Iterable[str]) -> list[str]:
+        """The handles not returned before."""
+        out = [h for h in dict.fromkeys(handles) if h not in self.seen]
+        self.seen.update(out)
+        return out

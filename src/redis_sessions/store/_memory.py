@@ -1,0 +1,186 @@
+"""`MemoryStore`: the store contract in process memory, for your app's tests.
+
+It is a `RedisStore` whose client is a tiny in-process interpreter of the few commands the
+store's flows send (the two Lua scripts are implemented in Python), so it runs the very same
+flows as the Redis store. Not for production: nothing is shared between processes, nothing
+survives a restart.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+from ._async import AsyncRedisStore
+from ._layouts import _LOAD
+from ._sync import RedisStore
+
+__all__ = ["AsyncMemoryStore", "MemoryStore"]
+
+Hash = dict[bytes, bytes]
+
+
+def _b(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
+class _MemoryRedis:
+    """The subset of Redis the store uses, with expiry, behind one lock."""
+
+    def __init__(self) -> None:
+        self._hashes: dict[str, Hash] = {}
+        self._expires: dict[str, int] = {}
+        self._lock = threading.RLock()
+
+    @staticmethod
+    def _now() -> int:
+        return int(time.time() * 1000)
+
+    def _get(self, key: str) -> Hash | None:
+        deadline = self._expires.get(key)
+        if deadline is not None and deadline <= self._now():
+            self._delete(key)
+        return self._hashes.get(key)
+
+    def _delete(self, key: str) -> int:
+        self._expires.pop(key, None)
+        return 1 if self._hashes.pop(key, None) is not None else 0
+
+    def _pttl(self, key: str) -> int:
+        deadline = self._expires.get(key)
+        return -1 if deadline is None else max(deadline - self._now(), 0)
+
+    def _pexpire(self, key: str, ttl: int) -> int:
+        if self._get(key) is None:
+            return 0
+        self._expires[key] = self._now() + ttl
+        return 1
+
+    def execute_command(self, name: str, *args: Any) -> Any:
+        with self._lock:
+            command = name.upper()
+            if command in ("EVALSHA", "EVAL"):
+                script, nkeys = args[0], int(args[1])
+                keys = [str(k) for k in args[2:2 + nkeys]]
+                argv = [_b(a) for a in args[2 + nkeys:]]
+                if script in (_LOAD.sha, _LOAD.source):
+                    return self._load(keys[0], argv)
+                return self._write(keys, argv)
+            key = str(args[0]) if args else ""
+            if command == "HGETALL":
+                return dict(self._get(key) or {})
+            if command in ("DEL", "UNLINK"):
+                return sum(self._delete(str(k)) for k in args if self._get(str(k)) is not None)
+            if command == "EXISTS":
+                return int(self._get(key) is not None)
+            if command == "PEXPIRE":
+                return self._pexpire(key, int(args[1]))
+            if command == "SCAN":
+                # The flows only ever SCAN for "<escaped prefix>{*}".
+                prefix = re.sub(r"\\(.)", r"\1", str(args[2])[:-3]) + "{"
+                keys = [k for k in list(self._hashes) if self._get(k) is not None]
+                return 0, [k.encode() for k in keys if k.startswith(prefix) and k[-1] == "}"]
+            raise NotImplementedError(f"MemoryStore does not implement {command}")
+
+    def _load(self, key: str, argv: list[bytes]) -> Any:
+        fields = self._get(key)
+        if fields is None:
+            return None
+        now, idle, life, after = (int(a) for a in argv)
+        if b"$t" in fields:
+            idle = int(fields[b"$t"])
+        target = idle
+        created = fields.get(b"$c")
+        if life > 0 and created is not None:
+            left = int(created) + life - now
+            if left <= 0:
+                self._delete(key)
+                return None
+            if target <= 0 or left < target:
+                target = left
+        pttl = self._pttl(key)
+        if target > 0 and (pttl < 0 or target - pttl >= after):
+            self._pexpire(key, target)
+            pttl = target
+        flat: list[bytes] = []
+        for item in fields.items():
+            flat.extend(item)
+        return [pttl, flat]
+
+    def _write(self, keys: list[str], argv: list[bytes]) -> int:
+        key, mode, count = keys[0], argv[1], int(argv[2])
+        if len(keys) > 1:
+            if self._get(keys[1]) is None:
+                return int(self._get(key) is not None)
+        elif mode == b"u" and self._get(key) is None:
+            return 0
+        elif mode == b"r":
+            self._delete(key)
+        fields = self._hashes.setdefault(key, {})
+        pairs = argv[3:3 + 2 * count]
+        fields.update(zip(pairs[::2], pairs[1::2]))
+        for name in argv[3 + 2 * count:]:
+            fields.pop(name, None)
+        ttl = int(argv[0])
+        if ttl > 0:
+            self._pexpire(key, ttl)
+        if len(keys) > 1:
+            self._delete(keys[1])
+        return 1
+
+    def pipeline(self, transaction: bool = False) -> _MemoryPipeline:
+        return _MemoryPipeline(self)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class _MemoryPipeline:
+    def __init__(self, redis: _MemoryRedis) -> None:
+        self._redis = redis
+        self._calls: list[tuple[Any, ...]] = []
+
+    def execute_command(self, *args: Any) -> None:
+        self._calls.append(args)
+
+    def execute(self) -> list[Any]:
+        return [self._redis.execute_command(*call) for call in self._calls]
+
+
+class _AsyncMemoryRedis:
+    """The asyncio face of `_MemoryRedis` (no real waiting: everything is in memory)."""
+
+    def __init__(self) -> None:
+        self.sync = _MemoryRedis()
+
+    async def execute_command(self, *args: Any) -> Any:
+        return self.sync.execute_command(*args)
+
+    def pipeline(self, transaction: bool = False) -> _AsyncMemoryPipeline:
+        return _AsyncMemoryPipeline(self.sync)
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+class _AsyncMemoryPipeline(_MemoryPipeline):
+    async def execute(self) -> list[Any]:  # type: ignore[override]
+        return super().execute()
+
+
+class MemoryStore(RedisStore):
+    """The store contract in memory, for sync tests (same options as `RedisStore`)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(_MemoryRedis(), **options)  # type: ignore[arg-type]
+
+
+class AsyncMemoryStore(AsyncRedisStore):
+    """The store contract in memory, for asyncio tests (same options as `AsyncRedisStore`)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(_AsyncMemoryRedis(), **options)  # type: ignore[arg-type]
