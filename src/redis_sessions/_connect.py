@@ -3,8 +3,9 @@
 redis-py changed its defaults in 2026 (socket timeouts from "block forever" to 5 s, the retry
 policy from 3 to 10 attempts), so nothing here relies on them: every client gets explicit
 socket timeouts, a bounded `Retry` with jittered backoff and a health check interval. With the
-defaults a call that cannot be served fails after about 2 s (two attempts of 1 s plus backoff),
-so an adapter answers 503 within 3 s.
+defaults a call that cannot be served fails within about 2 s: two attempts of 0.5 s for the
+health-check PING of an idle connection plus two of 0.5 s for the command, so an adapter answers
+503 within 3 s.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class ConnectOptions:
     """Connection settings, all explicit.
 
     Attributes:
-        socket_timeout: seconds to wait for a reply before the call fails (default 1).
+        socket_timeout: seconds to wait for a reply before the call fails (default 0.5).
         socket_connect_timeout: seconds to wait for a TCP/unix connection (default 0.5).
         retries: how many times a command that failed with a connection error or timeout is
             re-sent (default 1). Our writes are idempotent, so a re-send is safe.
@@ -39,7 +40,7 @@ class ConnectOptions:
         max_connections: connection pool size (default 64).
     """
 
-    socket_timeout: float = 1.0
+    socket_timeout: float = 0.5
     socket_connect_timeout: float = 0.5
     retries: int = 1
     backoff_base: float = 0.02

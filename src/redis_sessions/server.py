@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import quote
 
 __all__ = [
@@ -153,10 +153,14 @@ def _resp_command(*args: str) -> bytes:
     return b"".join(parts)
 
 
+class _Receiver(Protocol):
+    def recv(self, bufsize: int, /) -> bytes: ...
+
+
 class _RespReader:
     """Just enough of a RESP2 reader for PING, AUTH and INFO replies."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _Receiver) -> None:
         self._sock = sock
         self._buffer = b""
 
@@ -390,17 +394,18 @@ class LocalServer:
         deadline = time.monotonic() + timeout
         requested = self._port
         # Only a port we picked ourselves may be swapped for another one.
-        attempts = _BIND_ATTEMPTS if requested is None else 1
-        for attempt in range(1, attempts + 1):
+        attempts_left = _BIND_ATTEMPTS if requested is None else 1
+        while True:
             port = free_port(self._host) if requested is None else requested
+            attempts_left -= 1
             try:
                 self._launch(binary, port, unix_path, deadline, timeout)
             except _PortInUseError:
-                if attempt == attempts:
+                if attempts_left <= 0:
                     raise
                 continue
-            self._port = port
             break
+        self._port = port
         _live_servers.add(self)
         return self
 
@@ -692,5 +697,5 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _set_handler(signal.SIGTERM, previous_term)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover - run as a subprocess by the tests
     raise SystemExit(main())
