@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 import redis
+from adapterkit import RoundTrips, make_client
 from apps import SECRET
 
-from conftest import RoundTrips, make_client
 from redis_sessions import RedisStore, SessionTooLargeError, Signer, handle_for, new_id
 
 

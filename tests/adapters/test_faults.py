@@ -10,13 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
+from adapterkit import FAST_FAIL, make_client
 from apps import SECRET, Gate, asgi_app
-from conftest import FAST_FAIL, make_client
-from servers import wait_until
 
 from redis_sessions import AsyncRedisStore, connect_async
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
+from servers import wait_until
 
 pytestmark = pytest.mark.faults
 
