@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from ._errors import ConfigError
 from ._ids import is_well_formed, new_id
+from ._signing import Signer
 
 __all__ = ["CookieConfig", "SessionConfig"]
 
@@ -124,10 +125,16 @@ class SessionConfig:
     def __post_init__(self) -> None:
         if not self.secret:
             raise ConfigError("secret: a secret (or a list of secrets) is required")
+        try:
+            Signer(self.secret)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(str(exc)) from None
         if not callable(self.idle_timeout):
             _positive("idle_timeout", self.idle_timeout)
         _positive("lifetime", self.lifetime, allow_none=True)
-        if isinstance(self.touch_after, bool) or self.touch_after < 0:
+        touch_after = self.touch_after
+        if isinstance(touch_after, bool) or not isinstance(touch_after, (int, float)) \
+                or touch_after < 0:
             raise ConfigError(f"touch_after: must be >= 0 seconds, got {self.touch_after!r}")
         _choice("unset", self.unset, ["keep", "destroy"])
         _choice("on_unavailable", self.on_unavailable, ["error", "anonymous"])

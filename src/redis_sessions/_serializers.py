@@ -50,8 +50,11 @@ class JSONSerializer:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
-        """Decode JSON; invalid UTF-8 or JSON raises `ValueError`."""
-        return json.loads(data.decode("utf-8"))
+        """Decode JSON; invalid UTF-8 or JSON, or absurd nesting, raises `ValueError`."""
+        try:
+            return json.loads(data.decode("utf-8"))
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
     def _dumps_orjson(self, value: Any) -> bytes:
         return self._orjson.dumps(value)  # type: ignore[no-any-return]

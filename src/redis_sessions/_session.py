@@ -231,6 +231,8 @@ class Session(MutableMapping[str, Any]):
             self._whole = True
         elif key in self._data:
             self._set.add(key)
+            if key in self._raw:
+                self._raw[key] = b""  # never equal to a serialized value: always rewritten
 
     # -- explicit I/O through the adapter ---------------------------------------------------
 

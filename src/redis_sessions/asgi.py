@@ -17,13 +17,26 @@ from ._errors import StoreUnavailableError
 from ._session import Session
 from .store._base import now_ms
 
-__all__ = ["SessionMiddleware"]
+__all__ = ["SessionMiddleware", "get_session"]
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Any
 Send = Any
 ASGIApp = Any
+
+
+def get_session(conn: Any) -> Session:
+    """The typed `Session` of a request: ``get_session(request)`` or ``get_session(scope)``.
+
+    Starlette types ``request.session`` as a plain dict; this gives type checkers the real type
+    (with `regenerate`, `destroy`, `asave`, ...).
+    """
+    scope = conn if isinstance(conn, dict) else conn.scope
+    session = scope.get("session")
+    if not isinstance(session, Session):
+        raise LookupError("no session: is redis_sessions.asgi.SessionMiddleware installed?")
+    return session
 
 
 class _Binding:

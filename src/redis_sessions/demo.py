@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .asgi import SessionMiddleware
+from .asgi import SessionMiddleware, get_session
 from .store._async import AsyncRedisStore
 
 __all__ = ["create_app", "main"]
@@ -43,12 +43,13 @@ def create_app(redis_url: str, secret: str) -> Any:
         return HTMLResponse(page)
 
     async def reset(request: Request) -> RedirectResponse:
-        request.session.destroy()
+        get_session(request).destroy()
         return RedirectResponse("/", status_code=303)
 
     where = redis_url.split("@")[-1]
     app = Starlette(routes=[Route("/", counter), Route("/reset", reset, methods=["POST"])])
-    app.add_middleware(SessionMiddleware, store=AsyncRedisStore(url=redis_url), secret=secret)
+    app.add_middleware(SessionMiddleware, store=AsyncRedisStore(url=redis_url),  # type: ignore[arg-type]
+                       secret=secret)
     return app
 
 

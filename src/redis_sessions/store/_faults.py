@@ -44,7 +44,9 @@ def classify(exc: BaseException) -> StoreUnavailableError | None:
     if isinstance(exc, (rx.ConnectionError, ConnectionError, OSError)):
         return StoreUnavailableError("connection")
     if isinstance(exc, rx.ResponseError):
-        code = _script_error_code(str(exc))
+        # redis-py strips the code from the message of errors it has a class for
+        # (OutOfMemoryError, ReadOnlyError, ...) and keeps it in `status_code`.
+        code = getattr(exc, "status_code", None) or _script_error_code(str(exc))
         if code in _UNAVAILABLE_PREFIXES:
             return StoreUnavailableError(code)
     if isinstance(exc, rx.RedisClusterException):

@@ -64,7 +64,7 @@ Flow = Generator[Command, Any, Any]
 
 # Read a session and refresh its TTL when due, in one command. Returns nil when the key is
 # missing (or past its absolute lifetime, in which case it is deleted), -1 when the key holds
-# another type, else {pttl, {field, value, ...}}.
+# another type, else {pttl, {field, value, ...}}. ARGV[5] '1' (disable_ttl) never sets a TTL.
 _LOAD = Script.define("""
 local k = KEYS[1]
 local kind = redis.call('TYPE', k)['ok']
@@ -85,6 +85,7 @@ if life > 0 and created then
   if target <= 0 or left < target then target = left end
 end
 local pttl = redis.call('PTTL', k)
+if ARGV[5] == '1' then target = 0 end
 if target > 0 and (pttl < 0 or target - pttl >= after) then
   redis.call('PEXPIRE', k, target)
   pttl = target
@@ -105,11 +106,18 @@ if KEYS[2] then
   if redis.call('TYPE', KEYS[2])['ok'] ~= 'hash' then return redis.call('EXISTS', k) end
 elseif mode == 'u' then
   if redis.call('TYPE', k)['ok'] ~= 'hash' then return 0 end
-elseif mode == 'r' then
-  redis.call('DEL', k)
 end
 local n = tonumber(ARGV[3])
 if n > 0 then redis.call('HSET', k, unpack(ARGV, 4, 3 + 2 * n)) end
+if mode == 'r' then
+  -- Replace: drop the fields not written. HSET comes first so that, under maxmemory, the
+  -- script is refused at its first write instead of deleting and then writing past the limit.
+  local keep = {}
+  for i = 4, 3 + 2 * n, 2 do keep[ARGV[i]] = true end
+  for _, f in ipairs(redis.call('HKEYS', k)) do
+    if not keep[f] then redis.call('HDEL', k, f) end
+  end
+end
 if #ARGV > 3 + 2 * n then redis.call('HDEL', k, unpack(ARGV, 4 + 2 * n)) end
 local ttl = tonumber(ARGV[1])
 if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
@@ -170,9 +178,9 @@ class HashLayout:
 
     def load(self, spec: Load) -> Flow:
         """Flow: read a session (refreshing its TTL when due) -> `Loaded` or None."""
-        idle = 0 if self.disable_ttl else spec.idle_ms
         reply = yield _LOAD((self.key(spec.handle),),
-                            (spec.now_ms, idle, spec.lifetime_ms, spec.touch_after_ms))
+                            (spec.now_ms, spec.idle_ms, spec.lifetime_ms, spec.touch_after_ms,
+                             int(self.disable_ttl)))
         if reply is None:
             return None
         if reply == -1:
@@ -184,7 +192,7 @@ class HashLayout:
         """Flow: run a plan -> True if it applied (False: the session was gone meanwhile)."""
         if isinstance(plan, Write):
             return (yield self._write(plan.handle, plan.fields, plan.delete, plan.ttl_ms,
-                                      "c" if plan.create else "u", plan.replace))
+                                           "c" if plan.create else "u", plan.replace)) == 1
         if isinstance(plan, Touch):
             if self.disable_ttl:
                 return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
@@ -213,11 +221,12 @@ class HashLayout:
 
     def get(self, handle: str) -> Flow:
         """Flow: the data of a session, or None when missing or unreadable. No TTL refresh."""
-        reply = yield Call(("HGETALL", self.key(handle)))
+        (reply,) = yield Batch((Call(("HGETALL", self.key(handle))),))
         return self._decode(reply)
 
-    def _decode(self, fields: Mapping[bytes, bytes] | list[bytes] | None) -> dict[str, Any] | None:
-        if not fields:
+    def _decode(self, fields: Any) -> dict[str, Any] | None:
+        # In a batch, a key of another type answers with an error object: not a session.
+        if not fields or not isinstance(fields, (dict, list)):
             return None
         if isinstance(fields, list):
             fields = dict(zip(fields[::2], fields[1::2]))

@@ -90,7 +90,7 @@ class _MemoryRedis:
         fields = self._get(key)
         if fields is None:
             return None
-        now, idle, life, after = (int(a) for a in argv)
+        now, idle, life, after, no_ttl = (int(a) for a in argv)
         if b"$t" in fields:
             idle = int(fields[b"$t"])
         target = idle
@@ -103,6 +103,8 @@ class _MemoryRedis:
             if target <= 0 or left < target:
                 target = left
         pttl = self._pttl(key)
+        if no_ttl:
+            target = 0
         if target > 0 and (pttl < 0 or target - pttl >= after):
             self._pexpire(key, target)
             pttl = target
@@ -147,7 +149,7 @@ class _MemoryPipeline:
     def execute_command(self, *args: Any) -> None:
         self._calls.append(args)
 
-    def execute(self) -> list[Any]:
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
         return [self._redis.execute_command(*call) for call in self._calls]
 
 
@@ -168,7 +170,7 @@ class _AsyncMemoryRedis:
 
 
 class _AsyncMemoryPipeline(_MemoryPipeline):
-    async def execute(self) -> list[Any]:  # type: ignore[override]
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:  # type: ignore[override]
         return super().execute()
 
 

@@ -31,7 +31,10 @@ class SyncRunner:
 
     def run(self, flow: Flow) -> Any:
         """Drive `flow` to completion, one round trip per yielded command."""
-        command = next(flow)
+        try:
+            command = next(flow)
+        except StopIteration as done:  # nothing to do (e.g. destroy of no handles)
+            return done.value
         while True:
             reply = self.execute(command)
             try:
@@ -60,10 +63,11 @@ class SyncRunner:
                 return client.execute_command("EVAL", command.source, *args)
         if isinstance(command, Call):
             return client.execute_command(*command.args)
+        # Errors of single commands come back as values; connection errors still raise.
         pipe = client.pipeline(transaction=False)
         for call in command.calls:
             pipe.execute_command(*call.args)
-        return pipe.execute()
+        return pipe.execute(raise_on_error=False)
 
 
 class RedisStore(StoreBase):

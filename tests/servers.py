@@ -1,0 +1,146 @@
+"""Test helpers and pytest fixtures around real server processes.
+
+``tests/conftest.py`` re-exports everything here with ``from servers import *``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+import redis
+
+# The package uses a src layout; make it importable when it is not installed in the venv.
+_SRC = Path(__file__).resolve().parent.parent / "src"
+if (_SRC / "redis_sessions").is_dir() and str(_SRC) not in sys.path:
+    sys.path.insert(0, str(_SRC))
+
+from redis_sessions.server import LocalServer  # noqa: E402
+
+__all__ = [
+    "MakeServer",
+    "clean_redis",
+    "command_counts",
+    "command_delta",
+    "make_server",
+    "redis_server",
+    "redis_url",
+    "wait_until",
+]
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float, interval: float = 0.02, message: str = ""
+) -> None:
+    """Poll `predicate` every `interval` seconds until it returns something truthy.
+
+    Raises AssertionError (with `message`) when `timeout` seconds pass first. This is the only
+    place tests wait on the clock.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(message or f"condition not met within {timeout}s: {predicate!r}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """One server for the whole test session (no AOF: tests do not need durability)."""
+    server = LocalServer(data_dir=tmp_path_factory.mktemp("redis-server"), appendonly=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: LocalServer) -> str:
+    """URL of the session server."""
+    return redis_server.url
+
+
+@pytest.fixture
+def clean_redis(redis_server: LocalServer) -> Iterator[redis.Redis]:
+    """A sync client (bytes replies) to the session server, emptied with FLUSHALL first.
+
+    FLUSHALL is a test-only convenience; the library itself never issues it.
+    """
+    client = redis.Redis.from_url(redis_server.url, decode_responses=False)
+    try:
+        client.flushall()
+        yield client
+    finally:
+        client.close()
+
+
+class MakeServer(Protocol):
+    """Type of the `make_server` fixture."""
+
+    def __call__(self, *, start: bool = True, **kwargs: Any) -> LocalServer:
+        """Create a LocalServer (data dir under tmp_path unless given), started by default."""
+        ...
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[MakeServer]:
+    """Factory for extra servers (fault tests): ``make_server(**LocalServer kwargs)``.
+
+    Each server gets its own data directory under `tmp_path` unless `data_dir` is given, and is
+    started unless ``start=False``. Every server created is stopped at teardown, even when the
+    test (or a start) failed.
+    """
+    created: list[LocalServer] = []
+
+    def factory(*, start: bool = True, **kwargs: Any) -> LocalServer:
+        kwargs.setdefault("data_dir", tmp_path / f"server-{len(created)}")
+        server = LocalServer(**kwargs)
+        created.append(server)
+        if start:
+            server.start()
+        return server
+
+    try:
+        yield factory
+    finally:
+        errors: list[BaseException] = []
+        for server in created:
+            try:
+                server.stop()
+            except Exception as exc:  # keep stopping the others
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def command_counts(client: redis.Redis) -> dict[str, int]:
+    """Return ``{command: calls}`` from ``INFO commandstats`` (``cmdstat_get`` -> ``get``).
+
+    The INFO call itself is counted by the server; compare two snapshots with `command_delta`.
+    """
+    stats: dict[str, Any] = client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(fields["calls"])
+        for name, fields in stats.items()
+        if name.startswith("cmdstat_")
+    }
+
+
+def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Return the per-command call difference between two `command_counts` snapshots.
+
+    ``info`` (the snapshots' own calls) and unchanged commands are left out.
+    """
+    delta: dict[str, int] = {}
+    for name in sorted(before.keys() | after.keys()):
+        change = after.get(name, 0) - before.get(name, 0)
+        if name != "info" and change:
+            delta[name] = change
+    return delta

@@ -1,0 +1,69 @@
+"""Store fixtures: one sync-call interface over the sync, asyncio and in-memory stores.
+
+`store` / `make_store` run every test for "sync" (`RedisStore` on the test server), "async"
+(`AsyncRedisStore` driven on one event loop per test) and "memory" (`MemoryStore`).
+`redis_store` / `make_redis_store` are the same for the real-Redis runners only. An autouse
+spy fails any store test that deserialises with pickle.
+"""
+
+from __future__ import annotations
+
+import pickle  # noqa: TID251 - only to spy on it: nothing may call it
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from storekit import MakeStore, StoreFactory, StoreProxy
+
+__all__ = ["MakeStore", "StoreProxy"]
+
+
+@pytest.fixture(params=["sync", "async", "memory"])
+def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
+    """Factory of stores for every runner: ``make_store(**RedisStore options)``."""
+    factory = StoreFactory(request.param, request)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> StoreProxy:
+    """A default store, for every runner (sync, async, memory)."""
+    return make_store()
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_redis_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
+    """Factory of stores on a real server: ``make_redis_store(url=None, options=None, **kw)``."""
+    factory = StoreFactory(request.param, request)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def redis_store(make_redis_store: MakeStore) -> StoreProxy:
+    """A default store on the clean test server (sync and async runners)."""
+    return make_redis_store()
+
+
+@pytest.fixture(autouse=True)
+def no_pickle(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fail if anything deserialises with pickle during a store test."""
+    calls: list[str] = []
+
+    def spy(name: str) -> Callable[..., Any]:
+        def forbidden(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            raise AssertionError(f"pickle.{name} called: sessions must never be unpickled")
+
+        return forbidden
+
+    monkeypatch.setattr(pickle, "loads", spy("loads"))
+    monkeypatch.setattr(pickle, "load", spy("load"))
+    monkeypatch.setattr(pickle, "Unpickler", spy("Unpickler"))
+    yield calls
+    assert calls == [], f"pickle was used: {calls}"

@@ -1,0 +1,170 @@
+"""Helpers of the store tests: a sync-call proxy over every store runner, engine helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from redis_sessions import (
+    AsyncRedisStore,
+    ConnectOptions,
+    Incoming,
+    MemoryStore,
+    RedisStore,
+    Session,
+    SessionConfig,
+    SessionEngine,
+    Write,
+    connect,
+    connect_async,
+    handle_for,
+)
+
+
+class StoreProxy:
+    """A store seen through the sync interface.
+
+    Attributes:
+        kind: "sync", "async" or "memory".
+        inner: the real store object.
+        raw: a plain sync client to the same server (None for "memory").
+        loop: the event loop async calls run on (None unless "async").
+    """
+
+    def __init__(self, kind: str, inner: Any, raw: redis.Redis | None,
+                 loop: asyncio.AbstractEventLoop | None) -> None:
+        self.kind = kind
+        self.inner = inner
+        self.raw = raw
+        self.loop = loop
+
+    @property
+    def real(self) -> bool:
+        """True when the store talks to a real server."""
+        return self.raw is not None
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        loop = self.loop
+        if loop is None:
+            return attr
+        if inspect.isasyncgenfunction(attr):
+
+            @functools.wraps(attr)
+            def collect(*args: Any, **kwargs: Any) -> list[Any]:
+                async def run() -> list[Any]:
+                    return [item async for item in attr(*args, **kwargs)]
+
+                return loop.run_until_complete(run())
+
+            return collect
+        if inspect.iscoroutinefunction(attr):
+
+            @functools.wraps(attr)
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return loop.run_until_complete(attr(*args, **kwargs))
+
+            return call
+        return attr
+
+    def run(self, awaitable: Any) -> Any:
+        """Run an awaitable on this test's loop (async runner only)."""
+        assert self.loop is not None
+        return self.loop.run_until_complete(awaitable)
+
+    def engine(self, **config: Any) -> SessionEngine:
+        """A session engine matching this store's serializer and max_size."""
+        config.setdefault("secret", "s" * 32)
+        return SessionEngine(SessionConfig(**config), serializer=self.inner.serializer,
+                             max_size=self.inner.max_size)
+
+
+MakeStore = Callable[..., StoreProxy]
+
+
+class StoreFactory:
+    """Builds stores of one kind for one test and closes them all at teardown."""
+
+    def __init__(self, kind: str, request: pytest.FixtureRequest) -> None:
+        self.kind = kind
+        self.request = request
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.made: list[StoreProxy] = []
+
+    def __call__(self, *, url: str | None = None, options: ConnectOptions | None = None,
+                 **store_options: Any) -> StoreProxy:
+        raw: redis.Redis | None = None
+        if self.kind == "memory":
+            assert url is None, "the memory runner has no URL"
+            proxy = StoreProxy("memory", MemoryStore(**store_options), None, None)
+        else:
+            if url is None:
+                raw = self.request.getfixturevalue("clean_redis")
+                url = self.request.getfixturevalue("redis_url")
+            if self.kind == "sync":
+                inner: Any = RedisStore(connect(url, options), **store_options)
+                proxy = StoreProxy("sync", inner, raw, None)
+            else:
+                if self.loop is None:
+                    self.loop = asyncio.new_event_loop()
+                inner = AsyncRedisStore(connect_async(url, options), **store_options)
+                proxy = StoreProxy("async", inner, raw, self.loop)
+        self.made.append(proxy)
+        return proxy
+
+    def close(self) -> None:
+        for proxy in self.made:
+            if proxy.kind == "sync":
+                proxy.inner.close()
+            elif proxy.kind == "async":
+                proxy.run(proxy.inner.aclose())
+        if self.loop is not None:
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, like the adapters pass to the engine."""
+    return int(time.time() * 1000)
+
+
+def incoming_for(sid: str) -> Incoming:
+    """What a verified cookie carrying `sid` gives."""
+    return Incoming(sid, handle_for(sid), True, False)
+
+
+def open_session(store: StoreProxy, engine: SessionEngine, sid: str,
+                 now: int | None = None) -> Session:
+    """Load `sid` like an adapter does: load spec, store.load, open_session."""
+    incoming = incoming_for(sid)
+    now = now_ms() if now is None else now
+    spec = engine.load_spec(incoming, now)
+    assert spec is not None
+    return engine.open_session(incoming, store.load(spec), now)
+
+
+def create_session(store: StoreProxy, engine: SessionEngine, now: int | None = None,
+                   **data: Any) -> Session:
+    """A new session holding `data`, written through the engine and committed."""
+    now = now_ms() if now is None else now
+    session = engine.new_session(now)
+    session.update(data)
+    plan = engine.plan(session, now)
+    assert isinstance(plan, Write) and plan.create and plan.replace is None
+    assert store.commit(plan)
+    engine.committed(session, plan, True)
+    return session
+
+
+def key_exists(store: StoreProxy, handle: str) -> bool:
+    """Whether the session key exists, asked of the server directly when there is one."""
+    if store.raw is not None:
+        return bool(store.raw.exists(store.layout.key(handle)))
+    return store.get(handle) is not None

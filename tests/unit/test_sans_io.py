@@ -1,0 +1,136 @@
+"""The engine modules import without any I/O library; the public API is exported and documented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import types
+
+import redis_sessions
+
+ENGINE_MODULES = [
+    "_engine",
+    "_session",
+    "_config",
+    "_signing",
+    "_cookies",
+    "_ids",
+    "_record",
+    "_serializers",
+]
+BLOCKED = ["redis", "asyncio", "anyio", "starlette", "flask", "django"]
+
+# Runs in a fresh interpreter. `redis_sessions/__init__.py` re-exports the stores (which need
+# redis-py), so the package module is stood in for by an empty one with the same __path__:
+# what is checked is that each engine module, and everything it imports, needs no I/O library.
+SCRIPT = textwrap.dedent(
+    """
+    import importlib, importlib.util, sys, types
+
+    BLOCKED = {blocked!r}
+
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError("blocked in the sans-IO test: " + name)
+            return None
+
+    sys.meta_path.insert(0, Block())
+    for name in BLOCKED:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("import hook does not block " + name)
+
+    spec = importlib.util.find_spec("redis_sessions")
+    package = types.ModuleType("redis_sessions")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["redis_sessions"] = package
+
+    for module in {modules!r}:
+        importlib.import_module("redis_sessions." + module)
+
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    assert not loaded, loaded
+    print("sans-io ok")
+    """
+)
+
+
+def _run(modules: list[str]) -> subprocess.CompletedProcess[str]:
+    code = SCRIPT.format(blocked=BLOCKED, modules=modules)
+    return subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+
+
+def test_engine_modules_import_without_io_libraries():
+    result = _run(ENGINE_MODULES)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sans-io ok"
+
+
+def test_the_import_hook_really_blocks_io_modules():
+    # The same script fails for a module that needs redis-py: the check can fail.
+    result = _run(["store._sync"])
+    assert result.returncode != 0
+    assert "blocked in the sans-IO test" in result.stderr
+
+
+def test_engine_works_with_the_io_modules_blocked():
+    code = SCRIPT.format(blocked=BLOCKED, modules=ENGINE_MODULES).replace(
+        'print("sans-io ok")',
+        textwrap.dedent(
+            """
+            from redis_sessions._config import SessionConfig
+            from redis_sessions._engine import Incoming, SessionEngine
+            from redis_sessions._serializers import JSONSerializer
+            engine = SessionEngine(SessionConfig(secret="s" * 32),
+                                   serializer=JSONSerializer(), max_size=65536)
+            session = engine.open_session(Incoming(), None, 0)
+            session["a"] = 1
+            plan = engine.plan(session, 0)
+            engine.committed(session, plan, True)
+            headers = engine.response_headers(session, Incoming(), plan, True, False)
+            assert headers[0][0] == "set-cookie", headers
+            print("sans-io ok")
+            """
+        ),
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sans-io ok"
+
+
+def _public_names(module: types.ModuleType) -> list[str]:
+    return sorted(
+        name
+        for name, value in vars(module).items()
+        if (not name.startswith("_") or name == "__version__")
+        and not isinstance(value, types.ModuleType)
+    )
+
+
+def test_all_lists_exactly_the_public_names_sorted():
+    assert redis_sessions.__all__ == _public_names(redis_sessions)
+
+
+def test_every_exported_name_has_a_docstring():
+    missing = []
+    for name in redis_sessions.__all__:
+        if name == "__version__":
+            assert isinstance(redis_sessions.__version__, str)
+            continue
+        obj = getattr(redis_sessions, name)
+        doc = obj.__doc__ or ""
+        # dataclasses invent "Name(field, ...)" when there is no docstring: that does not count.
+        if not doc.strip() or doc.startswith(f"{name}("):
+            missing.append(name)
+    assert missing == []
