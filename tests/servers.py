@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,12 +13,7 @@ from typing import Any, Protocol
 import pytest
 import redis
 
-# The package uses a src layout; make it importable when it is not installed in the venv.
-_SRC = Path(__file__).resolve().parent.parent / "src"
-if (_SRC / "redis_sessions").is_dir() and str(_SRC) not in sys.path:
-    sys.path.insert(0, str(_SRC))
-
-from redis_sessions.server import LocalServer  # noqa: E402
+from redis_sessions.server import LocalServer
 
 __all__ = [
     "MakeServer",

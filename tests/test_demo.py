@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import httpx
-from servers import wait_until
 
 from redis_sessions.server import free_port
+from servers import wait_until
 
 
 def start_demo(port: int, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
