@@ -13,7 +13,7 @@ from typing import Any
 from ._adapter import UNAVAILABLE_BODY, RequestState, unavailable_headers
 from ._config import SessionConfig
 from ._engine import Loaded, is_secure_request
-from ._errors import StoreUnavailableError
+from ._errors import SessionStateError, StoreUnavailableError
 from ._session import Session
 from .store._base import now_ms
 
@@ -49,10 +49,10 @@ class _Binding:
         self.state = state
 
     def save(self, session: Session) -> None:
-        raise TypeError("use 'await session.asave()' under ASGI")
+        raise SessionStateError("use 'await session.asave()' under ASGI")
 
     def reload(self, session: Session) -> None:
-        raise TypeError("use 'await session.areload()' under ASGI")
+        raise SessionStateError("use 'await session.areload()' under ASGI")
 
     async def asave(self, session: Session) -> None:
         await self.middleware._commit(self.state)

@@ -13,7 +13,7 @@ from typing import Any
 from ._adapter import UNAVAILABLE_BODY, RequestState, unavailable_headers
 from ._config import SessionConfig
 from ._engine import Incoming, Load, SessionEngine, is_secure_request
-from ._errors import StoreUnavailableError
+from ._errors import SessionStateError, StoreUnavailableError
 from ._session import Session
 from .store._base import now_ms
 
@@ -71,10 +71,10 @@ class _Binding:
         state.engine.fill(session, incoming, reply, now)
 
     async def asave(self, session: Session) -> None:
-        raise TypeError("use 'session.save()' under WSGI")
+        raise SessionStateError("use 'session.save()' under WSGI")
 
     async def areload(self, session: Session) -> None:
-        raise TypeError("use 'session.reload()' under WSGI")
+        raise SessionStateError("use 'session.reload()' under WSGI")
 
 
 class SessionMiddleware:
