@@ -152,9 +152,10 @@ def should_save(session: Session, changed: bool, config: SessionConfig) -> bool:
 
 
 def should_touch(session: Session, config: SessionConfig) -> bool:
-    """Refresh the TTL of an unmodified existing session at the end of the request: with
-    `rolling` (the read's refresh is rate-limited by `touch_after`) or after `touch()`."""
-    return not session.is_new and (config.rolling or session._touch)
+    """Refresh the TTL of an unmodified existing session at the end of the request: only after
+    `touch()`. With `rolling` the read itself already refreshed it (no `touch_after` limit),
+    so a second command would be wasted."""
+    return not session.is_new and session._touch
 
 
 def should_set_cookie(
@@ -332,8 +333,6 @@ class SessionEngine:
         if full:
             changed[CREATED] = str(session._created_ms).encode()
             if old is None or session._regenerated:
-                if session._regenerated and old is None:
-                    session._id = None  # a fresh id even if one was handed out already
                 return Write(handle_for(session.id), changed, (), ttl, True, old)
         assert old is not None  # full is True for every session without a stored copy
         deleted = tuple(field_name(k) for k in session._deleted)

@@ -62,3 +62,20 @@ def test_round_trip_budget(
     print(f"\n{kind} {what}: {counter.count} round trips, commands {delta}")
     assert counter.count == trips
     assert top_level == commands
+
+
+def test_rolling_read_refreshes_ttl_and_cookie_in_one_round_trip(
+    kind: str, redis_url: str, clean_redis: redis.Redis
+) -> None:
+    http, store = make_client(kind, redis_url, rolling=True)
+    counter = RoundTrips(store)
+    with http:
+        cookie = http.get("/set?k=v").cookies["session"]
+        http.cookies.clear()
+        (key,) = clean_redis.scan_iter(match="sess:*")
+        clean_redis.pexpire(key, 1000)
+        counter.count = 0
+        response = http.get("/get", headers={"cookie": "session=" + cookie})
+    assert counter.count == 1
+    assert "Max-Age=86400" in response.headers["set-cookie"]
+    assert clean_redis.pttl(key) > 86_000_000

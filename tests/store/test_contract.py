@@ -330,9 +330,10 @@ def test_touch_plan(store: StoreProxy) -> None:
 
 
 def test_touch_plan_from_engine(store: StoreProxy) -> None:
-    engine = store.engine(rolling=True)
+    engine = store.engine()
     session = create_session(store, engine, a=1)
     loaded = open_session(store, engine, session.id)
+    loaded.touch()
     plan = engine.plan(loaded, now_ms())
     assert isinstance(plan, Touch)
     assert store.commit(plan)

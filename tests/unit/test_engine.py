@@ -411,10 +411,10 @@ def test_unset_keep_saves_an_emptied_session_as_deletions(engine):
     assert sorted(plan.delete) == ["a", "b"]
 
 
-def test_rolling_touches_an_unmodified_existing_session():
+def test_rolling_plans_no_extra_touch_because_the_read_refreshed_the_ttl():
     engine = make_engine(rolling=True)
-    session, incoming = open_stored(engine, {"a": 1})
-    assert engine.plan(session, NOW_MS) == Touch(incoming.handle, DAY_MS)
+    session, _ = open_stored(engine, {"a": 1})
+    assert engine.plan(session, NOW_MS) is None
 
 
 def test_touch_refreshes_an_unmodified_existing_session(engine):
@@ -444,10 +444,10 @@ def test_lifetime_wins_over_the_idle_extension(engine):
     assert engine.ttl_ms(session, NOW_MS) == min(DAY_MS, created + 30 * DAY_MS - NOW_MS)
 
 
-def test_rolling_touch_is_capped_by_the_lifetime():
-    engine = make_engine(rolling=True)
+def test_touch_is_capped_by_the_lifetime(engine):
     created = NOW_MS - 30 * DAY_MS + 5000
     session, incoming = open_stored(engine, {"a": 1}, created_ms=created)
+    session.touch()
     assert engine.plan(session, NOW_MS) == Touch(incoming.handle, 5000)
 
 
@@ -459,10 +459,10 @@ def test_write_after_the_lifetime_ended_is_a_destroy(engine):
     assert engine.plan(session, NOW_MS + 10) == Destroy(incoming.handle)
 
 
-def test_touch_after_the_lifetime_ended_is_a_destroy():
-    engine = make_engine(rolling=True)
+def test_touch_after_the_lifetime_ended_is_a_destroy(engine):
     created = NOW_MS - 30 * DAY_MS + 10
     session, incoming = open_stored(engine, {"a": 1}, created_ms=created)
+    session.touch()
     assert engine.plan(session, NOW_MS + 50) == Destroy(incoming.handle)
 
 
@@ -724,12 +724,12 @@ def test_old_secret_cookie_is_resigned_with_the_first_secret():
     assert "Max-Age=86395" in set_cookie(headers)
 
 
-def test_rolling_resends_the_cookie_on_every_response():
+def test_rolling_resends_the_cookie_on_every_response_with_the_refreshed_ttl():
     engine = make_engine(rolling=True)
-    session, incoming = open_stored(engine, {"a": 1})
+    session, incoming = open_stored(engine, {"a": 1}, pttl_ms=DAY_MS - 1500)
     plan, headers = run(engine, session, incoming)
-    assert isinstance(plan, Touch)
-    assert "Max-Age=86400" in attrs(set_cookie(headers))
+    assert plan is None
+    assert "Max-Age=86399" in attrs(set_cookie(headers))
 
 
 def test_touch_resends_the_cookie(engine):
