@@ -1,0 +1,67 @@
+"""F6: a write whose reply is lost is re-sent by redis-py; our writes apply exactly once.
+
+A fault proxy between the store and Redis delivers the command, drops the reply and cuts the
+connection; the client's `Retry` re-sends on a new connection."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from faultproxy import FaultProxy
+from redis_sessions import (
+    ConnectOptions,
+    RedisStore,
+    StoreUnavailableError,
+    Write,
+    connect,
+    handle_for,
+    new_id,
+)
+
+RESEND = ConnectOptions(socket_timeout=1, retries=2, backoff_base=0.01, backoff_cap=0.05)
+
+
+def _store(proxy: FaultProxy) -> RedisStore:
+    store = RedisStore(connect(proxy.url, RESEND))
+    store.client.ping()  # connected first, so the dropped reply is the write's own
+    return store
+
+
+def test_update_with_lost_reply_applies_once(redis_url: str, clean_redis: redis.Redis) -> None:
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    with FaultProxy(host, int(port)) as proxy:
+        store = _store(proxy)
+        handle = handle_for(new_id())
+        store.set(handle, {"a": 1, "gone": True})
+        proxy.drop_next_reply()
+        plan = Write(handle, {"a": b"2", "b": b"3"}, ("gone",), 60_000, create=False)
+        assert store.commit(plan) is True
+        assert store.get(handle) == {"a": 2, "b": 3}
+        assert 0 < clean_redis.pttl(f"sess:{{{handle}}}") <= 60_000
+        store.close()
+        # Control: without retries the client sees the lost reply, though the write applied.
+        no_retry = RedisStore(connect(proxy.url, ConnectOptions(retries=0)))
+        no_retry.client.ping()
+        proxy.drop_next_reply()
+        with pytest.raises(StoreUnavailableError):
+            no_retry.commit(Write(handle, {"c": b"4"}, (), 60_000, create=False))
+        assert store.get(handle) == {"a": 2, "b": 3, "c": 4}
+        no_retry.close()
+
+
+def test_regenerate_with_lost_reply_reports_success_and_leaves_one_session(
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    with FaultProxy(host, int(port)) as proxy:
+        store = _store(proxy)
+        old, new = handle_for(new_id()), handle_for(new_id())
+        store.set(old, {"user": "bob"})
+        proxy.drop_next_reply()
+        plan = Write(new, {"user": b'"bob"', "$c": b"1"}, (), 60_000, create=True, replace=old)
+        assert store.commit(plan) is True
+        assert store.get(old) is None
+        assert store.get(new) == {"user": "bob"}
+        assert clean_redis.exists(f"sess:{{{old}}}") == 0
+        store.close()
