@@ -32,6 +32,7 @@ from ._serializers import JSONSerializer, MsgpackSerializer, Serializer
 from ._session import Session
 from ._signing import Signer
 from .store._async import AsyncRedisStore
+from .store._layouts import SessionInfo
 from .store._memory import AsyncMemoryStore, MemoryStore
 from .store._sync import RedisStore
 
@@ -56,6 +57,7 @@ __all__ = [
     "Session",
     "SessionConfig",
     "SessionEngine",
+    "SessionInfo",
     "SessionStateError",
     "SessionTooLargeError",
     "Signer",

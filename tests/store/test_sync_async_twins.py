@@ -36,6 +36,9 @@ ALLOWED = [
      '"""The synchronous Redis store: the shared flows of `_layouts` run on `redis.Redis`.\n'),
     ("This file and `_sync.py` differ only by ``async``/``await`` and the client type",
      "This file and `_async.py` differ only by ``async``/``await`` and the client type"),
+    # imports sorted by their own names
+    ("from collections.abc import Iterator, Callable, Mapping\n",
+     "from collections.abc import Callable, Iterator, Mapping\n"),
     # first line of the store class docstring
     ('"""Sessions in Redis, for asyncio code (ASGI, Starlette, FastAPI).\n',
      '"""Sessions in Redis, for sync code (WSGI, Flask, Django).\n'),
@@ -44,6 +47,8 @@ ALLOWED = [
      "            yield from dedup.fresh(handles)\n"),
     ("            for item in found.items():\n                yield item\n",
      "            yield from found.items()\n"),
+    ("            for info in infos:\n                yield info\n",
+     "            yield from infos\n"),
     # no sum() over an async generator
     ("return sum([1 for _ in self.ids()])", "return sum(1 for _ in self.ids())"),
 ]

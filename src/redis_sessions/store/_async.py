@@ -5,7 +5,7 @@ This file and `_sync.py` differ only by ``async``/``await`` and the client type 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import redis.asyncio
@@ -15,7 +15,7 @@ from .._connect import connect_async
 from .._engine import Load, Loaded, Plan
 from ._base import StoreBase, now_ms
 from ._faults import Health
-from ._layouts import Call, Command, Dedup, Flow, Script
+from ._layouts import Call, Command, Dedup, Flow, Script, SessionInfo
 
 __all__ = ["AsyncRedisStore", "AsyncRunner"]
 
@@ -143,14 +143,36 @@ class AsyncRedisStore(StoreBase):
         """How many sessions exist (a full SCAN)."""
         return sum([1 async for _ in self.ids()])
 
-    async def clear(self) -> int:
-        """Delete every session under the prefix, page by page; returns how many."""
+    async def clear(self, progress: Callable[[int], None] | None = None) -> int:
+        """Delete every session under the prefix, page by page (SCAN + UNLINK); returns how
+        many. `progress` is called with the running count after each page."""
         dedup, cursor, deleted = Dedup(), 0, 0
         while True:
             cursor, handles = await self._runner.run(self.layout.scan_page(cursor))
             deleted += await self._runner.run(self.layout.destroy(*dedup.fresh(handles)))
+            if progress is not None:
+                progress(deleted)
             if cursor == 0:
                 return deleted  # type: ignore[no-any-return]
+
+    async def sessions(
+        self, match: str = "", user_field: str = "user"
+    ) -> AsyncIterator[SessionInfo]:
+        """Every session's metadata (`SessionInfo`), page by page: 2 round trips per SCAN page,
+        never the whole keyspace in memory. `match` keeps handles starting with it."""
+        dedup, cursor = Dedup(), 0
+        while True:
+            cursor, handles = await self._runner.run(self.layout.scan_page(cursor, match))
+            infos = await self._runner.run(self.layout.describe(dedup.fresh(handles), user_field))
+            for info in infos:
+                yield info
+            if cursor == 0:
+                return
+
+    async def describe(self, handle: str, user_field: str = "user") -> SessionInfo | None:
+        """One session's metadata, or None if it does not exist (1 round trip)."""
+        infos = await self._runner.run(self.layout.describe([handle], user_field))
+        return infos[0] if infos else None
 
     async def aclose(self) -> None:
         """Close the client's connections."""

@@ -24,7 +24,7 @@ from .._errors import SessionTooLargeError
 from .._record import CREATED, decode_record, field_name
 from .._serializers import Serializer
 
-__all__ = ["Batch", "Call", "Dedup", "Flow", "HashLayout", "Script"]
+__all__ = ["Batch", "Call", "Dedup", "Flow", "HashLayout", "Script", "SessionInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +155,7 @@ class HashLayout:
         self.max_size = max_size
         self.scan_count = scan_count
         self.disable_ttl = disable_ttl
-        # SCAN's MATCH is a glob: escape the prefix's special characters.
-        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
-        self._match = escaped + "{*}"
+        self._match = _glob_escape(prefix) + "{*}"
 
     def key(self, handle: str) -> str:
         """The Redis key of a session handle."""
@@ -258,11 +256,64 @@ class HashLayout:
         """Flow: refresh a session's TTL -> False if it does not exist."""
         return (yield from self.commit(Touch(handle, ttl_ms)))
 
-    def scan_page(self, cursor: int) -> Flow:
-        """Flow: one SCAN page -> (next cursor, handles). SCAN, never KEYS: it never blocks."""
-        cursor, keys = yield Call(("SCAN", cursor, "MATCH", self._match, "COUNT", self.scan_count))
+    def scan_page(self, cursor: int, handle_prefix: str = "") -> Flow:
+        """Flow: one SCAN page -> (next cursor, handles). SCAN, never KEYS: it never blocks.
+
+        `handle_prefix` keeps only handles starting with it (matched by Redis, not here).
+        """
+        match = self._match
+        if handle_prefix:
+            match = f"{_glob_escape(self.prefix)}{{{_glob_escape(handle_prefix)}*}}"
+        cursor, keys = yield Call(("SCAN", cursor, "MATCH", match, "COUNT", self.scan_count))
         handles = [h for h in map(self.handle_of, keys) if h is not None]
         return int(cursor), handles
+
+    def describe(self, handles: list[str], user_field: str) -> Flow:
+        """Flow: metadata of sessions in one round trip -> [SessionInfo] (gone ones left out).
+
+        Per session: PTTL, creation time, the `user_field` value, MEMORY USAGE and OBJECT
+        IDLETIME (None where the server refuses it, e.g. under an LFU eviction policy).
+        """
+        if not handles:
+            return []
+        calls: list[Call] = []
+        for handle in handles:
+            key = self.key(handle)
+            calls += [
+                Call(("PTTL", key)),
+                Call(("HMGET", key, CREATED, field_name(user_field))),
+                Call(("MEMORY", "USAGE", key, "SAMPLES", "0")),
+                Call(("OBJECT", "IDLETIME", key)),
+                Call(("HLEN", key)),
+            ]
+        replies = yield Batch(tuple(calls))
+        infos = []
+        for index, handle in enumerate(handles):
+            pttl, meta, size, idle, length = replies[5 * index:5 * index + 5]
+            if not isinstance(pttl, int) or pttl == -2 or not isinstance(meta, list):
+                continue  # gone meanwhile, or not a hash
+            infos.append(SessionInfo(
+                handle=handle,
+                key=self.key(handle),
+                ttl_ms=pttl,
+                created_ms=_int_or_none(meta[0]),
+                user=self._user(meta[1]),
+                size=size if isinstance(size, int) else None,
+                idle_s=idle if isinstance(idle, int) else None,
+                fields=length if isinstance(length, int) else 0,
+            ))
+        return infos
+
+    def _user(self, raw: Any) -> str | None:
+        if not isinstance(raw, bytes):
+            return None
+        try:
+            value = self.serializer.loads(raw)
+        except ValueError:
+            return None
+        if isinstance(value, dict):
+            value = value.get("name") or value.get("id") or value.get("email") or value
+        return None if value is None else str(value)
 
     def get_many(self, handles: list[str]) -> Flow:
         """Flow: data of several sessions in one round trip -> {handle: data} (missing left out)."""
@@ -275,6 +326,42 @@ class HashLayout:
             if data is not None:
                 found[handle] = data
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What an operator sees of a stored session (no data, no id: the id is never stored).
+
+    Attributes:
+        handle: the session's handle (the SHA-256 of its id); `key` is its Redis key.
+        ttl_ms: remaining time to live in ms (-1: no expiry).
+        created_ms: creation time (ms since the epoch), None if the payload is not ours.
+        user: the value of the user field (``"user"`` by default), as text, if any.
+        size: bytes of memory Redis uses for the key (MEMORY USAGE), if available.
+        idle_s: seconds since the key was last read or written (OBJECT IDLETIME), if available.
+        fields: number of hash fields (top-level keys plus metadata).
+    """
+
+    handle: str
+    key: str
+    ttl_ms: int
+    created_ms: int | None
+    user: str | None
+    size: int | None
+    idle_s: int | None
+    fields: int
+
+
+def _glob_escape(text: str) -> str:
+    """Escape SCAN MATCH's glob characters so `text` matches literally."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _int_or_none(raw: Any) -> int | None:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
 
 
 class Dedup:

@@ -28,6 +28,24 @@ def _b(value: Any) -> bytes:
     return str(value).encode()
 
 
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A Redis MATCH glob (as the flows write it: *, ? and backslash escapes) as a regex."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
 class _MemoryRedis:
     """The subset of Redis the store uses, with expiry, behind one lock."""
 
@@ -80,10 +98,24 @@ class _MemoryRedis:
             if command == "PEXPIRE":
                 return self._pexpire(key, int(args[1]))
             if command == "SCAN":
-                # The flows only ever SCAN for "<escaped prefix>{*}".
-                prefix = re.sub(r"\\(.)", r"\1", str(args[2])[:-3]) + "{"
+                pattern = _glob_regex(str(args[2]))
                 keys = [k for k in list(self._hashes) if self._get(k) is not None]
-                return 0, [k.encode() for k in keys if k.startswith(prefix) and k[-1] == "}"]
+                return 0, [k.encode() for k in keys if pattern.fullmatch(k)]
+            fields = self._get(key)
+            if command == "PTTL":
+                return -2 if fields is None else self._pttl(key)
+            if command == "HMGET":
+                return [None if fields is None else fields.get(_b(f)) for f in args[1:]]
+            if command == "HLEN":
+                return len(fields or {})
+            if command in ("MEMORY", "OBJECT"):
+                key = str(args[1])
+                fields = self._get(key)
+                if fields is None:
+                    return None
+                if command == "OBJECT":
+                    return 0
+                return 64 + sum(len(k) + len(v) + 16 for k, v in fields.items())
             raise NotImplementedError(f"MemoryStore does not implement {command}")
 
     def _load(self, key: str, argv: list[bytes]) -> Any:
