@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types install clean
+.PHONY: demo test lint types install browser clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,15 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
-	$(BIN)/python -m redis_sessions.demo
+	$(BIN)/redis-sessions demo
+
+# The dashboard's browser test drives a system Chromium; install Debian's when we can (root).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ -z "$$REDIS_SESSIONS_CHROMIUM" ] \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests
@@ -24,7 +32,7 @@ lint: $(BIN)/.installed
 types: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: lint types
+test: lint types browser
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
 
 clean:

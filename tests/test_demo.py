@@ -1,4 +1,4 @@
-"""`make demo` end to end: the counter counts, and keeps counting after a restart."""
+"""The demo end to end: 2 workers share the count, it survives a restart, login/logout work."""
 
 from __future__ import annotations
 
@@ -10,20 +10,17 @@ import sys
 from pathlib import Path
 
 import httpx
+from servers import wait_until
 
 from redis_sessions.server import free_port
-from servers import wait_until
 
 
 def start_demo(port: int, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "redis_sessions.demo", "--port", str(port),
+               "--dir", str(data_dir), "--workers", "2"]
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "redis_sessions.demo", "--port", str(port),
-             "--dir", str(data_dir)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
 
 
 def answering(url: str) -> bool:
@@ -34,16 +31,6 @@ def answering(url: str) -> bool:
     return True
 
 
-def stop_demo(proc: subprocess.Popen[bytes], log: Path) -> None:
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=15) == 0
-    pids = re.findall(r"Local server pid (\d+)", log.read_text())
-    assert pids, log.read_text()
-    server_pid = int(pids[-1])
-    # The demo stops the server it started (by its PID).
-    wait_until(lambda: not pid_alive(server_pid), 10, message="demo left its server running")
-
-
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -52,37 +39,58 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def count_in(page: str) -> int:
-    match = re.search(r"visited this page (\d+) time", page)
-    assert match, page
-    return int(match.group(1))
+def stop_demo(proc: subprocess.Popen[bytes], log: Path) -> None:
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 0, log.read_text()
+    pids = re.findall(r"Local server pid (\d+)", log.read_text())
+    assert pids, log.read_text()
+    # The demo stops the server it started (by its PID).
+    wait_until(lambda: not pid_alive(int(pids[-1])), 10, message="demo left its server running")
 
 
-def test_demo_counts_per_session_and_survives_a_restart(tmp_path: Path) -> None:
+def visit(client: httpx.Client, url: str) -> tuple[int, int]:
+    page = client.get(url).text
+    count = re.search(r"visited this page (\d+) time", page)
+    pid = re.search(r"pid (\d+)", page)
+    assert count and pid, page
+    return int(count.group(1)), int(pid.group(1))
+
+
+def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path) -> None:
     data_dir, log = tmp_path / "data", tmp_path / "demo.log"
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    jar = httpx.Cookies()
     proc = start_demo(port, data_dir, log)
     try:
         wait_until(lambda: answering(url), 30, message="demo did not start")
         assert f"Demo at {url}" in log.read_text()
-        with httpx.Client(cookies=jar) as client:
-            assert [count_in(client.get(url).text) for _ in range(3)] == [1, 2, 3]
+        with httpx.Client() as client:
+            seen = [visit(client, url) for _ in range(20)]
             jar = client.cookies
-        with httpx.Client() as stranger:
-            assert count_in(stranger.get(url).text) == 1
+        assert [count for count, _ in seen] == list(range(1, 21))
+        workers = {pid for _, pid in seen}
+        print(f"\nworker pids seen over 20 requests: {sorted(workers)}")
+        assert len(workers) > 1
+        assert (data_dir / "server.url").read_text().startswith("redis://127.0.0.1:")
     finally:
         if proc.poll() is None:
             stop_demo(proc, log)
-    assert (data_dir / "demo-secret").exists()
+    assert not (data_dir / "server.url").exists()
     proc = start_demo(port, data_dir, log)
     try:
         wait_until(lambda: answering(url), 30, message="demo did not restart")
         with httpx.Client(cookies=jar) as client:
-            assert count_in(client.get(url).text) == 4
-            client.post(url + "reset")
-            assert count_in(client.get(url).text) == 1
+            assert visit(client, url)[0] == 21
+            assert client.get(url + "api/me").status_code == 401
+            before = client.cookies["session"]
+            response = client.post(url + "login", data={"user": "ada"})
+            assert client.cookies["session"].split(".")[0] != before.split(".")[0]
+            assert response.status_code == 303 and response.headers["location"] == "/"
+            me = client.get(url + "api/me")
+            assert me.status_code == 200 and me.json()["user"] == "ada"
+            assert me.json()["views"] == 21  # the login kept the data under a new id
+            client.post(url + "logout")
+            assert client.get(url + "api/me").status_code == 401
     finally:
         if proc.poll() is None:
             stop_demo(proc, log)
