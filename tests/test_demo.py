@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import httpx
-from servers import wait_until
 
 from redis_sessions.server import free_port
+from servers import wait_until
 
 
 def start_demo(port: int, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -66,11 +66,17 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
         assert f"Demo at {url}" in log.read_text()
         with httpx.Client() as client:
             seen = [visit(client, url) for _ in range(20)]
+            assert [count for count, _ in seen] == list(range(1, 21))
+            # Which worker accepts a connection is the kernel's choice: on a busy machine one
+            # may win many times in a row, so keep counting (bounded) until a second one serves.
+            while len({pid for _, pid in seen}) < 2 and len(seen) < 200:
+                seen.append(visit(client, url))
+                assert seen[-1][0] == len(seen)
             jar = client.cookies
-        assert [count for count, _ in seen] == list(range(1, 21))
         workers = {pid for _, pid in seen}
-        print(f"\nworker pids seen over 20 requests: {sorted(workers)}")
+        print(f"\nworker pids seen over {len(seen)} requests: {sorted(workers)}")
         assert len(workers) > 1
+        visits = len(seen)
         assert (data_dir / "server.url").read_text().startswith("redis://127.0.0.1:")
     finally:
         if proc.poll() is None:
@@ -80,7 +86,7 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
     try:
         wait_until(lambda: answering(url), 30, message="demo did not restart")
         with httpx.Client(cookies=jar) as client:
-            assert visit(client, url)[0] == 21
+            assert visit(client, url)[0] == visits + 1
             assert client.get(url + "api/me").status_code == 401
             before = client.cookies["session"]
             response = client.post(url + "login", data={"user": "ada"})
@@ -88,7 +94,7 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
             assert response.status_code == 303 and response.headers["location"] == "/"
             me = client.get(url + "api/me")
             assert me.status_code == 200 and me.json()["user"] == "ada"
-            assert me.json()["views"] == 21  # the login kept the data under a new id
+            assert me.json()["views"] == visits + 1  # the login kept the data under a new id
             client.post(url + "logout")
             assert client.get(url + "api/me").status_code == 401
     finally:

@@ -276,20 +276,23 @@ class HashLayout:
         """
         if not handles:
             return []
-        calls: list[Call] = []
+        # NO-TOUCH (Redis 7.2+, Valkey): looking must not reset the idle clocks it reports;
+        # older servers answer it with an error, and OBJECT IDLETIME comes first anyway.
+        calls: list[Call] = [Call(("CLIENT", "NO-TOUCH", "ON"))]
         for handle in handles:
             key = self.key(handle)
             calls += [
+                Call(("OBJECT", "IDLETIME", key)),
                 Call(("PTTL", key)),
                 Call(("HMGET", key, CREATED, field_name(user_field))),
                 Call(("MEMORY", "USAGE", key, "SAMPLES", "0")),
-                Call(("OBJECT", "IDLETIME", key)),
                 Call(("HLEN", key)),
             ]
+        calls.append(Call(("CLIENT", "NO-TOUCH", "OFF")))
         replies = yield Batch(tuple(calls))
         infos = []
         for index, handle in enumerate(handles):
-            pttl, meta, size, idle, length = replies[5 * index:5 * index + 5]
+            idle, pttl, meta, size, length = replies[1 + 5 * index:6 + 5 * index]
             if not isinstance(pttl, int) or pttl == -2 or not isinstance(meta, list):
                 continue  # gone meanwhile, or not a hash
             infos.append(SessionInfo(
