@@ -16,8 +16,9 @@ from servers import wait_until
 
 
 def start_demo(port: int, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "redis_sessions.demo", "--port", str(port),
-               "--dir", str(data_dir), "--workers", "2"]
+    # The console script, as a user runs it (`make demo` does the same).
+    script = Path(sys.executable).with_name("redis-sessions")
+    command = [str(script), "demo", "--port", str(port), "--dir", str(data_dir), "--workers", "2"]
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)

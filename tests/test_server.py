@@ -506,6 +506,7 @@ def test_main_runs_until_signalled(tmp_path: Path, signum: signal.Signals) -> No
         assert readable, "no URL printed within 15s"
         assert proc.stdout.readline().decode().strip() == f"redis://127.0.0.1:{port}/0"
         assert answers_ping(port)
+        assert (data / "server.url").read_text().strip() == f"redis://127.0.0.1:{port}/0"
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=15)
     finally:
@@ -515,6 +516,7 @@ def test_main_runs_until_signalled(tmp_path: Path, signum: signal.Signals) -> No
     assert proc.returncode == 0, err
     assert not answers_ping(port)
     assert (data / "server.log").is_file()  # --dir is kept
+    assert not (data / "server.url").exists()
 
 
 def test_main_in_process(

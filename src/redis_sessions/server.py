@@ -670,6 +670,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RuntimeError as exc:  # includes ServerNotFoundError
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        # Where the other `redis-sessions` commands look for a local server without --url.
+        (server.data_dir / "server.url").write_text(server.url + "\n")
         print(server.url, flush=True)
         if server.unix_path is not None:
             print(server.unix_url, flush=True)
@@ -689,6 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous_int = _set_handler(signal.SIGINT, signal.SIG_IGN)
         _set_handler(signal.SIGTERM, signal.SIG_IGN)
         try:
+            (server.data_dir / "server.url").unlink(missing_ok=True)
             server.stop()
         finally:
             if previous_int is not None:

@@ -145,11 +145,14 @@ class AsyncRedisStore(StoreBase):
 
     async def clear(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete every session under the prefix, page by page (SCAN + UNLINK); returns how
-        many. `progress` is called with the running count after each page."""
-        dedup, cursor, deleted = Dedup(), 0, 0
+        many. `progress` is called with the running count after each page.
+
+        A key SCAN returns twice is simply not counted twice (UNLINK counts what existed), so
+        nothing is remembered between pages: memory stays flat for any number of sessions."""
+        cursor, deleted = 0, 0
         while True:
             cursor, handles = await self._runner.run(self.layout.scan_page(cursor))
-            deleted += await self._runner.run(self.layout.destroy(*dedup.fresh(handles)))
+            deleted += await self._runner.run(self.layout.destroy(*handles))
             if progress is not None:
                 progress(deleted)
             if cursor == 0:

@@ -1,0 +1,135 @@
+"""The commands that run something in the foreground: ``demo``, ``server``, ``dashboard``.
+
+Their modules (uvicorn, starlette, the dashboard) are imported inside the commands, so that
+``redis-sessions --help`` and the data commands stay fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ._cli_common import DEFAULT_DATA_DIR, CliError, current_settings, safe_url
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from .store._async import AsyncRedisStore
+
+__all__ = ["dashboard_command", "demo_command", "server_command"]
+
+_DASHBOARD_TOKEN_ENV = "REDIS_SESSIONS_DASHBOARD_TOKEN"
+
+
+@click.command("demo")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="HTTP port of the demo app.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="uvicorn worker processes.")
+@click.option("--dir", "data_dir", default=DEFAULT_DATA_DIR, show_default=True,
+              type=click.Path(file_okay=False), help="Data directory (AOF, secret, server.url).")
+@click.pass_context
+def demo_command(ctx: click.Context, port: int, workers: int, data_dir: str) -> None:
+    """Run the demo app (visit counter, login) on the embedded persistent server.
+
+    With the global --url, it uses that Redis instead (REDIS_URL is not consulted). Ctrl-C
+    stops the app and the server it started.
+
+    \b
+    Example:
+      redis-sessions demo --workers 4
+    """
+    from . import demo
+
+    url = current_settings().url_option
+    click.echo(f"data directory: {Path(data_dir).resolve()}")
+    ctx.exit(demo.run(url=url, data_dir=data_dir, port=port, workers=workers))
+
+
+@click.command("server")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="TCP port [default: a free one].")
+@click.option("--dir", "data_dir", default=DEFAULT_DATA_DIR, show_default=True,
+              type=click.Path(file_okay=False), help="Data directory (AOF, log), kept.")
+@click.option("--appendfsync", default="everysec", show_default=True,
+              type=click.Choice(["always", "everysec", "no"]), help="AOF fsync policy.")
+@click.pass_context
+def server_command(ctx: click.Context, port: int | None, data_dir: str, appendfsync: str) -> None:
+    """Run a local Redis/Valkey server in the foreground (prints its URL; Ctrl-C stops it).
+
+    \b
+    Example:
+      redis-sessions server --port 6390
+    """
+    from . import server
+
+    argv = ["--dir", data_dir, "--appendfsync", appendfsync]
+    if port is not None:
+        argv += ["--port", str(port)]
+    ctx.exit(server.main(argv))
+
+
+@click.command("dashboard")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
+              help="HTTP port.")
+@click.option("--token", default=None, envvar=_DASHBOARD_TOKEN_ENV, metavar="TOKEN",
+              help=f"Access token, 16+ characters (env {_DASHBOARD_TOKEN_ENV}); required "
+                   "off loopback.")
+def dashboard_command(host: str, port: int, token: str | None) -> None:
+    """Serve the sessions dashboard (list, search, detail, delete, stats).
+
+    \b
+    Example:
+      export REDIS_SESSIONS_DASHBOARD_TOKEN="$(openssl rand -base64 32)"
+      redis-sessions dashboard --host 0.0.0.0
+    """
+    from . import dashboard
+    from .store._async import AsyncRedisStore
+
+    try:
+        dashboard.check_bind(host, token)
+    except ValueError as exc:
+        raise _RefusedBind(str(exc)) from None
+    settings = current_settings()
+    try:
+        store = AsyncRedisStore(url=settings.url, prefix=settings.prefix)
+    except ValueError as exc:
+        raise CliError(f"invalid Redis URL {safe_url(settings.url)!r}: {exc}") from None
+    app = _ClosesStore(dashboard.create_dashboard(store, token=token,
+                                                  user_field=settings.user_field), store)
+    import uvicorn
+
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"dashboard at http://{shown}:{port}/ for {safe_url(settings.url)} "
+               f"(prefix {settings.prefix!r}); Ctrl-C to stop")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+class _RefusedBind(CliError):
+    """The dashboard's bind check failed: a usage problem, exit status 2."""
+
+    exit_code = 2
+
+
+class _ClosesStore:
+    """ASGI wrapper: closes the dashboard's store when the server shuts down (the dashboard
+    leaves the store to its owner, here the command)."""
+
+    def __init__(self, app: ASGIApp, store: AsyncRedisStore) -> None:
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.store.aclose()
+            await send(message)
+
+        await self.app(scope, receive, send_closing)

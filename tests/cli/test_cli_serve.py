@@ -1,0 +1,88 @@
+"""demo, server and dashboard in-process: option parsing and what they call (the real runs are
+in test_cli_processes.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clikit import invoke
+from starlette.testclient import TestClient
+
+
+def record_calls(monkeypatch: pytest.MonkeyPatch, target: str, result: Any = 0) -> list[Any]:
+    calls: list[Any] = []
+
+    def fake(*args: Any, **kwargs: Any) -> Any:
+        calls.append((args, kwargs))
+        return result
+
+    monkeypatch.setattr(target, fake)
+    return calls
+
+
+def test_demo_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    calls = record_calls(monkeypatch, "redis_sessions.demo.run")
+    # REDIS_URL is for the data commands: the demo runs its own server unless --url is given.
+    out = invoke(None, "demo", env={"REDIS_URL": "redis://elsewhere:6379/0"}).stdout
+    assert out == f"data directory: {tmp_path / '.redis-sessions-data'}\n"
+    assert calls == [((), {"url": None, "data_dir": ".redis-sessions-data", "port": 8000,
+                           "workers": 2})]
+
+
+def test_demo_options_and_exit_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls = record_calls(monkeypatch, "redis_sessions.demo.run", result=3)
+    invoke("redis://127.0.0.1:1/0", "demo", "--port", "9001", "--workers", "4",
+           "--dir", str(tmp_path / "d"), expect=3)
+    assert calls == [((), {"url": "redis://127.0.0.1:1/0", "data_dir": str(tmp_path / "d"),
+                           "port": 9001, "workers": 4})]
+    invoke(None, "demo", "--workers", "0", expect=2)
+
+
+def test_server_passes_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = record_calls(monkeypatch, "redis_sessions.server.main")
+    invoke(None, "server")
+    invoke(None, "server", "--port", "6390", "--dir", "/tmp/x", "--appendfsync", "always")
+    assert [args for args, _ in calls] == [
+        (["--dir", ".redis-sessions-data", "--appendfsync", "everysec"],),
+        (["--dir", "/tmp/x", "--appendfsync", "always", "--port", "6390"],),
+    ]
+    assert "'sometimes' is not one of" in invoke(None, "server", "--appendfsync", "sometimes",
+                                      expect=2).stderr
+
+
+def test_dashboard_refuses_a_public_address_without_a_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = record_calls(monkeypatch, "uvicorn.run")
+    result = invoke("redis://127.0.0.1:1/0", "dashboard", "--host", "0.0.0.0", expect=2,
+                    env={"REDIS_SESSIONS_DASHBOARD_TOKEN": None})
+    assert result.stderr.startswith("Error: refusing to serve the sessions dashboard on '0.0.0.0'")
+    assert len(result.stderr.splitlines()) == 1
+    assert calls == []
+
+
+def test_dashboard_serves_the_app(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, clean_redis: Any
+) -> None:
+    calls = record_calls(monkeypatch, "uvicorn.run")
+    token = "t" * 32
+    out = invoke(redis_url, "--prefix", "app:", "dashboard", "--host", "0.0.0.0", "--port",
+                 "8123", env={"REDIS_SESSIONS_DASHBOARD_TOKEN": token}).stdout
+    assert out.startswith(f"dashboard at http://0.0.0.0:8123/ for {redis_url} (prefix 'app:')")
+    ((app,), kwargs) = calls[0]
+    assert kwargs == {"host": "0.0.0.0", "port": 8123, "log_level": "warning"}
+    invoke(redis_url, "dashboard", env={"REDIS_SESSIONS_DASHBOARD_TOKEN": None})
+    ((local_app,), _) = calls[1]
+    with TestClient(local_app, base_url="http://127.0.0.1:8001",
+                    client=("127.0.0.1", 50000)) as client:
+        assert client.get("/").status_code == 200
+    assert callable(app)
+
+
+def test_dashboard_invalid_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    record_calls(monkeypatch, "uvicorn.run")
+    result = invoke("http://nowhere/", "dashboard", expect=1)
+    assert result.stderr.startswith("Error: invalid Redis URL 'http://nowhere/'")
