@@ -125,7 +125,26 @@ if KEYS[2] then redis.call('DEL', KEYS[2]) end
 return 1
 """)
 
-SCRIPTS = (_LOAD, _WRITE)
+# Metadata of a page of sessions: per key {idle s, pttl ms, memory bytes, fields, {$c, user}},
+# or 0 when the key is gone or not a hash; -1 where the server refuses OBJECT/MEMORY.
+_DESCRIBE = Script.define("""
+local out = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('TYPE', k)['ok'] ~= 'hash' then
+    out[i] = 0
+  else
+    local idle = redis.pcall('OBJECT', 'IDLETIME', k)
+    if type(idle) ~= 'number' then idle = -1 end
+    local mem = redis.pcall('MEMORY', 'USAGE', k, 'SAMPLES', '0')
+    if type(mem) ~= 'number' then mem = -1 end
+    out[i] = {idle, redis.call('PTTL', k), mem, redis.call('HLEN', k),
+              redis.call('HMGET', k, '$c', ARGV[1])}
+  end
+end
+return out
+""")
+
+SCRIPTS = (_LOAD, _WRITE, _DESCRIBE)
 
 
 class HashLayout:
@@ -276,34 +295,34 @@ class HashLayout:
         """
         if not handles:
             return []
-        # NO-TOUCH (Redis 7.2+, Valkey): looking must not reset the idle clocks it reports;
-        # older servers answer it with an error, and OBJECT IDLETIME comes first anyway.
-        calls: list[Call] = [Call(("CLIENT", "NO-TOUCH", "ON"))]
-        for handle in handles:
-            key = self.key(handle)
-            calls += [
-                Call(("OBJECT", "IDLETIME", key)),
-                Call(("PTTL", key)),
-                Call(("HMGET", key, CREATED, field_name(user_field))),
-                Call(("MEMORY", "USAGE", key, "SAMPLES", "0")),
-                Call(("HLEN", key)),
-            ]
-        calls.append(Call(("CLIENT", "NO-TOUCH", "OFF")))
-        replies = yield Batch(tuple(calls))
+        # One script for the whole page (instead of five commands per key), sent between
+        # CLIENT NO-TOUCH ON/OFF (Redis 7.2+, Valkey) so looking does not reset the idle clocks
+        # it reports; older servers answer NO-TOUCH with an error, which is ignored.
+        keys = [self.key(handle) for handle in handles]
+        replies = yield Batch((
+            Call(("CLIENT", "NO-TOUCH", "ON")),
+            Call(("EVAL", _DESCRIBE.source, len(keys), *keys, field_name(user_field))),
+            Call(("CLIENT", "NO-TOUCH", "OFF")),
+        ))
+        rows = replies[1]
+        if isinstance(rows, Exception):
+            raise rows  # not unavailability (that raised already): a bug or a refused command
         infos = []
-        for index, handle in enumerate(handles):
-            idle, pttl, meta, size, length = replies[1 + 5 * index:6 + 5 * index]
-            if not isinstance(pttl, int) or pttl == -2 or not isinstance(meta, list):
+        for handle, row in zip(handles, rows):
+            if not isinstance(row, list):
                 continue  # gone meanwhile, or not a hash
+            idle, pttl, size, length, meta = row
+            if pttl == -2 or not isinstance(meta, list):
+                continue
             infos.append(SessionInfo(
                 handle=handle,
                 key=self.key(handle),
                 ttl_ms=pttl,
                 created_ms=_int_or_none(meta[0]),
                 user=self._user(meta[1]),
-                size=size if isinstance(size, int) else None,
-                idle_s=idle if isinstance(idle, int) else None,
-                fields=length if isinstance(length, int) else 0,
+                size=size if size >= 0 else None,
+                idle_s=idle if idle >= 0 else None,
+                fields=length,
             ))
         return infos
 

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ._async import AsyncRedisStore
-from ._layouts import _LOAD
+from ._layouts import _DESCRIBE, _LOAD
 from ._sync import RedisStore
 
 __all__ = ["AsyncMemoryStore", "MemoryStore"]
@@ -87,6 +87,8 @@ class _MemoryRedis:
                 argv = [_b(a) for a in args[2 + nkeys:]]
                 if script in (_LOAD.sha, _LOAD.source):
                     return self._load(keys[0], argv)
+                if script in (_DESCRIBE.sha, _DESCRIBE.source):
+                    return [self._describe(key, argv[0]) for key in keys]
                 return self._write(keys, argv)
             key = str(args[0]) if args else ""
             if command == "HGETALL":
@@ -101,23 +103,8 @@ class _MemoryRedis:
                 pattern = _glob_regex(str(args[2]))
                 keys = [k for k in list(self._hashes) if self._get(k) is not None]
                 return 0, [k.encode() for k in keys if pattern.fullmatch(k)]
-            fields = self._get(key)
-            if command == "PTTL":
-                return -2 if fields is None else self._pttl(key)
-            if command == "HMGET":
-                return [None if fields is None else fields.get(_b(f)) for f in args[1:]]
-            if command == "HLEN":
-                return len(fields or {})
             if command == "CLIENT":
                 return True
-            if command in ("MEMORY", "OBJECT"):
-                key = str(args[1])
-                fields = self._get(key)
-                if fields is None:
-                    return None
-                if command == "OBJECT":
-                    return 0
-                return 64 + sum(len(k) + len(v) + 16 for k, v in fields.items())
             raise NotImplementedError(f"MemoryStore does not implement {command}")
 
     def _load(self, key: str, argv: list[bytes]) -> Any:
@@ -146,6 +133,14 @@ class _MemoryRedis:
         for item in fields.items():
             flat.extend(item)
         return [pttl, flat]
+
+    def _describe(self, key: str, user_field: bytes) -> Any:
+        fields = self._get(key)
+        if fields is None:
+            return 0
+        size = 64 + sum(len(k) + len(v) + 16 for k, v in fields.items())
+        return [0, self._pttl(key), size, len(fields),
+                [fields.get(b"$c"), fields.get(user_field)]]
 
     def _write(self, keys: list[str], argv: list[bytes]) -> int:
         key, mode, count = keys[0], argv[1], int(argv[2])
