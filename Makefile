@@ -27,7 +27,7 @@ browser:
 	fi
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests examples bench
 
 types: $(BIN)/.installed
 	$(BIN)/mypy

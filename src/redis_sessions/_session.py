@@ -10,7 +10,7 @@ time. `mark_modified` forces a key (or the whole session) to be written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Protocol
 
 from ._errors import SessionStateError
@@ -47,6 +47,7 @@ class Session(MutableMapping[str, Any]):
 
     __slots__ = (
         "_accessed",
+        "_aloader",
         "_binding",
         "_created_ms",
         "_data",
@@ -88,6 +89,7 @@ class Session(MutableMapping[str, Any]):
         self._ttl_ms = 0  # the stored key's remaining TTL after the load
         self._binding: SessionBinding | None = None
         self._loader: Callable[[Session], None] | None = None
+        self._aloader: Callable[[Session], Awaitable[None]] | None = None
         self._is_new = True
         if data:
             self.update(data)
@@ -98,6 +100,20 @@ class Session(MutableMapping[str, Any]):
         loader = self._loader
         if loader is not None:
             loader(self)  # fills the session; on error the loader stays for the next try
+            self._loader = None
+
+    def _set_async_loader(self, loader: Callable[[Session], Awaitable[None]]) -> None:
+        """Make the session load on `aload()`; sync access before that is an error."""
+        self._aloader = loader
+        self._loader = _not_loaded  # also tells the engine "never loaded: nothing to write"
+
+    async def aload(self) -> None:
+        """Load a lazily loaded session (ASGI middleware with ``lazy=True``); a no-op when the
+        session is loaded already. Costs the one read round trip, once per request."""
+        loader = self._aloader
+        if loader is not None:
+            await loader(self)  # on error the loader stays for the next try
+            self._aloader = None
             self._loader = None
 
     # -- mapping ----------------------------------------------------------------------------
@@ -257,3 +273,10 @@ class Session(MutableMapping[str, Any]):
     async def areload(self) -> None:
         """Re-read the session from the store, dropping unsaved changes (asyncio adapters)."""
         await self._bound().areload(self)
+
+
+def _not_loaded(session: Session) -> None:
+    raise SessionStateError(
+        "the session is not loaded yet: await session.aload() first "
+        "(or use the redis_sessions.fastapi dependency)"
+    )

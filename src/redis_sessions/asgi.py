@@ -12,7 +12,7 @@ from typing import Any
 
 from ._adapter import UNAVAILABLE_BODY, RequestState, unavailable_headers
 from ._config import SessionConfig
-from ._engine import Loaded, is_secure_request
+from ._engine import Incoming, Load, Loaded, is_secure_request
 from ._errors import SessionStateError, StoreUnavailableError
 from ._session import Session
 from .store._base import now_ms
@@ -58,6 +58,7 @@ class _Binding:
         await self.middleware._commit(self.state)
 
     async def areload(self, session: Session) -> None:
+        session._aloader = session._loader = None  # a lazy session counts as loaded now
         state = self.state
         incoming = state.reload_incoming()
         now = now_ms()
@@ -74,17 +75,22 @@ class SessionMiddleware:
         store: an `AsyncRedisStore` or `AsyncMemoryStore` (default: `AsyncRedisStore` on
             ``$REDIS_URL``).
         config: a `SessionConfig` to start from.
+        lazy: do not load at the start of the request; the session loads on
+            ``await session.aload()`` (the FastAPI dependency does it), so routes that never
+            use the session cost no round trip even with a cookie. Sync access to a session
+            that was not loaded raises `SessionStateError`.
         **options: `SessionConfig` / `CookieConfig` fields, flat (``secret=``,
             ``same_site=``...); Starlette's ``secret_key``, ``session_cookie``, ``max_age`` and
             ``https_only`` are accepted too.
     """
 
     def __init__(self, app: ASGIApp, store: Any = None, *, config: SessionConfig | None = None,
-                 **options: Any) -> None:
+                 lazy: bool = False, **options: Any) -> None:
         from ._engine import SessionEngine
         from .store._async import AsyncRedisStore
 
         self.app = app
+        self.lazy = lazy
         self.store = store if store is not None else AsyncRedisStore()
         self.config = SessionConfig.from_options(config, options)
         self.engine = SessionEngine(self.config, serializer=self.store.serializer,
@@ -108,6 +114,9 @@ class SessionMiddleware:
         spec = engine.load_spec(incoming, now)
         reply: Loaded | None = None
         degraded = False
+        if spec is not None and self.lazy:
+            await self._lazy(scope, receive, send, incoming, spec, proto)
+            return
         if spec is not None:
             try:
                 reply = await self.store.load(spec)
@@ -117,9 +126,37 @@ class SessionMiddleware:
                     return
                 degraded = True
         session = engine.open_session(incoming, reply, now)
-        secure = is_secure_request(scope.get("scheme", "http"), proto,
-                                   trust_proxy=config.trust_proxy)
-        state = RequestState(engine, incoming, session, secure, degraded)
+        await self._serve(scope, receive, send, RequestState(
+            engine, incoming, session, self._secure(scope, proto), degraded))
+
+    def _secure(self, scope: Scope, proto: str | None) -> bool:
+        return is_secure_request(scope.get("scheme", "http"), proto,
+                                 trust_proxy=self.config.trust_proxy)
+
+    async def _lazy(self, scope: Scope, receive: Receive, send: Send, incoming: Incoming,
+                    spec: Load, proto: str | None) -> None:
+        """Serve with a session that loads on `Session.aload()` only."""
+        engine = self.engine
+        state = RequestState(engine, incoming, engine.new_session(spec.now_ms),
+                             self._secure(scope, proto))
+
+        async def load(session: Session) -> None:
+            reply: Loaded | None = None
+            try:
+                reply = await self.store.load(spec)
+            except StoreUnavailableError:
+                if self.config.on_unavailable != "anonymous":
+                    raise
+                state.degraded = True
+            engine.fill(session, incoming, reply, spec.now_ms)
+
+        state.session._set_async_loader(load)
+        await self._serve(scope, receive, send, state)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send,
+                     state: RequestState) -> None:
+        kind = scope["type"]
+        session = state.session
         session._binding = _Binding(self, state)
         scope["session"] = session
         started = replaced = False
