@@ -235,6 +235,8 @@ class Session(MutableMapping[str, Any]):
 
     def touch(self) -> None:
         """Refresh the session's expiry (and re-send the cookie) even if nothing changed."""
+        if self._loader is not None:
+            self._ensure()  # a lazy session must exist to be touched
         self._touch = True
 
     def mark_modified(self, key: str | None = None) -> None:
@@ -243,6 +245,8 @@ class Session(MutableMapping[str, Any]):
         Nested changes are detected automatically for dicts and lists; use this for values
         changed through other references, or to force a rewrite.
         """
+        if self._loader is not None:
+            self._ensure()
         if key is None:
             self._whole = True
         elif key in self._data:

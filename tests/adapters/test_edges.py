@@ -166,3 +166,30 @@ def test_wsgi_app_without_cookie_and_untouched_session_is_free() -> None:
     transport = httpx.WSGITransport(app=WSGISessions(wsgi_app, MemoryStore(), secret=SECRET))
     with httpx.Client(transport=transport, base_url="http://t") as client:
         assert client.get("/nowhere").status_code == 404
+
+
+def test_touch_and_mark_modified_load_a_lazy_wsgi_session_first(
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        session = wsgi_session(environ)
+        if environ["PATH_INFO"] == "/touch":
+            session.touch()
+        elif environ["PATH_INFO"] == "/mark":
+            session.mark_modified()
+        else:
+            session["a"] = {"n": 1}
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    transport = httpx.WSGITransport(app=WSGISessions(app, RedisStore(url=redis_url),
+                                                     secret=SECRET))
+    with httpx.Client(transport=transport, base_url="http://t") as client:
+        client.get("/set")
+        (key,) = clean_redis.scan_iter(match="sess:*")
+        clean_redis.pexpire(key, 5000)
+        assert "max-age=86400" in client.get("/touch").headers["set-cookie"].lower()
+        assert clean_redis.pttl(key) > 80_000_000
+        clean_redis.pexpire(key, 5000)
+        client.get("/mark")
+        assert clean_redis.pttl(key) > 80_000_000  # rewritten with a fresh TTL

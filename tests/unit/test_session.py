@@ -279,13 +279,22 @@ def test_destroy_loads_a_pending_lazy_session_first():
     assert calls == [1]
 
 
-def test_touch_and_is_destroyed_do_not_trigger_the_lazy_load():
+def test_is_destroyed_does_not_trigger_the_lazy_load():
     calls = []
     s = make()
     s._loader = calls.append
-    s.touch()
     assert s.is_destroyed is False
     assert calls == []
+
+
+@pytest.mark.parametrize("call", ["touch", "mark_modified"])
+def test_touch_and_mark_modified_load_a_lazy_session_first(call):
+    # Otherwise the request would end "never loaded" and the touch would be lost.
+    calls = []
+    s = make()
+    s._loader = calls.append
+    getattr(s, call)()
+    assert calls == [s]
 
 
 # -- explicit I/O ---------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""Helpers for the Flask, Bottle and Falcon integration tests: examples, round trips, cookies."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, connect, connect_async
+
+SECRET = "wsgi-frameworks-secret-0123456789"
+
+# A store call on a dead server fails fast (the fault tests' settings).
+FAST_FAIL = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=1,
+                           backoff_base=0.05, backoff_cap=0.25, health_check_interval=1)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def example(module: str) -> ModuleType:
+    """Import ``examples/<module>.py`` ("flask_app.app"); the repository root is not on
+    sys.path in tests."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"examples.{module}")
+
+
+class RoundTrips:
+    """Counts a store's Redis round trips, client side (one per runner.execute)."""
+
+    def __init__(self, store: Any) -> None:
+        self.count = 0
+        counter, runner = self, store._runner
+
+        if isinstance(store, AsyncRedisStore):
+            class Counting(type(runner)):  # type: ignore[misc]
+                async def execute(self, command: Any) -> Any:
+                    counter.count += 1
+                    return await super().execute(command)
+        else:
+            class Counting(type(runner)):  # type: ignore[misc,no-redef]
+                def execute(self, command: Any) -> Any:
+                    counter.count += 1
+                    return super().execute(command)
+
+        store._runner = Counting(runner.client, runner.health)
+
+    def take(self) -> int:
+        """Round trips since the last call."""
+        count, self.count = self.count, 0
+        return count
+
+
+def sync_store(url: str) -> RedisStore:
+    """A sync store on `url` whose calls fail within about a second when the server is gone."""
+    return RedisStore(connect(url, FAST_FAIL))
+
+
+def async_store(url: str) -> AsyncRedisStore:
+    """The asyncio twin of `sync_store`."""
+    return AsyncRedisStore(connect_async(url, FAST_FAIL))
+
+
+def cookie_attrs(set_cookie: str) -> dict[str, str]:
+    """The attributes of one Set-Cookie header, lower-cased names ("" for flags)."""
+    parts = [p.strip() for p in set_cookie.split(";")]
+    attrs = {}
+    for part in parts[1:]:
+        name, _, value = part.partition("=")
+        attrs[name.lower()] = value
+    return attrs
+
+
+def cookie_value(set_cookie: str) -> str:
+    """The value of one Set-Cookie header."""
+    return set_cookie.split(";", 1)[0].split("=", 1)[1]
