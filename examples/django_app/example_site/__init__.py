@@ -1,0 +1,1 @@
+"""The example Django project using ``SESSION_ENGINE = "redis_sessions.django"``."""
