@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._config import SessionConfig
 from ._engine import Incoming, Plan, SessionEngine
 from ._session import Session
 
@@ -13,12 +12,12 @@ __all__ = ["RequestState", "unavailable_headers"]
 UNAVAILABLE_BODY = b"Session store unavailable, please retry shortly.\n"
 
 
-def unavailable_headers(config: SessionConfig) -> list[tuple[str, str]]:
+def unavailable_headers(retry_after: int) -> list[tuple[str, str]]:
     """Headers of the 503 sent when Redis cannot serve (no host names, no traceback)."""
     return [
         ("content-type", "text/plain; charset=utf-8"),
         ("content-length", str(len(UNAVAILABLE_BODY))),
-        ("retry-after", str(config.retry_after)),
+        ("retry-after", str(retry_after)),
         ("cache-control", "no-store"),
     ]
 

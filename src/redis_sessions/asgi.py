@@ -196,6 +196,7 @@ class SessionMiddleware:
             # 1013 "Try Again Later"; before the handshake the server answers 403.
             await send({"type": "websocket.close", "code": 1013, "reason": "session store"})
             return
-        headers = [(k.encode(), v.encode()) for k, v in unavailable_headers(self.config)]
+        retry_after = self.config.retry_after
+        headers = [(k.encode(), v.encode()) for k, v in unavailable_headers(retry_after)]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})

@@ -46,7 +46,7 @@ from django.core.signals import setting_changed  # type: ignore[import-untyped]
 from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
 from django.utils.deprecation import MiddlewareMixin  # type: ignore[import-untyped]
 
-from ._adapter import UNAVAILABLE_BODY
+from ._adapter import UNAVAILABLE_BODY, unavailable_headers
 from ._connect import ConnectOptions, connect, connect_async
 from ._engine import Destroy, Load, Loaded, Plan, Touch, Write
 from ._errors import ConfigError, SessionTooLargeError, StoreUnavailableError
@@ -580,10 +580,9 @@ def _is_unavailable(exc: BaseException) -> bool:
 
 
 def _unavailable_response() -> HttpResponse:
-    response = HttpResponse(UNAVAILABLE_BODY, status=503,
-                            content_type="text/plain; charset=utf-8")
-    response["Retry-After"] = str(_backend().options.retry_after)
-    response["Cache-Control"] = "no-store"
+    response = HttpResponse(UNAVAILABLE_BODY, status=503)
+    for name, value in unavailable_headers(_backend().options.retry_after):
+        response[name] = value
     return response
 
 

@@ -171,7 +171,7 @@ class RedisSessionInterface(SessionInterface):
 
     def unavailable_response(self, error: StoreUnavailableError) -> flask.Response:
         """The 503 (with ``Retry-After``) answered when Redis fails inside a view."""
-        return flask.Response(UNAVAILABLE_BODY, 503, unavailable_headers(self.config))
+        return flask.Response(UNAVAILABLE_BODY, 503, unavailable_headers(self.config.retry_after))
 
     def _commit(self, state: RequestState) -> list[tuple[str, str]]:
         plan = state.plan(now_ms())
@@ -190,7 +190,7 @@ class RedisSessionInterface(SessionInterface):
         response.headers.clear()
         response.direct_passthrough = False
         response.set_data(UNAVAILABLE_BODY)
-        for name, value in unavailable_headers(self.config):
+        for name, value in unavailable_headers(self.config.retry_after):
             response.headers[name] = value
 
 

@@ -114,7 +114,7 @@ class RedisSessions:
 
     def _unavailable(self, request: Request[Any, Any, Any],
                      exc: Exception) -> Response[bytes]:
-        headers = {k: v for k, v in unavailable_headers(self.config)
+        headers = {k: v for k, v in unavailable_headers(self.config.retry_after)
                    if k not in ("content-type", "content-length")}
         return Response(UNAVAILABLE_BODY, status_code=503, headers=headers,
                         media_type="text/plain; charset=utf-8")

@@ -235,5 +235,6 @@ class RedisSessions:
     async def _unavailable(self, error: StoreUnavailableError) -> Response:
         # Raised inside a view (e.g. by `await session.asave()`): the same 503 as the
         # middleware's, instead of Quart's 500.
-        headers = {k: v for k, v in unavailable_headers(self.config) if k != "content-length"}
+        headers = {k: v for k, v in unavailable_headers(self.config.retry_after)
+                   if k != "content-length"}
         return Response(UNAVAILABLE_BODY, status=503, headers=headers)

@@ -142,5 +142,5 @@ class SessionMiddleware:
         return state.finish(plan, applied)
 
     def _unavailable(self, start_response: StartResponse, exc_info: Any) -> Any:
-        headers = [(k.title(), v) for k, v in unavailable_headers(self.config)]
+        headers = [(k.title(), v) for k, v in unavailable_headers(self.config.retry_after)]
         return start_response("503 Service Unavailable", headers, exc_info)
