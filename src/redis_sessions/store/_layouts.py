@@ -62,7 +62,8 @@ class Batch:
 Command = Script | Call | Batch
 Flow = Generator[Command, Any, Any]
 
-# Read a session and refresh its TTL when due, in one command. Returns nil when the key is
+# Read a session and refresh its TTL when due, in one command (the refresh is best effort: a
+# server refusing writes still serves the read). Returns nil when the key is
 # missing (or past its absolute lifetime, in which case it is deleted), -1 when the key holds
 # another type, else {pttl, {field, value, ...}}. ARGV[5] '1' (disable_ttl) never sets a TTL.
 _LOAD = Script.define("""
@@ -79,7 +80,7 @@ local target = idle
 if life > 0 and created then
   local left = created + life - now
   if left <= 0 then
-    redis.call('DEL', k)
+    redis.pcall('DEL', k)  -- best effort: the session is over either way
     return false
   end
   if target <= 0 or left < target then target = left end
@@ -87,8 +88,8 @@ end
 local pttl = redis.call('PTTL', k)
 if ARGV[5] == '1' then target = 0 end
 if target > 0 and (pttl < 0 or target - pttl >= after) then
-  redis.call('PEXPIRE', k, target)
-  pttl = target
+  -- Best effort: a refused refresh (MISCONF, OOM) must not fail the read.
+  if type(redis.pcall('PEXPIRE', k, target)) == 'number' then pttl = target end
 end
 return {pttl, redis.call('HGETALL', k)}
 """)

@@ -1,0 +1,239 @@
+"""Helpers for the standalone fault cases (RELIABILITY.md part B, F1-F8 and M1-M4).
+
+`FaultApp` drives a small Starlette app behind the ASGI `SessionMiddleware` with an
+`AsyncRedisStore` using the fault-test client settings (`FAULT_OPTIONS`), sends sequential
+requests through Starlette's `TestClient`, and records every exchange so that the global
+invariants can be checked afterwards (`check_invariants`): I-1 no session key without a TTL,
+I-2 no leak of internals in any response, I-3 every 5xx is a 503 with ``Retry-After``.
+
+Each case prints its figure on one line starting with ``FIGURE`` (`figure`), for the script that
+collects the published numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from redis_sessions import AsyncRedisStore, ConnectOptions, connect_async
+from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.server import LocalServer
+
+__all__ = [
+    "BUDGET",
+    "COOKIE",
+    "FAULT_OPTIONS",
+    "RETRY_AFTER",
+    "UNAVAILABLE_BODY",
+    "Exchange",
+    "FaultApp",
+    "check_invariants",
+    "figure",
+    "raw_send",
+    "sessions_without_ttl",
+]
+
+# The fault-test client settings of RELIABILITY.md B0: a call that cannot be served fails within
+# about 2 s (health-check PING and command, two attempts each), so a request answers in < 3 s.
+FAULT_OPTIONS = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=1,
+                               backoff_base=0.05, backoff_cap=0.25, health_check_interval=1)
+BUDGET = 3.0
+"""Seconds within which any request must be answered, whatever the fault."""
+RETRY_AFTER = 5
+COOKIE = "session"
+UNAVAILABLE_BODY = "Session store unavailable, please retry shortly.\n"
+SECRET = "fault-suite-secret-0123456789abcdef"
+LEAKS = ("Traceback", "redis.exceptions", "redis_sessions", "127.0.0.1")
+
+
+def fault_app(on_shutdown: Any = None) -> Starlette:
+    """Routes ``/set?k=v...`` (sets every query parameter), ``/get``, ``/logout``, ``/health``."""
+
+    async def set_(request: Request) -> JSONResponse:
+        for key, value in request.query_params.items():
+            request.session[key] = value
+        return JSONResponse({"ok": True})
+
+    async def get(request: Request) -> JSONResponse:
+        return JSONResponse(dict(request.session))
+
+    async def logout(request: Request) -> JSONResponse:
+        request.session.destroy()
+        return JSONResponse({"ok": True})
+
+    async def health(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            await on_shutdown()
+
+    return Starlette(lifespan=lifespan, routes=[
+        Route("/set", set_), Route("/get", get), Route("/logout", logout),
+        Route("/health", health),
+    ])
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and its answer, as recorded by `FaultApp`."""
+
+    path: str
+    status: int
+    seconds: float
+    headers: tuple[tuple[str, str], ...]
+    body: str
+    started: float  # time.monotonic() when the request was sent
+    cookie: str | None  # session cookie value set by the response, if any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+@dataclass
+class FaultApp:
+    """The app under test on Redis at `url`, sequential requests, every exchange recorded.
+
+    Use as a context manager (it runs the app's lifespan, which closes the store). Cookies are
+    never kept by the client: each request names the session cookie it sends, if any.
+    """
+
+    url: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    log: list[Exchange] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.store = AsyncRedisStore(connect_async(self.url, FAULT_OPTIONS))
+        app = SessionMiddleware(fault_app(self.store.aclose), self.store, secret=SECRET,
+                                retry_after=RETRY_AFTER, **self.options)
+        # A crash must show up as the 500 a client would get, not as an exception in the test.
+        self.http = TestClient(app, raise_server_exceptions=False)
+
+    def __enter__(self) -> FaultApp:
+        self.http.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.http.__exit__(exc_type, exc, tb)
+
+    def request(self, path: str, cookie: str | None = None) -> Exchange:
+        """GET `path` with the session cookie `cookie` (or none); record and return it."""
+        self.http.cookies.clear()
+        headers = {"cookie": f"{COOKIE}={cookie}"} if cookie else {}
+        started = time.monotonic()
+        response = self.http.get(path, headers=headers)
+        seconds = time.monotonic() - started
+        exchange = Exchange(
+            path=path,
+            status=response.status_code,
+            seconds=seconds,
+            headers=tuple(response.headers.multi_items()),
+            body=response.text,
+            started=started,
+            cookie=response.cookies.get(COOKIE),
+        )
+        self.log.append(exchange)
+        return exchange
+
+    def read(self, cookie: str) -> dict[str, Any]:
+        """The session's data as ``/get`` shows it (asserting a 2xx)."""
+        exchange = self.request("/get", cookie)
+        assert exchange.ok, f"/get answered {exchange.status}: {exchange.body!r}"
+        data: dict[str, Any] = json.loads(exchange.body)
+        return data
+
+    def new_session(self, **fields: str) -> str:
+        """Create a session holding `fields` and return its cookie value (asserting a 2xx)."""
+        exchange = self.request("/set?" + "&".join(f"{k}={v}" for k, v in fields.items()))
+        assert exchange.ok and exchange.cookie, f"create answered {exchange.status}"
+        return exchange.cookie
+
+    @property
+    def unavailable(self) -> list[Exchange]:
+        """Every exchange answered with a 5xx."""
+        return [e for e in self.log if e.status >= 500]
+
+
+def figure(case: str, **values: object) -> str:
+    """Print ``FIGURE <case> k=v ...`` on one line (collected for docs/reliability.md)."""
+    def shown(value: object) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    line = " ".join([f"FIGURE {case}", *(f"{k}={shown(v)}" for k, v in values.items())])
+    print("\n" + line, flush=True)
+    return line
+
+
+_NO_TTL_SCRIPT = """
+local cursor, found = '0', 0
+repeat
+  local page = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 5000)
+  cursor = page[1]
+  for _, k in ipairs(page[2]) do
+    if redis.call('PTTL', k) == -1 then found = found + 1 end
+  end
+until cursor == '0'
+return found
+"""
+
+
+def sessions_without_ttl(client: redis.Redis, prefix: str = "sess:") -> int:
+    """I-1: how many keys under `prefix` have no TTL (SCAN, server side, in one call)."""
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+    return int(client.eval(_NO_TTL_SCRIPT, 0, pattern))
+
+
+def check_invariants(app: FaultApp, servers: Iterable[LocalServer],
+                     extra_ports: Iterable[int] = ()) -> None:
+    """Assert I-1 on every (running) server and I-2, I-3 on every recorded exchange."""
+    servers = list(servers)
+    for server in servers:
+        with redis.Redis.from_url(server.url, socket_timeout=10) as client:
+            assert sessions_without_ttl(client) == 0, "I-1: a session key has no TTL"
+    leaks = LEAKS + tuple(str(s.port) for s in servers) + tuple(str(p) for p in extra_ports)
+    for exchange in app.log:
+        text = exchange.body + "\n" + "\n".join(f"{k}: {v}" for k, v in exchange.headers)
+        for leak in leaks:
+            assert leak not in text, f"I-2: {exchange.path} ({exchange.status}) shows {leak!r}"
+        if exchange.status >= 500:
+            assert exchange.status == 503, f"I-3: {exchange.path} answered {exchange.status}"
+            assert exchange.header("retry-after") == str(RETRY_AFTER), "I-3: no Retry-After"
+            assert exchange.body == UNAVAILABLE_BODY, f"I-3: body {exchange.body!r}"
+
+
+def raw_send(server: LocalServer, *args: str) -> socket.socket:
+    """Send one command on a new raw connection without waiting for the reply.
+
+    For commands that block the server (``DEBUG SLEEP``): the caller reads the reply with
+    `socket.recv` when the fault is over, and closes the socket.
+    """
+    sock = socket.create_connection((server.host, server.port), timeout=10)
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    sock.sendall(b"".join(parts))
+    return sock
