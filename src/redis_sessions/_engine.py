@@ -289,9 +289,20 @@ class SessionEngine:
         changed = {}
         for key in keys:
             value = dumps(data[key])
-            if everything or value != raw.get(key):
+            if everything or (value != raw.get(key) and not self._same(raw.get(key), value)):
                 changed[field_name(key)] = value
         return changed
+
+    def _same(self, stored: bytes | None, value: bytes) -> bool:
+        """Whether `stored` (bytes from Redis that differ from `value`) decodes to the same
+        value: bytes written by another serializer setting (stdlib json vs orjson, say) must
+        not turn a read into a write."""
+        if not stored:  # b"" marks a key forced by mark_modified()
+            return False
+        try:
+            return self.serializer.dumps(self.serializer.loads(stored)) == value
+        except (ValueError, TypeError):
+            return False
 
     def _check_size(self, session: Session, changed: Mapping[str, bytes], full: bool) -> None:
         size = sum(len(k.encode()) + len(v) for k, v in changed.items())
@@ -349,6 +360,10 @@ class SessionEngine:
         if isinstance(plan, Destroy):
             session._handle = None
             session._is_new = True
+            session._raw = {}
+            session._set.clear()
+            session._deleted.clear()
+            session._accessed.clear()
             return
         if isinstance(plan, Write):
             for name, value in plan.fields.items():
