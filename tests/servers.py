@@ -13,10 +13,12 @@ from typing import Any, Protocol
 import pytest
 import redis
 
+from redis_sessions import AsyncRedisStore
 from redis_sessions.server import LocalServer
 
 __all__ = [
     "MakeServer",
+    "RoundTrips",
     "clean_redis",
     "command_counts",
     "command_delta",
@@ -138,3 +140,33 @@ def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, in
         if name != "info" and change:
             delta[name] = change
     return delta
+
+
+class RoundTrips:
+    """Counts a store's Redis round trips, client side: one per runner ``execute`` (a command,
+    a script or a pipeline), for a `RedisStore` or an `AsyncRedisStore`."""
+
+    def __init__(self, store: Any) -> None:
+        self.count = 0
+        runner = store._runner
+        counter = self
+
+        if isinstance(store, AsyncRedisStore):
+
+            class Counting(type(runner)):  # type: ignore[misc]
+                async def execute(self, command: Any) -> Any:
+                    counter.count += 1
+                    return await super().execute(command)
+        else:
+
+            class Counting(type(runner)):  # type: ignore[misc,no-redef]
+                def execute(self, command: Any) -> Any:
+                    counter.count += 1
+                    return super().execute(command)
+
+        store._runner = Counting(runner.client, runner.health)
+
+    def take(self) -> int:
+        """The count since the last take()."""
+        count, self.count = self.count, 0
+        return count

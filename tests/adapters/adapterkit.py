@@ -17,30 +17,7 @@ from redis_sessions import (
 )
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
-
-
-class RoundTrips:
-    """Counts the store's Redis round trips, client side (one per runner.execute)."""
-
-    def __init__(self, store: Any) -> None:
-        self.count = 0
-        runner = store._runner
-        base = type(runner)
-        counter = self
-
-        if isinstance(store, AsyncRedisStore):
-            class Counting(base):  # type: ignore[valid-type,misc]
-                async def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return await super().execute(command)
-        else:
-            class Counting(base):  # type: ignore[valid-type,misc,no-redef]
-                def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return super().execute(command)
-
-        store._runner = Counting(runner.client, runner.health)
-
+from servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 
 # Fault-test client settings: a call that cannot be served fails within ~2 s, health check
 # included (with retries=2 a health-check PING plus the command can take 6 x 0.5 s).

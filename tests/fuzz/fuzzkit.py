@@ -36,6 +36,7 @@ from redis_sessions import (
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
 from redis_sessions.wsgi import get_session
+from servers import RoundTrips
 
 SECRET = "fuzz-secret-0123456789abcdef"
 OLD_SECRET = "fuzz-old-secret-0123456789ab"
@@ -174,26 +175,6 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
     return [json.dumps(body).encode()]
 
 
-class RoundTrips:
-    """Counts the store's Redis round trips client side (one per runner.execute call)."""
-
-    def __init__(self, store: Any) -> None:
-        self.count = 0
-        runner = store._runner
-        counter = self
-
-        if isinstance(store, AsyncRedisStore):
-            class Counting(type(runner)):  # type: ignore[misc]
-                async def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return await super().execute(command)
-        else:
-            class Counting(type(runner)):  # type: ignore[misc,no-redef]
-                def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return super().execute(command)
-
-        store._runner = Counting(runner.client, runner.health)
 
 
 def make_asgi(url: str, spy: Callable[[Any], None] | None = None) -> tuple[TestClient, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from redis_sessions import AsyncRedisStore, ConnectOptions, connect_async, handle_for
+from servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 
 SECRET = "asgi-integration-secret-0123456789"
 
@@ -28,24 +29,6 @@ def example(name: str) -> ModuleType:
     return importlib.import_module(f"examples.{name}.app")
 
 
-class RoundTrips:
-    """Counts an `AsyncRedisStore`'s Redis round trips, client side (one per runner call)."""
-
-    def __init__(self, store: AsyncRedisStore) -> None:
-        self.count = 0
-        counter, base = self, type(store._runner)
-
-        class Counting(base):  # type: ignore[valid-type,misc]
-            async def execute(self, command: Any) -> Any:
-                counter.count += 1
-                return await super().execute(command)
-
-        store._runner = Counting(store._runner.client, store._runner.health)
-
-    def take(self) -> int:
-        """Round trips since the last call."""
-        count, self.count = self.count, 0
-        return count
 
 
 def make_store(url: str) -> AsyncRedisStore:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import django
 from django.conf import settings
 from django.core.management import call_command
 
-from redis_sessions import AsyncRedisStore, ConnectOptions
+from redis_sessions import ConnectOptions
+from servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_app"
 
@@ -40,30 +40,3 @@ def configure() -> None:
     django.setup()
     call_command("migrate", verbosity=0)
 
-
-class RoundTrips:
-    """Counts a store's Redis round trips, client side (one per runner.execute)."""
-
-    def __init__(self, store: Any) -> None:
-        self.count = 0
-        runner = store._runner
-        base = type(runner)
-        counter = self
-
-        if isinstance(store, AsyncRedisStore):
-            class Counting(base):  # type: ignore[valid-type,misc]
-                async def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return await super().execute(command)
-        else:
-            class Counting(base):  # type: ignore[valid-type,misc,no-redef]
-                def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return super().execute(command)
-
-        store._runner = Counting(runner.client, runner.health)
-
-    def take(self) -> int:
-        """The count since the last take()."""
-        count, self.count = self.count, 0
-        return count

@@ -6,9 +6,9 @@ import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, connect, connect_async
+from servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 
 SECRET = "wsgi-frameworks-secret-0123456789"
 
@@ -27,30 +27,6 @@ def example(module: str) -> ModuleType:
     return importlib.import_module(f"examples.{module}")
 
 
-class RoundTrips:
-    """Counts a store's Redis round trips, client side (one per runner.execute)."""
-
-    def __init__(self, store: Any) -> None:
-        self.count = 0
-        counter, runner = self, store._runner
-
-        if isinstance(store, AsyncRedisStore):
-            class Counting(type(runner)):  # type: ignore[misc]
-                async def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return await super().execute(command)
-        else:
-            class Counting(type(runner)):  # type: ignore[misc,no-redef]
-                def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return super().execute(command)
-
-        store._runner = Counting(runner.client, runner.health)
-
-    def take(self) -> int:
-        """Round trips since the last call."""
-        count, self.count = self.count, 0
-        return count
 
 
 def sync_store(url: str) -> RedisStore:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from redis_sessions import AsyncRedisStore, ConnectOptions, SessionStateError, connect_async
 from redis_sessions.asgi import SessionMiddleware, get_session
+from servers import RoundTrips
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from examples.fastapi_app.app import create_app
@@ -24,19 +25,6 @@ SECRET = "fastapi-test-secret-0123456789"
 FAST_FAIL = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=1)
 
 
-class Counted:
-    """Counts a store's round trips (one per runner.execute)."""
-
-    def __init__(self, store: AsyncRedisStore) -> None:
-        self.count = 0
-        counter, base = self, type(store._runner)
-
-        class Counting(base):  # type: ignore[valid-type,misc]
-            async def execute(self, command: Any) -> Any:
-                counter.count += 1
-                return await super().execute(command)
-
-        store._runner = Counting(store._runner.client, store._runner.health)
 
 
 @pytest.fixture
@@ -66,7 +54,7 @@ def test_login_regenerates_logout_destroys_and_api_needs_login(
 
 
 def test_lazy_route_without_the_dependency_costs_no_round_trip(store: AsyncRedisStore) -> None:
-    counted = Counted(store)
+    counted = RoundTrips(store)
     with TestClient(create_app(store, SECRET)) as client:
         client.get("/")
         counted.count = 0
