@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from .server import URL_FILE
 from .store._sync import RedisStore
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def resolve_url(explicit: str | None, data_dir: str | os.PathLike[str] = DEFAULT
     if env:
         return env
     try:
-        written = (Path(data_dir) / "server.url").read_text().strip()
+        written = (Path(data_dir) / URL_FILE).read_text().strip()
     except OSError:
         written = ""
     if written:

@@ -135,12 +135,12 @@ def run(*, url: str | None, data_dir: str | os.PathLike[str] = DEFAULT_DIR, port
     """
     import uvicorn
 
-    from .server import LocalServer
+    from .server import URL_FILE, LocalServer
 
     directory = Path(data_dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     server = None
-    url_file = directory / "server.url"
+    url_file = directory / URL_FILE
     if url is None:
         server = LocalServer(data_dir=directory, appendonly=True, appendfsync="everysec").start()
         url = server.url

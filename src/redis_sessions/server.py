@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 __all__ = [
     "ENV_VAR",
+    "URL_FILE",
     "LocalServer",
     "ServerNotFoundError",
     "find_server_binary",
@@ -43,6 +44,10 @@ __all__ = [
 
 ENV_VAR = "REDIS_SESSIONS_SERVER"
 """Environment variable naming the server binary to use; it wins over every other source."""
+
+URL_FILE = "server.url"
+"""File in a data directory holding the URL of the local server running on it (written by
+``redis-sessions demo`` and ``redis-sessions server``, read by the other commands)."""
 
 _APPENDFSYNC_VALUES = ("always", "everysec", "no")
 _POLL_INTERVAL = 0.02
@@ -671,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         # Where the other `redis-sessions` commands look for a local server without --url.
-        (server.data_dir / "server.url").write_text(server.url + "\n")
+        (server.data_dir / URL_FILE).write_text(server.url + "\n")
         print(server.url, flush=True)
         if server.unix_path is not None:
             print(server.unix_url, flush=True)
@@ -691,7 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous_int = _set_handler(signal.SIGINT, signal.SIG_IGN)
         _set_handler(signal.SIGTERM, signal.SIG_IGN)
         try:
-            (server.data_dir / "server.url").unlink(missing_ok=True)
+            (server.data_dir / URL_FILE).unlink(missing_ok=True)
             server.stop()
         finally:
             if previous_int is not None:
