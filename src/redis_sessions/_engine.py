@@ -92,11 +92,13 @@ class Loaded:
     """The store's reply to a `Load`: the hash fields and the key's PTTL after any refresh.
 
     `foreign` is True when the key holds another Redis type (never written by us).
+    `refresh_ms` is the TTL to set at the end of the request when a refresh is due (0: none).
     """
 
     pttl_ms: int
     fields: Mapping[bytes, bytes]
     foreign: bool = False
+    refresh_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +121,15 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class Touch:
-    """Refresh the TTL of an existing session (no-op if it is gone)."""
+    """Refresh the TTL of an existing session (no-op if it is gone).
+
+    `best_effort`: the periodic refresh of a read (`touch_after`); the store ignores a server
+    that cannot take it (down, paused for writes), since the read itself was served.
+    """
 
     handle: str
     ttl_ms: int
+    best_effort: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +250,7 @@ class SessionEngine:
         session._deleted.clear()
         session._accessed.clear()
         session._regenerated = session._whole = session._destroyed = False
+        session._refresh_ms = 0
         session._created_ms = now_ms
         session._handle = None
         session._id = None
@@ -267,6 +275,7 @@ class SessionEngine:
         session._handle = incoming.handle
         session._id = incoming.session_id
         session._ttl_ms = reply.pttl_ms
+        session._refresh_ms = reply.refresh_ms
         session._is_new = False
 
     # -- 3. saving --------------------------------------------------------------------------
@@ -333,6 +342,8 @@ class SessionEngine:
         if not should_save(session, modified, self.config):
             if should_touch(session, self.config) and old:
                 return Touch(old, ttl) if ttl > 0 else Destroy(old)
+            if session._refresh_ms and old:
+                return Touch(old, session._refresh_ms, best_effort=True)
             return None
         if ttl <= 0:
             return Destroy(old) if old else None  # connect-redis: an expired save is a delete
@@ -380,6 +391,7 @@ class SessionEngine:
         session._deleted.clear()
         session._accessed.clear()
         session._regenerated = session._whole = False
+        session._refresh_ms = 0
 
     # -- 4. the response --------------------------------------------------------------------
 

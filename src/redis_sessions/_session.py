@@ -59,6 +59,7 @@ class Session(MutableMapping[str, Any]):
         "_is_new",
         "_loader",
         "_raw",
+        "_refresh_ms",
         "_regenerated",
         "_set",
         "_touch",
@@ -87,6 +88,7 @@ class Session(MutableMapping[str, Any]):
         self._touch = False
         self._whole = False
         self._ttl_ms = 0  # the stored key's remaining TTL after the load
+        self._refresh_ms = 0  # TTL to set at the end of the request (a due refresh), or 0
         self._binding: SessionBinding | None = None
         self._loader: Callable[[Session], None] | None = None
         self._aloader: Callable[[Session], Awaitable[None]] | None = None

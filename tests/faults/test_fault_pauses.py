@@ -78,11 +78,6 @@ def test_f5_debug_sleep_gives_503_in_budget_or_success_after_never_500(
     check_invariants(app, [server])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, open in issue 5: the read script may write (TTL refresh), so the server "
-    "holds it back during CLIENT PAUSE WRITE and reads with a cookie answer 503",
-)
 def test_f5_client_pause_write_keeps_reads_working_and_writes_in_budget(
     make_server: MakeServer,
 ) -> None:

@@ -150,6 +150,16 @@ def open_session(store: StoreProxy, engine: SessionEngine, sid: str,
     return engine.open_session(incoming, store.load(spec), now)
 
 
+def serve_read(store: StoreProxy, engine: SessionEngine, sid: str) -> Session:
+    """A whole read-only request for `sid`: load, then the end-of-request plan and commit (the
+    due TTL refresh, if any)."""
+    now = now_ms()
+    session = open_session(store, engine, sid, now)
+    plan = engine.plan(session, now)
+    engine.committed(session, plan, store.commit(plan))
+    return session
+
+
 def create_session(store: StoreProxy, engine: SessionEngine, now: int | None = None,
                    **data: Any) -> Session:
     """A new session holding `data`, written through the engine and committed."""

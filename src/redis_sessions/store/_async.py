@@ -12,7 +12,8 @@ import redis.asyncio
 from redis.exceptions import NoScriptError, RedisError
 
 from .._connect import connect_async
-from .._engine import Load, Loaded, Plan
+from .._engine import Load, Loaded, Plan, Touch
+from .._errors import StoreUnavailableError
 from ._base import StoreBase, now_ms
 from ._faults import Health
 from ._layouts import Call, Command, Dedup, Flow, Script, SessionInfo
@@ -98,6 +99,11 @@ class AsyncRedisStore(StoreBase):
         """Run an engine plan (1 round trip, 0 for None) -> False if the session was gone."""
         if plan is None:
             return True
+        if isinstance(plan, Touch) and plan.best_effort:
+            try:
+                return await self._runner.run(self.layout.commit(plan))  # type: ignore[no-any-return]
+            except StoreUnavailableError:
+                return True  # the read was served; the refresh is retried by a later request
         return await self._runner.run(self.layout.commit(plan))  # type: ignore[no-any-return]
 
     async def get(self, handle: str) -> dict[str, Any] | None:

@@ -62,11 +62,13 @@ class Batch:
 Command = Script | Call | Batch
 Flow = Generator[Command, Any, Any]
 
-# Read a session and refresh its TTL when due, in one command (the refresh is best effort: a
-# server refusing writes still serves the read). Returns nil when the key is
-# missing (or past its absolute lifetime, in which case it is deleted), -1 when the key holds
-# another type, else {pttl, {field, value, ...}}. ARGV[5] '1' (disable_ttl) never sets a TTL.
-_LOAD = Script.define("""
+# Reading a session, in one command. The body computes the TTL the session should have now:
+# min(idle timeout, what is left of the absolute lifetime), `due` when that is at least
+# touch_after more than its PTTL. Returns nil when the key is missing (or past its absolute
+# lifetime), -1 when it holds another type, -2 past its absolute lifetime, else
+# {pttl, {field, value, ...}, due}. ARGV: now,
+# idle, lifetime, touch_after (ms), disable_ttl ('1': never a TTL).
+_READ_BODY = """
 local k = KEYS[1]
 local kind = redis.call('TYPE', k)['ok']
 if kind == 'none' then return false end
@@ -79,19 +81,26 @@ if meta[2] then idle = tonumber(meta[2]) or idle end
 local target = idle
 if life > 0 and created then
   local left = created + life - now
-  if left <= 0 then
-    redis.pcall('DEL', k)  -- best effort: the session is over either way
-    return false
-  end
+  if left <= 0 then return -2 end  -- over (its TTL outlived it, e.g. the lifetime was cut)
   if target <= 0 or left < target then target = left end
 end
 local pttl = redis.call('PTTL', k)
-if ARGV[5] == '1' then target = 0 end
-if target > 0 and (pttl < 0 or target - pttl >= after) then
-  -- Best effort: a refused refresh (MISCONF, OOM) must not fail the read.
-  if type(redis.pcall('PEXPIRE', k, target)) == 'number' then pttl = target end
-end
-return {pttl, redis.call('HGETALL', k)}
+local due = 0
+if ARGV[5] ~= '1' and target > 0 and (pttl < 0 or target - pttl >= after) then due = target end
+"""
+
+# The usual read: declared read-only (Redis 7+), so it is served during CLIENT PAUSE WRITE (the
+# first step of a failover) and on replicas. A due TTL refresh is left to the end of the
+# request: merged into the save, or a separate best-effort PEXPIRE, at most once per touch_after.
+_READ = Script.define("#!lua flags=no-writes" + _READ_BODY + """
+return {pttl, redis.call('HGETALL', k), due}
+""")
+
+# The read with `rolling` (touch_after 0): every read refreshes the TTL, so the refresh is done
+# in the same command, best effort (a server refusing writes, MISCONF or OOM, still serves it).
+_LOAD = Script.define(_READ_BODY.replace("return -2", "redis.pcall('DEL', k) return false") + """
+if due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due end
+return {pttl, redis.call('HGETALL', k), 0}
 """)
 
 # Write fields, delete fields and set the TTL atomically. ARGV: ttl_ms, mode, n_set, then n_set
@@ -145,7 +154,7 @@ end
 return out
 """)
 
-SCRIPTS = (_LOAD, _WRITE, _DESCRIBE)
+SCRIPTS = (_READ, _LOAD, _WRITE, _DESCRIBE)
 
 
 class HashLayout:
@@ -195,16 +204,21 @@ class HashLayout:
     # -- what the adapters use --------------------------------------------------------------
 
     def load(self, spec: Load) -> Flow:
-        """Flow: read a session (refreshing its TTL when due) -> `Loaded` or None."""
-        reply = yield _LOAD((self.key(spec.handle),),
-                            (spec.now_ms, spec.idle_ms, spec.lifetime_ms, spec.touch_after_ms,
-                             int(self.disable_ttl)))
+        """Flow: read a session -> `Loaded` or None. With `rolling` (touch_after 0) the TTL is
+        refreshed in the same command; otherwise `Loaded.refresh_ms` says a refresh is due."""
+        script = _LOAD if spec.touch_after_ms == 0 else _READ
+        reply = yield script((self.key(spec.handle),),
+                             (spec.now_ms, spec.idle_ms, spec.lifetime_ms, spec.touch_after_ms,
+                              int(self.disable_ttl)))
         if reply is None:
             return None
         if reply == -1:
             return Loaded(-1, {}, foreign=True)
-        pttl, flat = reply
-        return Loaded(pttl, dict(zip(flat[::2], flat[1::2])))
+        if reply == -2:  # past its absolute lifetime: gone for good (rare: an extra command)
+            yield Call(("DEL", self.key(spec.handle)))
+            return None
+        pttl, flat, due = reply
+        return Loaded(pttl, dict(zip(flat[::2], flat[1::2])), refresh_ms=due)
 
     def commit(self, plan: Plan) -> Flow:
         """Flow: run a plan -> True if it applied (False: the session was gone meanwhile)."""

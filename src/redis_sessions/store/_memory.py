@@ -1,7 +1,7 @@
 """`MemoryStore`: the store contract in process memory, for your app's tests.
 
 It is a `RedisStore` whose client is a tiny in-process interpreter of the few commands the
-store's flows send (the two Lua scripts are implemented in Python), so it runs the very same
+store's flows send (the Lua scripts are implemented in Python), so it runs the very same
 flows as the Redis store. Not for production: nothing is shared between processes, nothing
 survives a restart.
 """
@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ._async import AsyncRedisStore
-from ._layouts import _DESCRIBE, _LOAD
+from ._layouts import _DESCRIBE, _LOAD, _READ
 from ._sync import RedisStore
 
 __all__ = ["AsyncMemoryStore", "MemoryStore"]
@@ -86,7 +86,9 @@ class _MemoryRedis:
                 keys = [str(k) for k in args[2:2 + nkeys]]
                 argv = [_b(a) for a in args[2 + nkeys:]]
                 if script in (_LOAD.sha, _LOAD.source):
-                    return self._load(keys[0], argv)
+                    return self._load(keys[0], argv, refresh=True)
+                if script in (_READ.sha, _READ.source):
+                    return self._load(keys[0], argv, refresh=False)
                 if script in (_DESCRIBE.sha, _DESCRIBE.source):
                     return [self._describe(key, argv[0]) for key in keys]
                 return self._write(keys, argv)
@@ -107,7 +109,7 @@ class _MemoryRedis:
                 return True
             raise NotImplementedError(f"MemoryStore does not implement {command}")
 
-    def _load(self, key: str, argv: list[bytes]) -> Any:
+    def _load(self, key: str, argv: list[bytes], *, refresh: bool) -> Any:
         fields = self._get(key)
         if fields is None:
             return None
@@ -119,20 +121,23 @@ class _MemoryRedis:
         if life > 0 and created is not None:
             left = int(created) + life - now
             if left <= 0:
-                self._delete(key)
-                return None
+                if refresh:
+                    self._delete(key)
+                    return None
+                return -2
             if target <= 0 or left < target:
                 target = left
         pttl = self._pttl(key)
-        if no_ttl:
-            target = 0
-        if target > 0 and (pttl < 0 or target - pttl >= after):
-            self._pexpire(key, target)
-            pttl = target
+        due = 0
+        if not no_ttl and target > 0 and (pttl < 0 or target - pttl >= after):
+            due = target
+        if refresh and due:
+            self._pexpire(key, due)
+            pttl, due = due, 0
         flat: list[bytes] = []
         for item in fields.items():
             flat.extend(item)
-        return [pttl, flat]
+        return [pttl, flat, due]
 
     def _describe(self, key: str, user_field: bytes) -> Any:
         fields = self._get(key)
