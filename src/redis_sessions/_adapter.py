@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
-from ._engine import Incoming, Plan, SessionEngine
+from ._engine import Incoming, Plan, Release, SessionEngine
+from ._errors import SessionLockError, StoreUnavailableError
 from ._session import Session
 
-__all__ = ["RequestState", "unavailable_headers"]
+__all__ = ["RequestState", "unavailable_body", "unavailable_headers"]
 
 UNAVAILABLE_BODY = b"Session store unavailable, please retry shortly.\n"
+FULL_BODY = b"Session store full, please retry later.\n"
+LOCKED_BODY = b"Session busy: another request holds its lock, please retry shortly.\n"
 
 
-def unavailable_headers(retry_after: int) -> list[tuple[str, str]]:
+def unavailable_body(error: BaseException | None) -> bytes:
+    """The short body of the 503 for `error`: the lock, a full store, or unavailability."""
+    if isinstance(error, SessionLockError):
+        return LOCKED_BODY
+    if isinstance(error, StoreUnavailableError) and error.reason == "OOM":
+        return FULL_BODY
+    return UNAVAILABLE_BODY
+
+
+def unavailable_headers(retry_after: int,
+                        body: bytes = UNAVAILABLE_BODY) -> list[tuple[str, str]]:
     """Headers of the 503 sent when Redis cannot serve (no host names, no traceback)."""
     return [
         ("content-type", "text/plain; charset=utf-8"),
-        ("content-length", str(len(UNAVAILABLE_BODY))),
+        ("content-length", str(len(body))),
         ("retry-after", str(retry_after)),
         ("cache-control", "no-store"),
     ]
@@ -32,9 +46,20 @@ class RequestState:
     secure: bool
     degraded: bool = False  # Redis was down at load and on_unavailable="anonymous"
 
-    def plan(self, now_ms: int) -> Plan:
-        """What to write now (None when degraded: an anonymous session is never saved)."""
-        return None if self.degraded else self.engine.plan(self.session, now_ms)
+    def plan(self, now_ms: int, *, final: bool = True) -> Plan:
+        """What to write now (None when degraded: an anonymous session is never saved);
+        `final` at the end of the request (it releases the session's lock, if held)."""
+        if self.degraded:
+            return None
+        return self.engine.plan(self.session, now_ms, final=final)
+
+    def release_plan(self) -> Plan:
+        """The plan freeing a lock still held after the request (the app raised, or the
+        response never started), or None."""
+        lock = self.session._lock
+        if lock is None:
+            return None
+        return Release(lock[0], lock[1], secrets.token_hex(8))
 
     def finish(self, plan: Plan, applied: bool) -> list[tuple[str, str]]:
         """Record the write and return the headers to add to the response."""

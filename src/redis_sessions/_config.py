@@ -94,8 +94,8 @@ class SessionConfig:
             30 days; None disables it). Wins over the idle extension.
         rolling: re-send the cookie and refresh the TTL on every response (default False).
         touch_after: without `rolling`, refresh the TTL on a read at most once per this many
-            seconds (default 60; 0 refreshes on every read). The refresh costs no round trip:
-            it is part of the read.
+            seconds (default 60; 0 refreshes on every read). A due refresh is part of the
+            request's save, or one `PEXPIRE` at the end of a request that writes nothing.
         resave: write the session back even when it was not modified (default False).
         save_uninitialized: store a new session that was not modified (default False).
         unset: ``"keep"`` (default) saves a session emptied by the app as an empty session;
@@ -106,6 +106,16 @@ class SessionConfig:
         on_unavailable: ``"error"`` (default): answer 503 with Retry-After when Redis is down;
             ``"anonymous"``: serve the request with an empty session that is not saved.
         retry_after: seconds for the Retry-After header of that 503 (default 5).
+        lock: serialize the requests of one session with a per-session lock in Redis (the
+            PHP phpredis handler's idea): False (default), True (every request with a
+            session cookie), a list of path prefixes (``["/checkout"]``), or a callable taking
+            the request path. A locked request costs one more round trip at its end even when it
+            writes nothing (the release).
+        lock_timeout: how long a request waits for another request's lock, in seconds, before
+            answering 503 naming the lock (default 5; 0 does not wait).
+        lock_ttl: how long a lock lives, in seconds (default 10): a crashed worker cannot
+            block a session for longer. A request that outlives it has its save refused (503),
+            never silently written over the next holder's changes.
     """
 
     secret: str | bytes | Sequence[str | bytes]
@@ -121,6 +131,9 @@ class SessionConfig:
     trust_proxy: bool = False
     on_unavailable: OnUnavailable = "error"
     retry_after: int = 5
+    lock: bool | Sequence[str] | Callable[[str], bool] = False
+    lock_timeout: float = 5.0
+    lock_ttl: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.secret:
@@ -140,8 +153,27 @@ class SessionConfig:
         _choice("on_unavailable", self.on_unavailable, ["error", "anonymous"])
         if not isinstance(self.retry_after, int) or self.retry_after < 0:
             raise ConfigError(f"retry_after: must be an int >= 0, got {self.retry_after!r}")
+        lock = self.lock
+        if not (isinstance(lock, bool) or callable(lock) or (
+                isinstance(lock, Sequence) and not isinstance(lock, str)
+                and all(isinstance(p, str) for p in lock))):
+            raise ConfigError(f"lock: must be a bool, a list of path prefixes or a callable, "
+                              f"got {lock!r}")
+        _positive("lock_ttl", self.lock_ttl)
+        if isinstance(self.lock_timeout, bool) or not isinstance(self.lock_timeout, (int, float)) \
+                or self.lock_timeout < 0:
+            raise ConfigError(f"lock_timeout: must be >= 0 seconds, got {self.lock_timeout!r}")
         if self.genid is not new_id and not is_well_formed(self.genid()):
             raise ConfigError("genid: must return 22-128 URL-safe base64 characters")
+
+    def wants_lock(self, path: str) -> bool:
+        """Whether a request for `path` takes the session lock (see `lock`)."""
+        lock = self.lock
+        if isinstance(lock, bool):
+            return lock
+        if callable(lock):
+            return bool(lock(path))
+        return any(path.startswith(prefix) for prefix in lock)
 
     @classmethod
     def from_options(

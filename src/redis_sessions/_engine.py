@@ -20,9 +20,11 @@ scs (idle timeout plus absolute lifetime); each is a named function below.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._config import SessionConfig
 from ._cookies import cookie_values, render_cookie
@@ -39,6 +41,7 @@ __all__ = [
     "Load",
     "Loaded",
     "Plan",
+    "Release",
     "SessionEngine",
     "Touch",
     "Write",
@@ -78,6 +81,10 @@ class Load:
     The store refreshes the TTL to ``min(idle_ms, created + lifetime_ms - now_ms)`` when that
     is at least `touch_after_ms` more than what is left, and deletes a session whose absolute
     lifetime is over. ``lifetime_ms`` 0 means no absolute lifetime.
+
+    With `lock` (a random token), the store first takes the session's lock (``SET NX PX
+    lock_ttl_ms``, in the same command as the read), waiting up to `lock_wait_ms` for another
+    holder; it raises `SessionLockError` when the wait is over.
     """
 
     handle: str
@@ -85,6 +92,9 @@ class Load:
     idle_ms: int
     lifetime_ms: int
     touch_after_ms: int
+    lock: str | None = None
+    lock_ttl_ms: int = 0
+    lock_wait_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +103,14 @@ class Loaded:
 
     `foreign` is True when the key holds another Redis type (never written by us).
     `refresh_ms` is the TTL to set at the end of the request when a refresh is due (0: none).
+    `lock` is the token of the lock taken for this request, if any.
     """
 
     pttl_ms: int
     fields: Mapping[bytes, bytes]
     foreign: bool = False
     refresh_ms: int = 0
+    lock: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,12 @@ class Write:
     a concurrent logout). With `replace`, the session at that handle is deleted in the same
     step (regenerate), and the write applies only if that handle still exists.
     `ttl_ms` 0 means no expiry.
+
+    `incr` adds integers to fields in Redis (``HINCRBY``) and `setnx` sets fields only where
+    they are absent (``HSETNX``); the store puts the resulting stored values in `results`
+    (field -> bytes). `nonce` makes a write that is not idempotent (increments, a lock release)
+    apply once when redis-py re-sends it after a lost reply. With `lock`, the write applies only
+    while this request still holds the session's lock, and `release` frees it.
     """
 
     handle: str
@@ -117,6 +135,12 @@ class Write:
     ttl_ms: int
     create: bool
     replace: str | None = None
+    incr: tuple[tuple[str, int], ...] = ()
+    setnx: tuple[tuple[str, bytes], ...] = ()
+    nonce: str | None = None
+    lock: str | None = None
+    release: bool = False
+    results: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +154,31 @@ class Touch:
     handle: str
     ttl_ms: int
     best_effort: bool = False
+    lock: str | None = None
+    nonce: str | None = None
+    release: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Destroy:
-    """Delete a stored session."""
+    """Delete a stored session (with `lock`: only while holding it; the lock goes too)."""
 
     handle: str
+    lock: str | None = None
+    nonce: str | None = None
+    release: bool = False
 
 
-Plan = Write | Touch | Destroy | None
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Free the session's lock held by this request (nothing else to write)."""
+
+    handle: str
+    lock: str
+    nonce: str
+
+
+Plan = Write | Touch | Destroy | Release | None
 
 
 def is_secure_request(scheme: str, forwarded_proto: str | None, *, trust_proxy: bool) -> bool:
@@ -218,12 +257,18 @@ class SessionEngine:
 
     # -- 2. loading -------------------------------------------------------------------------
 
-    def load_spec(self, incoming: Incoming, now_ms: int) -> Load | None:
-        """What to read for this request: None when there is no verified cookie."""
+    def load_spec(self, incoming: Incoming, now_ms: int, *, lock: bool = False) -> Load | None:
+        """What to read for this request: None when there is no verified cookie. With `lock`,
+        the read takes the session's lock (see `SessionConfig.lock`)."""
         if incoming.handle is None:
             return None
         touch_after = 0 if self.config.rolling else int(self.config.touch_after * 1000)
-        return Load(incoming.handle, now_ms, self._idle_ms, self._lifetime_ms, touch_after)
+        if not lock:
+            return Load(incoming.handle, now_ms, self._idle_ms, self._lifetime_ms, touch_after)
+        config = self.config
+        return Load(incoming.handle, now_ms, self._idle_ms, self._lifetime_ms, touch_after,
+                    secrets.token_hex(8), int(config.lock_ttl * 1000),
+                    int(config.lock_timeout * 1000))
 
     def new_session(self, now_ms: int) -> Session:
         """A fresh, empty, unsaved session."""
@@ -249,6 +294,8 @@ class SessionEngine:
         session._set.clear()
         session._deleted.clear()
         session._accessed.clear()
+        session._incr.clear()
+        session._setnx.clear()
         session._regenerated = session._whole = session._destroyed = False
         session._refresh_ms = 0
         session._created_ms = now_ms
@@ -257,6 +304,8 @@ class SessionEngine:
         session._is_new = True
         if reply is None or incoming.handle is None:
             return
+        if reply.lock is not None:
+            session._lock = (incoming.handle, reply.lock)
         if reply.foreign:
             logger.warning("session %s: key holds a foreign Redis type; starting a new session",
                            incoming.handle[:12])
@@ -293,7 +342,9 @@ class SessionEngine:
     def _changed(self, session: Session, everything: bool) -> dict[str, bytes]:
         """Serialized values to write: set keys and read dicts/lists whose bytes differ."""
         data = session._data
-        keys = data.keys() if everything else (session._set | session._accessed) & data.keys()
+        keys = data.keys() if everything else (
+            (session._set | session._accessed) & data.keys() - session._incr.keys()
+            - session._setnx)
         dumps, raw = self.serializer.dumps, session._raw
         changed = {}
         for key in keys:
@@ -323,9 +374,24 @@ class SessionEngine:
         if size > self.max_size:
             raise SessionTooLargeError(size, self.max_size)
 
-    def plan(self, session: Session, now_ms: int) -> Plan:
-        """Decide what the end of the request writes. Raises `SessionTooLargeError` (nothing
+    def plan(self, session: Session, now_ms: int, *, final: bool = True) -> Plan:
+        """Decide what to write now: at the end of the request (`final`), or for a save in the
+        middle of it, which keeps the session's lock. Raises `SessionTooLargeError` (nothing
         is written) when the session is over `max_size`."""
+        plan = self._plan(session, now_ms)
+        lock = session._lock
+        if lock is None:
+            return plan
+        nonce = secrets.token_hex(8)
+        if plan is None:
+            return Release(lock[0], lock[1], nonce) if final else None
+        assert not isinstance(plan, Release)  # only made here
+        target = plan.replace if isinstance(plan, Write) and plan.replace else plan.handle
+        if target != lock[0]:
+            return plan  # a new session (the stored one was unreadable): released at the end
+        return dataclasses.replace(plan, lock=lock[1], nonce=nonce, release=final)
+
+    def _plan(self, session: Session, now_ms: int) -> Plan:
         if session._loader is not None:
             return None  # never looked at: nothing can have changed
         old = session._handle
@@ -335,7 +401,14 @@ class SessionEngine:
             return Destroy(old)
         full = old is None or session._regenerated or session._whole
         changed = self._changed(session, full)
-        modified = bool(session._deleted) or (bool(changed) if old else bool(session._data))
+        incr: tuple[tuple[str, int], ...] = ()
+        setnx: tuple[tuple[str, bytes], ...] = ()
+        if not full:
+            incr = tuple((field_name(k), by) for k, by in session._incr.items() if by)
+            dumps = self.serializer.dumps
+            setnx = tuple((field_name(k), dumps(session._data[k])) for k in session._setnx)
+        modified = bool(session._deleted or incr or setnx) or (
+            bool(changed) if old else bool(session._data))
         if session._regenerated and old:
             modified = True
         ttl = self.ttl_ms(session, now_ms)
@@ -347,9 +420,9 @@ class SessionEngine:
             return None
         if ttl <= 0:
             return Destroy(old) if old else None  # connect-redis: an expired save is a delete
-        if self.config.resave and not full and not changed:
+        if self.config.resave and not full and not changed and not incr and not setnx:
             changed = self._changed(session, True)
-        self._check_size(session, changed, full)
+        self._check_size(session, {**changed, **dict(setnx)}, full)
         if self._callable_ttl:
             changed[IDLE_TTL] = str(ttl).encode()
         if full:
@@ -358,10 +431,16 @@ class SessionEngine:
                 return Write(handle_for(session.id), changed, (), ttl, True, old)
         assert old is not None  # full is True for every session without a stored copy
         deleted = tuple(field_name(k) for k in session._deleted)
-        return Write(old, changed, deleted, ttl, False)
+        # Increments are not idempotent: a nonce lets the store apply a re-sent write once.
+        nonce = secrets.token_hex(8) if incr else None
+        return Write(old, changed, deleted, ttl, False, incr=incr, setnx=setnx, nonce=nonce)
 
     def committed(self, session: Session, plan: Plan, applied: bool) -> None:
         """Record that `plan` was run: the session's baseline becomes what was written."""
+        if getattr(plan, "release", False) or isinstance(plan, Release):
+            session._lock = None
+        if isinstance(plan, Release):
+            return
         if not applied:
             # Destroyed meanwhile by another request (logout): stay destroyed, so neither this
             # save nor a later one in the request brings the session back under any id.
@@ -375,11 +454,21 @@ class SessionEngine:
             session._set.clear()
             session._deleted.clear()
             session._accessed.clear()
+            session._incr.clear()
+            session._setnx.clear()
             return
         if isinstance(plan, Write):
             for name, value in plan.fields.items():
                 if name[:1] != "$" or name[:2] == "$$":
                     session._raw[name[1:] if name[:2] == "$$" else name] = value
+            for name, value in plan.results.items():
+                # What Redis holds after HINCRBY / HSETNX: other requests' changes included.
+                key = name[1:] if name[:2] == "$$" else name
+                try:
+                    session._data[key] = self.serializer.loads(value)
+                except ValueError:
+                    continue  # changed meanwhile into something else: keep our value
+                session._raw[key] = value
             for key in session._deleted:
                 session._raw.pop(key, None)
             session._handle = plan.handle
@@ -390,6 +479,8 @@ class SessionEngine:
         session._set.clear()
         session._deleted.clear()
         session._accessed.clear()
+        session._incr.clear()
+        session._setnx.clear()
         session._regenerated = session._whole = False
         session._refresh_ms = 0
 

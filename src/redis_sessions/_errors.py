@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "RedisSessionsError",
+    "SessionLockError",
     "SessionStateError",
     "SessionTooLargeError",
     "StoreUnavailableError",
@@ -58,3 +59,14 @@ class StoreUnavailableError(RedisSessionsError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"session store unavailable ({reason})")
         self.reason = reason
+
+
+class SessionLockError(StoreUnavailableError):
+    """The session's lock (``lock=`` option) could not be used: another request held it past
+    ``lock_timeout`` (`reason` ``"lock timeout"``), or this request's lock expired (``lock_ttl``)
+    before its save, which was refused so as not to overwrite a newer holder's changes
+    (``"lock lost"``). Adapters answer 503 with Retry-After, naming the lock."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.args = (f"session lock: {reason}",)

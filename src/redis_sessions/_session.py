@@ -56,12 +56,15 @@ class Session(MutableMapping[str, Any]):
         "_genid",
         "_handle",
         "_id",
+        "_incr",
         "_is_new",
         "_loader",
+        "_lock",
         "_raw",
         "_refresh_ms",
         "_regenerated",
         "_set",
+        "_setnx",
         "_touch",
         "_ttl_ms",
         "_whole",
@@ -79,6 +82,9 @@ class Session(MutableMapping[str, Any]):
         self._set: set[str] = set()
         self._deleted: set[str] = set()
         self._accessed: set[str] = set()
+        self._incr: dict[str, int] = {}  # pending HINCRBY per key
+        self._setnx: set[str] = set()  # keys to store only where absent (HSETNX)
+        self._lock: tuple[str, str] | None = None  # (handle, token) of the lock held
         self._id: str | None = None
         self._handle: str | None = None  # the stored session this was loaded from
         self._genid = genid
@@ -136,6 +142,9 @@ class Session(MutableMapping[str, Any]):
         self._data[key] = value
         self._set.add(key)
         self._deleted.discard(key)
+        if self._incr or self._setnx:
+            self._incr.pop(key, None)  # an assignment replaces a pending atomic update
+            self._setnx.discard(key)
 
     def __delitem__(self, key: str) -> None:
         if self._loader is not None:
@@ -143,6 +152,9 @@ class Session(MutableMapping[str, Any]):
         del self._data[key]
         self._set.discard(key)
         self._accessed.discard(key)
+        if self._incr or self._setnx:
+            self._incr.pop(key, None)
+            self._setnx.discard(key)
         if key in self._raw:
             self._deleted.add(key)
 
@@ -160,6 +172,49 @@ class Session(MutableMapping[str, Any]):
         if self._loader is not None:
             self._ensure()
         return key in self._data
+
+    def incr(self, key: str, by: int = 1) -> int:
+        """Add `by` to the integer at `key` (missing counts as 0), atomically in Redis.
+
+        The save applies it with ``HINCRBY`` in its single round trip, so concurrent requests
+        incrementing the same key all count (a plain ``session[key] += 1`` is last writer
+        wins). Returns the value as this request knows it: exact unless another request
+        incremented meanwhile; after the save (at the end of the request, or
+        ``session.save()`` / ``await session.asave()``) ``session[key]`` is the value Redis
+        computed. Raises `TypeError` if the current value is not an int.
+        """
+        if self._loader is not None:
+            self._ensure()
+        if isinstance(by, bool) or not isinstance(by, int):
+            raise TypeError(f"incr: by must be an int, not {type(by).__name__}")
+        if not isinstance(key, str):
+            raise TypeError(f"session keys must be str, not {type(key).__name__}")
+        current = self._data.get(key, 0)
+        if isinstance(current, bool) or not isinstance(current, int):
+            raise TypeError(f"incr: session[{key!r}] is {type(current).__name__}, not int")
+        value = current + by
+        self._data[key] = value
+        if key in self._deleted:  # deleted earlier in this request: a plain assignment
+            self._deleted.discard(key)
+            self._set.add(key)
+        elif key not in self._set and key not in self._setnx:
+            self._incr[key] = self._incr.get(key, 0) + by  # else the assignment carries it
+        return value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """``session[key]`` if present; else store `default` there, only if no other request
+        stored that key first (``HSETNX`` in the save). Returns the value as known now; after
+        the save ``session[key]`` is whichever value won."""
+        if self._loader is not None:
+            self._ensure()
+        if key in self._data:
+            return self[key]
+        if not isinstance(key, str):
+            raise TypeError(f"session keys must be str, not {type(key).__name__}")
+        self._data[key] = default
+        self._deleted.discard(key)
+        self._setnx.add(key)
+        return default
 
     def clear(self) -> None:
         """Remove every key (the deletions are saved; see `SessionConfig.unset`)."""
@@ -203,11 +258,13 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def is_modified(self) -> bool:
-        """True when keys were set or deleted, or `regenerate()` / `mark_modified()` was called.
+        """True when keys were set, incremented or deleted, or `regenerate()` /
+        `mark_modified()` was called.
 
         Changes inside nested values are only known at save time (see the module docs).
         """
-        return bool(self._set or self._deleted or self._regenerated or self._whole)
+        return bool(self._set or self._deleted or self._regenerated or self._whole
+                    or self._incr or self._setnx)
 
     def regenerate(self) -> None:
         """Give the session a new id, keeping its data; the old id stops working.
@@ -234,6 +291,8 @@ class Session(MutableMapping[str, Any]):
         self._set.clear()
         self._deleted.clear()
         self._accessed.clear()
+        self._incr.clear()
+        self._setnx.clear()
 
     def touch(self) -> None:
         """Refresh the session's expiry (and re-send the cookie) even if nothing changed."""

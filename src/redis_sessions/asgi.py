@@ -8,12 +8,13 @@ cookie, and written on ``http.response.start`` (or ``websocket.accept``), where 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from ._adapter import UNAVAILABLE_BODY, RequestState, unavailable_headers
+from ._adapter import RequestState, unavailable_body, unavailable_headers
 from ._config import SessionConfig
 from ._engine import Incoming, Load, Loaded, is_secure_request
-from ._errors import SessionStateError, StoreUnavailableError
+from ._errors import SessionLockError, SessionStateError, StoreUnavailableError
 from ._session import Session
 from .store._base import now_ms
 
@@ -55,7 +56,7 @@ class _Binding:
         raise SessionStateError("use 'await session.areload()' under ASGI")
 
     async def asave(self, session: Session) -> None:
-        await self.middleware._commit(self.state)
+        await self.middleware._commit(self.state, final=False)
 
     async def areload(self, session: Session) -> None:
         session._aloader = session._loader = None  # a lazy session counts as loaded now
@@ -79,6 +80,10 @@ class SessionMiddleware:
             ``await session.aload()`` (the FastAPI dependency does it), so routes that never
             use the session cost no round trip even with a cookie. Sync access to a session
             that was not loaded raises `SessionStateError`.
+
+    With the ``lock`` option (True, path prefixes or a predicate on the path), matching
+    requests take the session's lock with the read and free it with the save (see
+    `SessionConfig.lock`); a request that cannot get it within ``lock_timeout`` answers 503.
         **options: `SessionConfig` / `CookieConfig` fields, flat (``secret=``,
             ``same_site=``...); Starlette's ``secret_key``, ``session_cookie``, ``max_age`` and
             ``https_only`` are accepted too.
@@ -111,7 +116,8 @@ class SessionMiddleware:
                 proto = value.decode("latin-1")
         incoming = engine.read_cookie(cookie)
         now = now_ms()
-        spec = engine.load_spec(incoming, now)
+        lock = bool(config.lock) and config.wants_lock(scope.get("path", ""))
+        spec = engine.load_spec(incoming, now, lock=lock)
         reply: Loaded | None = None
         degraded = False
         if spec is not None and self.lazy:
@@ -120,9 +126,9 @@ class SessionMiddleware:
         if spec is not None:
             try:
                 reply = await self.store.load(spec)
-            except StoreUnavailableError:
-                if config.on_unavailable != "anonymous":
-                    await self._unavailable(kind, send)
+            except StoreUnavailableError as exc:
+                if config.on_unavailable != "anonymous" or isinstance(exc, SessionLockError):
+                    await self._unavailable(kind, send, exc)
                     return
                 degraded = True
         session = engine.open_session(incoming, reply, now)
@@ -144,8 +150,8 @@ class SessionMiddleware:
             reply: Loaded | None = None
             try:
                 reply = await self.store.load(spec)
-            except StoreUnavailableError:
-                if self.config.on_unavailable != "anonymous":
+            except StoreUnavailableError as exc:
+                if self.config.on_unavailable != "anonymous" or isinstance(exc, SessionLockError):
                     raise
                 state.degraded = True
             engine.fill(session, incoming, reply, spec.now_ms)
@@ -169,9 +175,9 @@ class SessionMiddleware:
                 started = True
                 try:
                     extra = await self._commit(state)
-                except StoreUnavailableError:
+                except StoreUnavailableError as exc:
                     replaced = True
-                    await self._unavailable(kind, send)
+                    await self._unavailable(kind, send, exc)
                     return
                 if extra:
                     headers = list(message.get("headers", ()))
@@ -181,22 +187,34 @@ class SessionMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except StoreUnavailableError:
+        except StoreUnavailableError as exc:
             if started:
                 raise
-            await self._unavailable(kind, send)
+            await self._unavailable(kind, send, exc)
+        finally:
+            if session._lock is not None:
+                await self._release(state)
 
-    async def _commit(self, state: RequestState) -> list[tuple[str, str]]:
-        plan = state.plan(now_ms())
+    async def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
+        plan = state.plan(now_ms(), final=final)
         applied = await self.store.commit(plan) if plan is not None else True
         return state.finish(plan, applied)
 
-    async def _unavailable(self, kind: str, send: Send) -> None:
+    async def _release(self, state: RequestState) -> None:
+        # The app raised or never answered: free the lock now rather than make the next
+        # request of this session wait for its TTL.
+        with contextlib.suppress(StoreUnavailableError):  # else the lock's TTL frees it
+            await self.store.commit(state.release_plan())
+        state.session._lock = None
+
+    async def _unavailable(self, kind: str, send: Send, error: BaseException) -> None:
         if kind == "websocket":
             # 1013 "Try Again Later"; before the handshake the server answers 403.
-            await send({"type": "websocket.close", "code": 1013, "reason": "session store"})
+            reason = "session lock" if isinstance(error, SessionLockError) else "session store"
+            await send({"type": "websocket.close", "code": 1013, "reason": reason})
             return
-        retry_after = self.config.retry_after
-        headers = [(k.encode(), v.encode()) for k, v in unavailable_headers(retry_after)]
+        body = unavailable_body(error)
+        headers = [(k.encode(), v.encode())
+                   for k, v in unavailable_headers(self.config.retry_after, body)]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+        await send({"type": "http.response.body", "body": body})

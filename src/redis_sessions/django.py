@@ -46,7 +46,7 @@ from django.core.signals import setting_changed  # type: ignore[import-untyped]
 from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
 from django.utils.deprecation import MiddlewareMixin  # type: ignore[import-untyped]
 
-from ._adapter import UNAVAILABLE_BODY, unavailable_headers
+from ._adapter import unavailable_body, unavailable_headers
 from ._connect import ConnectOptions, connect, connect_async
 from ._engine import Destroy, Load, Loaded, Plan, Touch, Write
 from ._errors import ConfigError, SessionTooLargeError, StoreUnavailableError
@@ -285,7 +285,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         self._created_ms = 0
         self._fresh = False  # cycle_key() just wrote data and TTL: the next save may skip both
         self._degraded = False  # Redis was down at load and on_unavailable="anonymous"
-        self._unavailable = False  # a save failed: StoreUnavailableMiddleware answers 503
+        # A save failed: StoreUnavailableMiddleware answers 503 (the error names why).
+        self._unavailable: StoreUnavailableError | None = None
         super().__init__(session_key)
 
     # -- keys -------------------------------------------------------------------------------
@@ -434,8 +435,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         elif isinstance(plan, Write):
             self._stored, self._raw = plan.handle, encoded
 
-    def _interrupted(self) -> SessionInterrupted:
-        self._unavailable = True
+    def _interrupted(self, error: StoreUnavailableError) -> SessionInterrupted:
+        self._unavailable = error
         return SessionInterrupted(_INTERRUPTED)
 
     def save(self, must_create: bool = False) -> None:
@@ -453,7 +454,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         try:
             applied = self._redis.store.commit(plan)
         except StoreUnavailableError as exc:
-            raise self._interrupted() from exc
+            raise self._interrupted(exc) from exc
         self._saved(plan, encoded, applied)
 
     async def asave(self, must_create: bool = False) -> None:
@@ -469,7 +470,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         try:
             applied = await self._redis.async_store().commit(plan)
         except StoreUnavailableError as exc:
-            raise self._interrupted() from exc
+            raise self._interrupted(exc) from exc
         self._saved(plan, encoded, applied)
 
     def _new_key(self) -> None:
@@ -579,9 +580,10 @@ def _is_unavailable(exc: BaseException) -> bool:
     )
 
 
-def _unavailable_response() -> HttpResponse:
-    response = HttpResponse(UNAVAILABLE_BODY, status=503)
-    for name, value in unavailable_headers(_backend().options.retry_after):
+def _unavailable_response(error: BaseException | None) -> HttpResponse:
+    body = unavailable_body(error)
+    response = HttpResponse(body, status=503)
+    for name, value in unavailable_headers(_backend().options.retry_after, body):
         response[name] = value
     return response
 
@@ -597,11 +599,14 @@ class StoreUnavailableMiddleware(MiddlewareMixin):  # type: ignore[misc]
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
         """A view (or the session load it triggered) failed on Redis: answer 503."""
-        return _unavailable_response() if _is_unavailable(exception) else None
+        if not _is_unavailable(exception):
+            return None
+        cause = exception.__cause__ if isinstance(exception, SessionInterrupted) else exception
+        return _unavailable_response(cause)
 
     def process_response(self, request: HttpRequest, response: Any) -> Any:
         """The session's save failed on Redis: replace the response with a 503."""
         session = getattr(request, "session", None)
         if isinstance(session, SessionStore) and session._unavailable:
-            return _unavailable_response()
+            return _unavailable_response(session._unavailable)
         return response

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 import flask
 from flask.sessions import SessionInterface, SessionMixin
 
-from ._adapter import UNAVAILABLE_BODY, RequestState, unavailable_headers
+from ._adapter import RequestState, unavailable_body, unavailable_headers
 from ._config import DAY, SessionConfig
 from ._engine import SessionEngine, is_secure_request
 from ._errors import ConfigError, StoreUnavailableError
@@ -160,8 +160,8 @@ class RedisSessionInterface(SessionInterface):
             response.vary.add("Cookie")  # as Flask's own interface: the page may depend on it
         try:
             headers = self._commit(session._binding.state)
-        except StoreUnavailableError:
-            self._make_unavailable(response)
+        except StoreUnavailableError as exc:
+            self._make_unavailable(response, exc)
             return
         for name, value in headers:
             if name == "vary":
@@ -171,17 +171,18 @@ class RedisSessionInterface(SessionInterface):
 
     def unavailable_response(self, error: StoreUnavailableError) -> flask.Response:
         """The 503 (with ``Retry-After``) answered when Redis fails inside a view."""
-        return flask.Response(UNAVAILABLE_BODY, 503, unavailable_headers(self.config.retry_after))
+        body = unavailable_body(error)
+        return flask.Response(body, 503, unavailable_headers(self.config.retry_after, body))
 
-    def _commit(self, state: RequestState) -> list[tuple[str, str]]:
-        plan = state.plan(now_ms())
+    def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
+        plan = state.plan(now_ms(), final=final)
         applied = self.store.commit(plan) if plan is not None else True
         # Permanence is per session in Flask: pick the cookie settings that match it.
         session = cast(FlaskSession, state.session)
         state.engine = self.permanent_engine if session._is_permanent_now() else self.engine
         return state.finish(plan, applied)
 
-    def _make_unavailable(self, response: flask.Response) -> None:
+    def _make_unavailable(self, response: flask.Response, error: BaseException) -> None:
         body = response.response
         close = getattr(body, "close", None)
         if close is not None:
@@ -189,8 +190,9 @@ class RedisSessionInterface(SessionInterface):
         response.status_code = 503
         response.headers.clear()
         response.direct_passthrough = False
-        response.set_data(UNAVAILABLE_BODY)
-        for name, value in unavailable_headers(self.config.retry_after):
+        text = unavailable_body(error)
+        response.set_data(text)
+        for name, value in unavailable_headers(self.config.retry_after, text):
             response.headers[name] = value
 
 

@@ -28,7 +28,7 @@ from litestar.serialization import decode_json, encode_json
 from litestar.types import ASGIApp, Empty
 from litestar.utils import get_serializer_from_scope
 
-from ._adapter import UNAVAILABLE_BODY, unavailable_headers
+from ._adapter import unavailable_body, unavailable_headers
 from ._config import SessionConfig
 from ._errors import StoreUnavailableError
 from ._session import Session
@@ -116,5 +116,5 @@ class RedisSessions:
                      exc: Exception) -> Response[bytes]:
         headers = {k: v for k, v in unavailable_headers(self.config.retry_after)
                    if k not in ("content-type", "content-length")}
-        return Response(UNAVAILABLE_BODY, status_code=503, headers=headers,
+        return Response(unavailable_body(exc), status_code=503, headers=headers,
                         media_type="text/plain; charset=utf-8")

@@ -30,7 +30,7 @@ from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from ._adapter import UNAVAILABLE_BODY, RequestState, unavailable_headers
+from ._adapter import RequestState, unavailable_body, unavailable_headers
 from ._config import SessionConfig
 from ._engine import is_secure_request
 from ._errors import StoreUnavailableError
@@ -237,4 +237,4 @@ class RedisSessions:
         # middleware's, instead of Quart's 500.
         headers = {k: v for k, v in unavailable_headers(self.config.retry_after)
                    if k != "content-length"}
-        return Response(UNAVAILABLE_BODY, status=503, headers=headers)
+        return Response(unavailable_body(error), status=503, headers=headers)

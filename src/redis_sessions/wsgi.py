@@ -7,13 +7,14 @@ calls ``start_response``, where the ``Set-Cookie`` header is added.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._adapter import UNAVAILABLE_BODY, RequestState, unavailable_headers
+from ._adapter import RequestState, unavailable_body, unavailable_headers
 from ._config import SessionConfig
 from ._engine import Incoming, Load, SessionEngine, is_secure_request
-from ._errors import SessionStateError, StoreUnavailableError
+from ._errors import SessionLockError, SessionStateError, StoreUnavailableError
 from ._session import Session
 from .store._base import now_ms
 
@@ -51,15 +52,16 @@ class _Binding:
         assert spec is not None  # the loader is only installed with a spec
         try:
             reply = self.middleware.store.load(spec)
-        except StoreUnavailableError:
-            if self.middleware.config.on_unavailable != "anonymous":
+        except StoreUnavailableError as exc:
+            if self.middleware.config.on_unavailable != "anonymous" or \
+                    isinstance(exc, SessionLockError):
                 raise
             state.degraded, reply = True, None
         state.engine.fill(session, state.incoming, reply, spec.now_ms)
 
     def save(self, session: Session) -> None:
         session._ensure()
-        self.middleware._commit(self.state)
+        self.middleware._commit(self.state, final=False)
 
     def reload(self, session: Session) -> None:
         state = self.state
@@ -85,6 +87,11 @@ class SessionMiddleware:
         store: a `RedisStore` or `MemoryStore` (default: `RedisStore` on ``$REDIS_URL``).
         config: a `SessionConfig` to start from.
         **options: `SessionConfig` / `CookieConfig` fields, flat (``secret=``...).
+
+    With the ``lock`` option (True, path prefixes or a predicate on ``PATH_INFO``), matching
+    requests take the session's lock when they first use the session and free it with the
+    save (see `SessionConfig.lock`); a request that cannot get it within ``lock_timeout``
+    answers 503.
     """
 
     def __init__(self, app: WSGIApp, store: Any = None, *, config: SessionConfig | None = None,
@@ -101,7 +108,8 @@ class SessionMiddleware:
         engine, config = self.engine, self.config
         incoming: Incoming = engine.read_cookie(environ.get("HTTP_COOKIE"))
         now = now_ms()
-        spec = engine.load_spec(incoming, now)
+        lock = bool(config.lock) and config.wants_lock(environ.get("PATH_INFO", ""))
+        spec = engine.load_spec(incoming, now, lock=lock)
         session = engine.new_session(now)
         secure = is_secure_request(environ.get("wsgi.url_scheme", "http"),
                                    environ.get("HTTP_X_FORWARDED_PROTO"),
@@ -112,35 +120,64 @@ class SessionMiddleware:
         if spec is not None:
             session._loader = binding.load
         environ[ENVIRON_KEY] = session
-        failed = False
+        failed: StoreUnavailableError | None = None
 
         def wrapped_start_response(status: str, headers: list[tuple[str, str]],
                                    exc_info: Any = None) -> Any:
             nonlocal failed
             try:
                 extra = self._commit(state)
-            except StoreUnavailableError:
-                failed = True
-                return self._unavailable(start_response, exc_info)
+            except StoreUnavailableError as exc:
+                failed = exc
+                return self._unavailable(start_response, exc_info, exc)
             return start_response(status, [*headers, *((k.title(), v) for k, v in extra)], exc_info)
 
         try:
             body = self.app(environ, wrapped_start_response)
-        except StoreUnavailableError:
-            self._unavailable(start_response, None)
-            return [UNAVAILABLE_BODY]
-        if failed:
+        except StoreUnavailableError as exc:
+            self._release(state)
+            self._unavailable(start_response, None, exc)
+            return [unavailable_body(exc)]
+        except BaseException:
+            self._release(state)
+            raise
+        if failed is not None:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-            return [UNAVAILABLE_BODY]
+            self._release(state)
+            return [unavailable_body(failed)]
+        if session._lock is not None:
+            # A lazy app (a generator) calls start_response while its body is iterated: the
+            # save frees the lock then; if it never does, closing the body frees it.
+            return self._releasing(body, state)
         return body
 
-    def _commit(self, state: RequestState) -> list[tuple[str, str]]:
-        plan = state.plan(now_ms())
+    def _releasing(self, body: Iterable[bytes], state: RequestState) -> Iterator[bytes]:
+        try:
+            yield from body
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            self._release(state)
+
+    def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
+        plan = state.plan(now_ms(), final=final)
         applied = self.store.commit(plan) if plan is not None else True
         return state.finish(plan, applied)
 
-    def _unavailable(self, start_response: StartResponse, exc_info: Any) -> Any:
-        headers = [(k.title(), v) for k, v in unavailable_headers(self.config.retry_after)]
+    def _release(self, state: RequestState) -> None:
+        # The app raised or never answered: free the lock now rather than make the next
+        # request of this session wait for its TTL.
+        if state.session._lock is None:
+            return
+        with contextlib.suppress(StoreUnavailableError):  # else the lock's TTL frees it
+            self.store.commit(state.release_plan())
+        state.session._lock = None
+
+    def _unavailable(self, start_response: StartResponse, exc_info: Any,
+                     error: BaseException) -> Any:
+        body = unavailable_body(error)
+        headers = [(k.title(), v) for k, v in unavailable_headers(self.config.retry_after, body)]
         return start_response("503 Service Unavailable", headers, exc_info)

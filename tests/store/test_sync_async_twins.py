@@ -26,6 +26,8 @@ RENAMES = [
     ("AsyncIterator", "Iterator"),
     ("connect_async", "connect"),
     ("aclose", "close"),
+    ("import asyncio\n", "import time\n"),
+    ("asyncio.sleep(", "time.sleep("),
 ]
 
 # Known differences: (text in the normalised async file, text in the sync file). Each must

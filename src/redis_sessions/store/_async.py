@@ -5,6 +5,7 @@ This file and `_sync.py` differ only by ``async``/``await`` and the client type 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from .._engine import Load, Loaded, Plan, Touch
 from .._errors import StoreUnavailableError
 from ._base import StoreBase, now_ms
 from ._faults import Health
-from ._layouts import Call, Command, Dedup, Flow, Script, SessionInfo
+from ._layouts import Call, Command, Dedup, Flow, Script, SessionInfo, Sleep
 
 __all__ = ["AsyncRedisStore", "AsyncRunner"]
 
@@ -64,6 +65,8 @@ class AsyncRunner:
                 return await client.execute_command("EVAL", command.source, *args)
         if isinstance(command, Call):
             return await client.execute_command(*command.args)
+        if isinstance(command, Sleep):
+            return await asyncio.sleep(command.seconds)
         # Errors of single commands come back as values; connection errors still raise.
         pipe = client.pipeline(transaction=False)
         for call in command.calls:

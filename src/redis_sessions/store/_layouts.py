@@ -15,16 +15,18 @@ hash tag so companion keys of a session share its slot):
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._engine import Destroy, Load, Loaded, Plan, Touch, Write
-from .._errors import SessionTooLargeError
+from .._engine import Destroy, Load, Loaded, Plan, Release, Touch, Write
+from .._errors import ConfigError, SessionLockError, SessionStateError, SessionTooLargeError
 from .._record import CREATED, decode_record, field_name
 from .._serializers import Serializer
 
-__all__ = ["Batch", "Call", "Dedup", "Flow", "HashLayout", "Script", "SessionInfo"]
+__all__ = ["Batch", "Call", "Dedup", "Flow", "HashLayout", "Script", "SessionInfo", "Sleep"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,14 @@ class Batch:
     calls: tuple[Call, ...]
 
 
-Command = Script | Call | Batch
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait (the runner sleeps its own way: ``time.sleep`` or ``asyncio.sleep``)."""
+
+    seconds: float
+
+
+Command = Script | Call | Batch | Sleep
 Flow = Generator[Command, Any, Any]
 
 # Reading a session, in one command. The body computes the TTL the session should have now:
@@ -103,36 +112,117 @@ if due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due 
 return {pttl, redis.call('HGETALL', k), 0}
 """)
 
-# Write fields, delete fields and set the TTL atomically. ARGV: ttl_ms, mode, n_set, then n_set
-# field/value pairs, then fields to delete. Modes: 'u' update only if the key is still a hash
-# (no resurrection after a concurrent logout); 'c' create; 'r' replace the whole hash.
-# With a second key (regenerate), the write happens only if that old key is still a hash, and
-# deletes it; a re-sent regenerate (reply lost) finds the old key gone and the new one present,
-# and reports success again, so the write is idempotent under redis-py's automatic retry.
+# The read of a request that takes the session's lock (KEYS[2], ARGV[6] token, ARGV[7] lock
+# TTL ms): the lock is taken in the same command (a re-sent command finds its own token), then
+# the session read as with `rolling`. Returns -3 while another request holds the lock; a missing
+# or foreign session releases the lock at once (nothing to protect).
+_LOCKED = Script.define("""
+local got = redis.call('SET', KEYS[2], ARGV[6], 'NX', 'PX', ARGV[7])
+if not got and redis.call('GET', KEYS[2]) ~= ARGV[6] then return -3 end
+local r = (function()
+""" + _READ_BODY.replace("return -2", "redis.pcall('DEL', k) return false") + """
+if due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due end
+return {pttl, redis.call('HGETALL', k), 0}
+end)()
+if type(r) ~= 'table' then redis.call('DEL', KEYS[2]) end
+return r
+""")
+
+# Every write of a session, atomically. KEYS[1] the session; ARGV: ttl ms, mode, then counts
+# of field/value pairs to set, to increment and to set where absent; then KEYS indexes (0 for
+# none) of the old session (regenerate), the nonce log and the lock, with the nonce, the lock
+# token, release ('1'), the counter codec ('j' JSON, 'm' msgpack); then the pairs, then the
+# fields to delete.
+# Modes: 'u' update only if the key is still a hash (no resurrection after a concurrent
+# logout); 'c' create; 'r' replace the whole hash; 't' refresh the TTL; 'd' delete; 'n' nothing
+# (release the lock). With an old key (regenerate), the write happens only if that key is
+# still a hash, and deletes it. Returns 0 when refused (session gone), 1, or {1, values...}
+# (the stored values of the incremented and set-where-absent fields), -3 when the lock is no
+# longer ours, {-4, field} when a field to increment does not hold an integer.
+# Re-sent after a lost reply (redis-py retries), a write stays applied once: a regenerate finds
+# the old key gone and its new key present; a write with a nonce finds the nonce in the log.
 _WRITE = Script.define("""
-local k = KEYS[1]
-local mode = ARGV[2]
-if KEYS[2] then
-  if redis.call('TYPE', KEYS[2])['ok'] ~= 'hash' then return redis.call('EXISTS', k) end
-elseif mode == 'u' then
-  if redis.call('TYPE', k)['ok'] ~= 'hash' then return 0 end
+local k, ttl, mode = KEYS[1], tonumber(ARGV[1]), ARGV[2]
+local ns, ni, nx = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local old = KEYS[tonumber(ARGV[6])]
+local log, nonce = KEYS[tonumber(ARGV[7])], ARGV[8]
+local lock, codec = KEYS[tonumber(ARGV[9])], ARGV[12]
+local release = lock and ARGV[11] == '1'
+local ip = 13 + 2 * ns
+local xp = ip + 2 * ni
+local dp = xp + 2 * nx
+local function stored()
+  if ni + nx == 0 then return 1 end
+  local out = {1}
+  for i = ip, dp - 1, 2 do out[#out + 1] = redis.call('HGET', k, ARGV[i]) or false end
+  return out
 end
-local n = tonumber(ARGV[3])
-if n > 0 then redis.call('HSET', k, unpack(ARGV, 4, 3 + 2 * n)) end
+local function refused(result)
+  if release then redis.call('DEL', lock) end
+  return result
+end
+local function done(result)
+  if log then
+    local seen = redis.call('GET', log) or ''
+    redis.call('SET', log, string.sub(seen, -119) .. nonce .. ' ', 'PX', 60000)
+  end
+  if release then redis.call('DEL', lock) end
+  return result
+end
+if log then
+  local seen = redis.call('GET', log)
+  if seen and string.find(seen, nonce, 1, true) then return stored() end
+end
+if lock and redis.call('GET', lock) ~= ARGV[10] then return -3 end
+if mode == 'n' then return done(1) end
+if mode == 'd' then
+  redis.call('DEL', k)
+  return done(1)
+end
+if mode == 't' then
+  if ttl > 0 then return done(redis.call('PEXPIRE', k, ttl)) end
+  return done(redis.call('EXISTS', k))
+end
+if old then
+  if redis.call('TYPE', old)['ok'] ~= 'hash' then return refused(redis.call('EXISTS', k)) end
+elseif mode == 'u' then
+  if redis.call('TYPE', k)['ok'] ~= 'hash' then return refused(0) end
+end
+-- Counters are checked before anything is written: a bad one refuses the whole write.
+local counts = {}
+for i = ip, xp - 1, 2 do
+  local v, n = redis.call('HGET', k, ARGV[i]), 0
+  if v and codec == 'm' then
+    local ok, d = pcall(cmsgpack.unpack, v)
+    n = ok and type(d) == 'number' and d == math.floor(d) and d or nil
+  elseif v then
+    n = string.match(v, '^%-?%d+$') and tonumber(v) or nil
+  end
+  if n == nil then return refused({-4, ARGV[i]}) end
+  counts[#counts + 1] = n + tonumber(ARGV[i + 1])
+end
+if ns > 0 then redis.call('HSET', k, unpack(ARGV, 13, ip - 1)) end
 if mode == 'r' then
   -- Replace: drop the fields not written. HSET comes first so that, under maxmemory, the
   -- script is refused at its first write instead of deleting and then writing past the limit.
   local keep = {}
-  for i = 4, 3 + 2 * n, 2 do keep[ARGV[i]] = true end
+  for i = 13, ip - 1, 2 do keep[ARGV[i]] = true end
   for _, f in ipairs(redis.call('HKEYS', k)) do
     if not keep[f] then redis.call('HDEL', k, f) end
   end
 end
-if #ARGV > 3 + 2 * n then redis.call('HDEL', k, unpack(ARGV, 4 + 2 * n)) end
-local ttl = tonumber(ARGV[1])
+for i = ip, xp - 1, 2 do
+  if codec == 'm' then
+    redis.call('HSET', k, ARGV[i], cmsgpack.pack(counts[(i - ip) / 2 + 1]))
+  else
+    redis.call('HINCRBY', k, ARGV[i], ARGV[i + 1])  -- exact in 64 bits, unlike Lua numbers
+  end
+end
+for i = xp, dp - 1, 2 do redis.call('HSETNX', k, ARGV[i], ARGV[i + 1]) end
+if #ARGV >= dp then redis.call('HDEL', k, unpack(ARGV, dp)) end
 if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
-if KEYS[2] then redis.call('DEL', KEYS[2]) end
-return 1
+if old then redis.call('DEL', old) end
+return done(stored())
 """)
 
 # Metadata of a page of sessions: per key {idle s, pttl ms, memory bytes, fields, {$c, user}},
@@ -154,7 +244,7 @@ end
 return out
 """)
 
-SCRIPTS = (_READ, _LOAD, _WRITE, _DESCRIBE)
+SCRIPTS = (_READ, _LOAD, _LOCKED, _WRITE, _DESCRIBE)
 
 
 class HashLayout:
@@ -203,35 +293,96 @@ class HashLayout:
 
     # -- what the adapters use --------------------------------------------------------------
 
+    def lock_key(self, handle: str) -> str:
+        """The key of a session's lock (same Cluster slot as the session)."""
+        return f"{self.prefix}{{{handle}}}:lock"
+
+    def log_key(self, handle: str) -> str:
+        """The key of a session's recent write nonces (same Cluster slot as the session)."""
+        return f"{self.prefix}{{{handle}}}:w"
+
     def load(self, spec: Load) -> Flow:
         """Flow: read a session -> `Loaded` or None. With `rolling` (touch_after 0) the TTL is
-        refreshed in the same command; otherwise `Loaded.refresh_ms` says a refresh is due."""
+        refreshed in the same command; otherwise `Loaded.refresh_ms` says a refresh is due.
+        With `spec.lock`, the session's lock is taken first (see `Load`)."""
+        key = self.key(spec.handle)
+        args = (spec.now_ms, spec.idle_ms, spec.lifetime_ms, spec.touch_after_ms,
+                int(self.disable_ttl))
+        if spec.lock is not None:
+            return (yield from self._load_locked(spec, key, args))
         script = _LOAD if spec.touch_after_ms == 0 else _READ
-        reply = yield script((self.key(spec.handle),),
-                             (spec.now_ms, spec.idle_ms, spec.lifetime_ms, spec.touch_after_ms,
-                              int(self.disable_ttl)))
+        reply = yield script((key,), args)
+        if reply == -2:  # past its absolute lifetime: gone for good (rare: an extra command)
+            yield Call(("DEL", key))
+            return None
+        return self._loaded(reply)
+
+    def _load_locked(self, spec: Load, key: str, args: tuple[Any, ...]) -> Flow:
+        # Wait for the holder with a growing, jittered delay, never past the wait bound.
+        deadline = time.monotonic() + spec.lock_wait_ms / 1000
+        delay = 0.002
+        keys = (key, self.lock_key(spec.handle))
+        while True:
+            reply = yield _LOCKED(keys, (*args, spec.lock, spec.lock_ttl_ms))
+            if reply != -3:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SessionLockError("lock timeout")
+            yield Sleep(min(delay * (0.5 + random.random()), left))
+            delay = min(delay * 2, 0.05)
+        loaded = self._loaded(reply)
+        if loaded is None or loaded.foreign:
+            return loaded  # the script released the lock: nothing to protect
+        return Loaded(loaded.pttl_ms, loaded.fields, lock=spec.lock)
+
+    @staticmethod
+    def _loaded(reply: Any) -> Loaded | None:
         if reply is None:
             return None
         if reply == -1:
             return Loaded(-1, {}, foreign=True)
-        if reply == -2:  # past its absolute lifetime: gone for good (rare: an extra command)
-            yield Call(("DEL", self.key(spec.handle)))
-            return None
         pttl, flat, due = reply
         return Loaded(pttl, dict(zip(flat[::2], flat[1::2])), refresh_ms=due)
 
     def commit(self, plan: Plan) -> Flow:
-        """Flow: run a plan -> True if it applied (False: the session was gone meanwhile)."""
+        """Flow: run a plan -> True if it applied (False: the session was gone meanwhile).
+
+        Raises `SessionLockError` when the plan holds a lock that is no longer this request's
+        (it expired): nothing was written."""
         if isinstance(plan, Write):
-            return (yield self._write(plan.handle, plan.fields, plan.delete, plan.ttl_ms,
-                                           "c" if plan.create else "u", plan.replace)) == 1
-        if isinstance(plan, Touch):
-            if self.disable_ttl:
-                return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
-            return (yield Call(("PEXPIRE", self.key(plan.handle), plan.ttl_ms))) == 1
-        if isinstance(plan, Destroy):
-            yield Call(("DEL", self.key(plan.handle)))
-        return True
+            mode = "c" if plan.create else "u"
+            reply = yield self._write(plan.handle, plan.fields, plan.delete, plan.ttl_ms, mode,
+                                      plan.replace, plan)
+            return self._applied(plan, reply)
+        if plan is None or plan.lock is None:
+            if isinstance(plan, Touch):
+                if self.disable_ttl:
+                    return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
+                return (yield Call(("PEXPIRE", self.key(plan.handle), plan.ttl_ms))) == 1
+            if isinstance(plan, Destroy):
+                yield Call(("DEL", self.key(plan.handle)))
+            return True
+        mode, ttl = ("t", plan.ttl_ms) if isinstance(plan, Touch) else (
+            ("d", 0) if isinstance(plan, Destroy) else ("n", 0))
+        reply = yield self._write(plan.handle, {}, (), ttl, mode, None, plan)
+        return self._applied(plan, reply)
+
+    def _applied(self, plan: Write | Touch | Destroy | Release, reply: Any) -> bool:
+        if reply == -3:
+            if isinstance(plan, Release):
+                return True  # expired already: nothing was written, nothing to free
+            raise SessionLockError("lock lost")
+        if isinstance(reply, list):
+            if reply[0] == -4:
+                name = reply[1].decode("utf-8", "replace")
+                raise SessionStateError(f"incr: the stored value of {name!r} is not an integer")
+            if isinstance(plan, Write):
+                names = [name for name, _ in plan.incr] + [name for name, _ in plan.setnx]
+                plan.results.update(
+                    (name, value) for name, value in zip(names, reply[1:]) if value is not None)
+            return True
+        return bool(reply == 1)
 
     def _write(
         self,
@@ -241,13 +392,42 @@ class HashLayout:
         ttl_ms: int,
         mode: str,
         replace: str | None = None,
+        plan: Write | Touch | Destroy | Release | None = None,
     ) -> Script:
-        keys = (self.key(handle),) if replace is None else (self.key(handle), self.key(replace))
-        args: list[Any] = [self._ttl(ttl_ms), mode, len(fields)]
+        keys = [self.key(handle)]
+        old = log = lock = 0
+        if replace is not None:
+            keys.append(self.key(replace))
+            old = len(keys)
+        nonce = getattr(plan, "nonce", None)
+        if nonce is not None:
+            keys.append(self.log_key(handle))
+            log = len(keys)
+        token = getattr(plan, "lock", None)
+        if token is not None:
+            keys.append(self.lock_key(replace or handle))
+            lock = len(keys)
+        incr = plan.incr if isinstance(plan, Write) else ()
+        setnx = plan.setnx if isinstance(plan, Write) else ()
+        args: list[Any] = [self._ttl(ttl_ms), mode, len(fields), len(incr), len(setnx), old,
+                           log, nonce or "", lock, token or "",
+                           int(bool(getattr(plan, "release", False))), self._codec(incr)]
         for item in fields.items():
             args.extend(item)
+        for pair in (*incr, *setnx):
+            args.extend(pair)
         args.extend(delete)
-        return _WRITE(keys, tuple(args))
+        return _WRITE(tuple(keys), tuple(args))
+
+    def _codec(self, incr: tuple[tuple[str, int], ...]) -> str:
+        if not incr:
+            return ""
+        name = getattr(self.serializer, "name", "")
+        if name == "json":
+            return "j"
+        if name == "msgpack":
+            return "m"
+        raise ConfigError(f"incr() needs the json or msgpack serializer, not {name!r}")
 
     # -- the connect-redis store API --------------------------------------------------------
 

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ._async import AsyncRedisStore
-from ._layouts import _DESCRIBE, _LOAD, _READ
+from ._layouts import _DESCRIBE, _LOAD, _LOCKED, _READ
 from ._sync import RedisStore
 
 __all__ = ["AsyncMemoryStore", "MemoryStore"]
@@ -51,6 +51,7 @@ class _MemoryRedis:
 
     def __init__(self) -> None:
         self._hashes: dict[str, Hash] = {}
+        self._strings: dict[str, bytes] = {}  # locks and nonce logs
         self._expires: dict[str, int] = {}
         self._lock = threading.RLock()
 
@@ -66,7 +67,18 @@ class _MemoryRedis:
 
     def _delete(self, key: str) -> int:
         self._expires.pop(key, None)
-        return 1 if self._hashes.pop(key, None) is not None else 0
+        found = self._strings.pop(key, None) is not None
+        return 1 if self._hashes.pop(key, None) is not None or found else 0
+
+    def _string(self, key: str) -> bytes | None:
+        deadline = self._expires.get(key)
+        if deadline is not None and deadline <= self._now():
+            self._delete(key)
+        return self._strings.get(key)
+
+    def _set_string(self, key: str, value: bytes, px: int) -> None:
+        self._strings[key] = value
+        self._expires[key] = self._now() + px
 
     def _pttl(self, key: str) -> int:
         deadline = self._expires.get(key)
@@ -89,6 +101,8 @@ class _MemoryRedis:
                     return self._load(keys[0], argv, refresh=True)
                 if script in (_READ.sha, _READ.source):
                     return self._load(keys[0], argv, refresh=False)
+                if script in (_LOCKED.sha, _LOCKED.source):
+                    return self._load_locked(keys, argv)
                 if script in (_DESCRIBE.sha, _DESCRIBE.source):
                     return [self._describe(key, argv[0]) for key in keys]
                 return self._write(keys, argv)
@@ -96,7 +110,10 @@ class _MemoryRedis:
             if command == "HGETALL":
                 return dict(self._get(key) or {})
             if command in ("DEL", "UNLINK"):
-                return sum(self._delete(str(k)) for k in args if self._get(str(k)) is not None)
+                return sum(self._delete(str(k)) for k in args
+                           if self._get(str(k)) is not None or self._string(str(k)) is not None)
+            if command == "GET":
+                return self._string(key)
             if command == "EXISTS":
                 return int(self._get(key) is not None)
             if command == "PEXPIRE":
@@ -147,32 +164,120 @@ class _MemoryRedis:
         return [0, self._pttl(key), size, len(fields),
                 [fields.get(b"$c"), fields.get(user_field)]]
 
-    def _write(self, keys: list[str], argv: list[bytes]) -> int:
-        key, mode, count = keys[0], argv[1], int(argv[2])
-        if len(keys) > 1:
-            if self._get(keys[1]) is None:
-                return int(self._get(key) is not None)
+    def _load_locked(self, keys: list[str], argv: list[bytes]) -> Any:
+        lock, token = keys[1], argv[5]
+        held = self._string(lock)
+        if held is None:
+            self._set_string(lock, token, int(argv[6]))
+        elif held != token:
+            return -3
+        reply = self._load(keys[0], argv[:5], refresh=True)
+        if not isinstance(reply, list):
+            self._delete(lock)
+        return reply
+
+    def _write(self, keys: list[str], argv: list[bytes]) -> Any:
+        """`_layouts._WRITE` in Python (the same arguments and replies)."""
+        key, ttl, mode = keys[0], int(argv[0]), argv[1]
+        ns, ni, nx = int(argv[2]), int(argv[3]), int(argv[4])
+
+        def key_at(index: bytes) -> str | None:
+            return keys[int(index) - 1] if int(index) else None
+
+        old, log, lock = key_at(argv[5]), key_at(argv[6]), key_at(argv[8])
+        nonce, token, codec = argv[7], argv[9], argv[11]
+        release = lock is not None and argv[10] == b"1"
+        sp = 12
+        ip = sp + 2 * ns
+        xp = ip + 2 * ni
+        dp = xp + 2 * nx
+
+        def stored() -> Any:
+            if ni + nx == 0:
+                return 1
+            fields = self._get(key) or {}
+            return [1, *(fields.get(argv[i]) for i in range(ip, dp, 2))]
+
+        def finish(result: Any, *, logged: bool) -> Any:
+            if logged and log is not None:
+                seen = self._string(log) or b""
+                self._set_string(log, seen[-119:] + nonce + b" ", 60000)
+            if release:
+                assert lock is not None
+                self._delete(lock)
+            return result
+
+        if log is not None and nonce in (self._string(log) or b""):
+            return stored()
+        if lock is not None and self._string(lock) != token:
+            return -3
+        if mode == b"n":
+            return finish(1, logged=True)
+        if mode == b"d":
+            self._delete(key)
+            return finish(1, logged=True)
+        if mode == b"t":
+            found = self._get(key) is not None
+            if found and ttl > 0:
+                self._pexpire(key, ttl)
+            return finish(int(found), logged=True)
+        if old is not None:
+            if self._get(old) is None:
+                return finish(int(self._get(key) is not None), logged=False)
         elif mode == b"u" and self._get(key) is None:
-            return 0
-        elif mode == b"r":
+            return finish(0, logged=False)
+        current = self._get(key) or {}
+        counts = []
+        for i in range(ip, xp, 2):
+            value = current.get(argv[i])
+            number = 0 if value is None else _counter(value, codec)
+            if number is None:
+                return finish([-4, argv[i]], logged=False)
+            counts.append(number + int(argv[i + 1]))
+        if mode == b"r":
             self._delete(key)
         fields = self._hashes.setdefault(key, {})
-        pairs = argv[3:3 + 2 * count]
+        pairs = argv[sp:ip]
         fields.update(zip(pairs[::2], pairs[1::2]))
-        for name in argv[3 + 2 * count:]:
+        for n, i in enumerate(range(ip, xp, 2)):
+            fields[argv[i]] = _encode_counter(counts[n], codec)
+        for i in range(xp, dp, 2):
+            fields.setdefault(argv[i], argv[i + 1])
+        for name in argv[dp:]:
             fields.pop(name, None)
-        ttl = int(argv[0])
         if ttl > 0:
             self._pexpire(key, ttl)
-        if len(keys) > 1:
-            self._delete(keys[1])
-        return 1
+        if old is not None:
+            self._delete(old)
+        return finish(stored(), logged=True)
 
     def pipeline(self, transaction: bool = False) -> _MemoryPipeline:
         return _MemoryPipeline(self)
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+def _counter(value: bytes, codec: bytes) -> int | None:
+    """The integer a stored field holds, as the write script reads it, or None."""
+    if codec == b"m":
+        import msgpack
+
+        try:
+            number = msgpack.unpackb(value)
+        except Exception:  # msgpack raises several unrelated types for bad input
+            return None
+        return number if isinstance(number, int) and not isinstance(number, bool) else None
+    text = value.decode("ascii", "replace")
+    return int(text) if text.lstrip("-").isdigit() and text.count("-") <= 1 else None
+
+
+def _encode_counter(number: int, codec: bytes) -> bytes:
+    if codec == b"m":
+        import msgpack
+
+        return msgpack.packb(number)  # type: ignore[no-any-return]
+    return str(number).encode()
 
 
 class _MemoryPipeline:

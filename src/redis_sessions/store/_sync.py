@@ -5,6 +5,7 @@ This file and `_async.py` differ only by ``async``/``await`` and the client type
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from .._engine import Load, Loaded, Plan, Touch
 from .._errors import StoreUnavailableError
 from ._base import StoreBase, now_ms
 from ._faults import Health
-from ._layouts import Call, Command, Dedup, Flow, Script, SessionInfo
+from ._layouts import Call, Command, Dedup, Flow, Script, SessionInfo, Sleep
 
 __all__ = ["RedisStore", "SyncRunner"]
 
@@ -64,6 +65,8 @@ class SyncRunner:
                 return client.execute_command("EVAL", command.source, *args)
         if isinstance(command, Call):
             return client.execute_command(*command.args)
+        if isinstance(command, Sleep):
+            return time.sleep(command.seconds)
         # Errors of single commands come back as values; connection errors still raise.
         pipe = client.pipeline(transaction=False)
         for call in command.calls:
