@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from redis_sessions.asgi import get_session as get_asgi_session
 from redis_sessions.wsgi import get_session
 
 SECRET = "test-secret-0123456789abcdef"
@@ -40,6 +41,19 @@ def asgi_app(gate: Gate | None = None, on_shutdown: Any = None) -> Starlette:
     async def incr(request: Request) -> JSONResponse:
         request.session["n"] = request.session.get("n", 0) + 1
         return JSONResponse({"n": request.session["n"]})
+
+    async def count(request: Request) -> JSONResponse:
+        return JSONResponse({"n": get_asgi_session(request).incr("n")})
+
+    async def first(request: Request) -> JSONResponse:
+        session = get_asgi_session(request)
+        session.setdefault("first", request.query_params["v"])
+        await session.asave()  # the value that won is known after the save
+        return JSONResponse({"first": session["first"]})
+
+    async def boom(request: Request) -> JSONResponse:
+        request.session["boom"] = True
+        raise RuntimeError("the app failed")
 
     async def login(request: Request) -> JSONResponse:
         request.session.regenerate()
@@ -90,6 +104,9 @@ def asgi_app(gate: Gate | None = None, on_shutdown: Any = None) -> Starlette:
             Route("/set", set_),
             Route("/get", get),
             Route("/incr", incr),
+            Route("/count", count),
+            Route("/first", first),
+            Route("/boom", boom),
             Route("/login", login),
             Route("/logout", logout),
             Route("/slow", slow),
@@ -121,6 +138,15 @@ def wsgi_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable
     elif path == "/incr":
         session["n"] = session.get("n", 0) + 1
         body = {"n": session["n"]}
+    elif path == "/count":
+        body = {"n": session.incr("n")}
+    elif path == "/first":
+        session.setdefault("first", query["v"])
+        session.save()
+        body = {"first": session["first"]}
+    elif path == "/boom":
+        session["boom"] = True
+        raise RuntimeError("the app failed")
     elif path == "/login":
         session.regenerate()
         session["user"] = query.get("user", "alice")

@@ -411,7 +411,8 @@ class HashLayout:
         setnx = plan.setnx if isinstance(plan, Write) else ()
         args: list[Any] = [self._ttl(ttl_ms), mode, len(fields), len(incr), len(setnx), old,
                            log, nonce or "", lock, token or "",
-                           int(bool(getattr(plan, "release", False))), self._codec(incr)]
+                           int(isinstance(plan, Release) or getattr(plan, "release", False)),
+                           self._codec(incr)]
         for item in fields.items():
             args.extend(item)
         for pair in (*incr, *setnx):
