@@ -2,7 +2,8 @@
 
 M1 (``noeviction``): once the store is full, creating or changing a session is a clean 503 (the
 OOM error classified as unavailability), reads of existing sessions keep working, ``/logout``
-still deletes and frees memory, after which new sessions are accepted again.
+still deletes and frees memory, after which new sessions are accepted again. The whole time the
+store is full is one outage: one WARNING, one INFO (I-4).
 
 M2 (``volatile-lru``): Redis evicts old sessions to make room; the users of evicted sessions get a
 new session (a new id, 2xx), never an error: the silent-logout trade-off of an evicting policy.
@@ -14,9 +15,10 @@ import logging
 
 import pytest
 import redis
-from faultkit import FaultApp, check_invariants, figure
+from faultkit import Exchange, FaultApp, capture_store_log, check_invariants, figure, store_log
 
 from redis_sessions import handle_for
+from redis_sessions.server import LocalServer
 from servers import MakeServer
 
 pytestmark = pytest.mark.faults
@@ -45,24 +47,33 @@ def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
 
+def fill(app: FaultApp) -> tuple[list[str], Exchange]:
+    """Create fat sessions until one is refused -> (their cookies, the refused exchange)."""
+    cookies: list[str] = []
+    while True:
+        assert len(cookies) < LIMIT, "the store never filled up"
+        exchange = app.request(f"/set?data={PAYLOAD}&n={len(cookies)}")
+        if not exchange.ok:
+            return cookies, exchange
+        assert exchange.cookie
+        cookies.append(exchange.cookie)
+
+
+def noeviction_server(make_server: MakeServer) -> LocalServer:
+    return make_server(appendonly=False, extra_args=[
+        "--maxmemory", MAXMEMORY, "--maxmemory-policy", "noeviction"])
+
+
 def test_m1_noeviction_full_store_gives_503_reads_and_logout_still_work(
     make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="redis_sessions")
-    server = make_server(appendonly=False, extra_args=[
-        "--maxmemory", MAXMEMORY, "--maxmemory-policy", "noeviction"])
+    server = noeviction_server(make_server)
     with FaultApp(server.url) as app, redis.Redis.from_url(server.url) as admin:
         warm_up(app)
-        cookies: list[str] = []
-        while True:
-            assert len(cookies) < LIMIT, "the store never filled up"
-            exchange = app.request(f"/set?data={PAYLOAD}&n={len(cookies)}")
-            if not exchange.ok:
-                break
-            assert exchange.cookie
-            cookies.append(exchange.cookie)
-        full = exchange
+        cookies, full = fill(app)
         assert full.status == 503, f"a create on a full store answered {full.status}"
+        assert full.body == "Session store full, please retry later.\n", full.body
         assert full.cookie is None
         # The store is full for an 8 kB session; a tiny change may still fit (Redis refuses a
         # write only while the memory in use is above the limit), else it is a 503 too.
@@ -90,14 +101,42 @@ def test_m1_noeviction_full_store_gives_503_reads_and_logout_still_work(
                session_bytes=len(PAYLOAD), full_status=full.status,
                full_seconds=full.seconds, small_change_status=changed.status,
                logged_out=len(logged_out), freed_bytes=freed, create_after_logout=again.status)
-    check_invariants(app, [server])
+    check_invariants(app, [server])  # I-4 has its own test below
     warnings = [r.getMessage() for r in caplog.records if r.name == "redis_sessions"]
     assert warnings and all("OOM" in w for w in warnings), warnings
 
 
-def test_m2_volatile_lru_evicts_old_sessions_and_their_users_start_anew(
-    make_server: MakeServer,
+def test_m1_full_store_is_one_outage_in_the_log(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    capture_store_log(caplog)
+    server = noeviction_server(make_server)
+    with FaultApp(server.url) as app:
+        warm_up(app)
+        cookies, full = fill(app)
+        assert full.status == 503
+        # The limit is fuzzy by a few kB (client buffers count): fill until firmly full.
+        refused = [full]
+        while len(refused) < 3 or any(e.ok for e in refused[-3:]):
+            assert len(refused) < 50, "the store never stayed full"
+            refused.append(app.request(f"/set?data={PAYLOAD}&x={len(refused)}"))
+        # Users of existing sessions keep trying to change them while the store is full.
+        changes = [app.request(f"/set?data={'y' * len(PAYLOAD)}&more={i}", cookie)
+                   for i, cookie in enumerate(cookies[:5])]
+        for cookie in cookies[:20]:
+            assert app.request("/logout", cookie).ok
+        again = app.new_session(n="again")
+        assert app.read(again) == {"n": "again"}
+        levels = [r.levelname for r in store_log(caplog)]
+        figure("M1-log", refused_changes=sum(e.status == 503 for e in changes),
+               warnings=levels.count("WARNING"), infos=levels.count("INFO"))
+    check_invariants(app, [server], caplog=caplog)
+
+
+def test_m2_volatile_lru_evicts_old_sessions_and_their_users_start_anew(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    capture_store_log(caplog)
     server = make_server(appendonly=False, extra_args=[
         "--maxmemory", MAXMEMORY, "--maxmemory-policy", "volatile-lru"])
     with FaultApp(server.url) as app, redis.Redis.from_url(server.url) as admin:
@@ -134,4 +173,5 @@ def test_m2_volatile_lru_evicts_old_sessions_and_their_users_start_anew(
                errors=sum(not e.ok for e in app.log))
         assert all(e.ok for e in app.log)
         assert evicted_old >= len(oldest_third) // 2
-    check_invariants(app, [server])
+    # Eviction is not an outage: nothing to warn about.
+    check_invariants(app, [server], caplog=caplog, outages=0)

@@ -666,3 +666,23 @@ def test_time_budget_of_a_failing_call(make_redis_store: MakeStore) -> None:
     with pytest.raises(StoreUnavailableError):
         store.get("h")
     assert time.monotonic() - start < 2
+
+
+def test_health_refused_writes_are_one_outage_while_reads_succeed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health = Health("TestStore")
+    caplog.set_level(logging.INFO, logger="redis_sessions")
+    for _ in range(5):  # a full store: every request reads fine, then fails to write
+        health.ok(wrote=False)
+        error = health.failed(rx.ResponseError("OOM command not allowed when used memory"))
+        assert isinstance(error, StoreUnavailableError) and error.reason == "OOM"
+    assert health.available and not health.writable
+    health.ok(wrote=True)
+    health.ok(wrote=True)
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert messages == [
+        (logging.WARNING, "session store TestStore refuses writes (OOM); answering 503 to "
+                          "requests that write until it accepts them"),
+        (logging.INFO, "session store TestStore accepts writes again"),
+    ]

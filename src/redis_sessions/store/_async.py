@@ -52,7 +52,7 @@ class AsyncRunner:
             raise self.health.failed(exc) from None
         except OSError as exc:
             raise self.health.failed(exc) from None
-        self.health.ok()
+        self.health.ok(command.writes)
         return reply
 
     async def _dispatch(self, command: Command) -> Any:

@@ -54,29 +54,45 @@ def classify(exc: BaseException) -> StoreUnavailableError | None:
     return None
 
 
+# Replies refusing writes while reads still work: tracked apart, or a store that serves reads
+# and refuses writes (out of memory) would log "unavailable" and "available again" in turn.
+_WRITE_REFUSALS = ("OOM", "MISCONF", "NOREPLICAS", "READONLY")
+
+
 class Health:
     """Tracks whether the store is reachable: one WARNING when an outage starts, one INFO when
-    it ends, whatever the number of requests in between."""
+    it ends, whatever the number of requests in between. Refused writes (OOM, MISCONF,
+    NOREPLICAS, READONLY) are an outage of their own, ended by a successful write."""
 
-    __slots__ = ("available", "name")
+    __slots__ = ("available", "name", "writable")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.available = True
+        self.writable = True
 
     def failed(self, exc: BaseException) -> BaseException:
         """Translate `exc`; log the start of an outage. Returns the exception to raise."""
         error = classify(exc)
         if error is None:
             return exc
-        if self.available:
+        if error.reason in _WRITE_REFUSALS:
+            if self.writable:
+                self.writable = False
+                logger.warning("session store %s refuses writes (%s); answering 503 to "
+                               "requests that write until it accepts them", self.name,
+                               error.reason)
+        elif self.available:
             self.available = False
             logger.warning("session store %s unavailable (%s); answering 503 until it is back",
                            self.name, error.reason)
         return error
 
-    def ok(self) -> None:
-        """Record a successful command; log the end of an outage."""
+    def ok(self, wrote: bool = True) -> None:
+        """Record a successful command (`wrote`: it was a write); log the end of an outage."""
         if not self.available:
             self.available = True
             logger.info("session store %s available again", self.name)
+        if wrote and not self.writable:
+            self.writable = True
+            logger.info("session store %s accepts writes again", self.name)

@@ -46,12 +46,25 @@ class Script:
     def __call__(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> Script:
         return Script(self.source, self.sha, keys, args)
 
+    @property
+    def writes(self) -> bool:
+        """Whether the script may write (not declared ``no-writes``)."""
+        return not self.source.startswith("#!lua flags=no-writes")
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
     """One plain Redis command."""
 
     args: tuple[Any, ...]
+
+    @property
+    def writes(self) -> bool:
+        """Whether the command writes."""
+        return str(self.args[0]).upper() in _WRITING
+
+
+_WRITING = frozenset({"PEXPIRE", "DEL", "UNLINK", "SET", "HSET"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +73,18 @@ class Batch:
 
     calls: tuple[Call, ...]
 
+    @property
+    def writes(self) -> bool:
+        """Whether any command of the batch writes."""
+        return any(call.writes for call in self.calls)
+
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
     """Wait (the runner sleeps its own way: ``time.sleep`` or ``asyncio.sleep``)."""
 
     seconds: float
+    writes = False
 
 
 Command = Script | Call | Batch | Sleep
