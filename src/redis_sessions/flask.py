@@ -107,7 +107,8 @@ class FlaskSession(Session, SessionMixin):
 class RedisSessionInterface(SessionInterface):
     """Flask's `SessionInterface` over a sync store; installed by `RedisSessions`.
 
-    `open_session` does no I/O: the session loads on first access. `save_session` runs after
+    `open_session` does no I/O: the session loads on first access (taking the session's lock
+    first on the routes the ``lock`` option names; the save frees it). `save_session` runs after
     every ``after_request`` function, so their changes are saved too. Flask calls it once the
     response object exists, and an exception there would become a 500; so a failed save
     turns that same response object (which Flask then sends) into a 503 with
@@ -138,7 +139,8 @@ class RedisSessionInterface(SessionInterface):
         engine, config = self.engine, self.config
         incoming = engine.read_cookie(environ.get("HTTP_COOKIE"))
         now = now_ms()
-        spec = engine.load_spec(incoming, now)
+        lock = bool(config.lock) and config.wants_lock(request.path)
+        spec = engine.load_spec(incoming, now, lock=lock)
         session = FlaskSession(genid=config.genid, created_ms=now, permanent=self.permanent)
         secure = is_secure_request(environ.get("wsgi.url_scheme", "http"),
                                    environ.get("HTTP_X_FORWARDED_PROTO"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -91,6 +93,15 @@ def make_app(store: Any, ext_options: dict[str, Any] | None = None, **settings: 
     @app.get("/untouched")
     def untouched() -> dict[str, bool]:
         return {"ok": True}
+
+    @app.get("/count")
+    def count() -> dict[str, int]:
+        return {"n": get_session().incr("n")}
+
+    @app.get("/rmw")
+    def rmw() -> dict[str, int]:
+        session["m"] = session.get("m", 0) + 1
+        return {"m": session["m"]}
 
     @app.get("/stream")
     def stream() -> Response:
@@ -495,3 +506,28 @@ def test_anonymous_fallback_serves_an_unsaved_empty_session(make_server: Any) ->
     assert response.status_code == 200
     assert response.json["data"] == {}
     assert set_cookies(response) == []
+
+
+def test_parallel_increments_and_locked_read_modify_writes_lose_nothing(
+    store: RedisStore, clean_redis: redis.Redis
+) -> None:
+    app = make_app(store, {"lock": ["/rmw"], "lock_timeout": 10})
+    with app.test_client() as client:
+        client.get("/set?start=1")
+        cookie = client.get_cookie("session")
+        assert cookie is not None
+    barrier = threading.Barrier(10)
+
+    def hit(i: int, path: str) -> int:
+        with app.test_client() as client:
+            client.set_cookie("session", cookie.value)
+            if i < 10:
+                barrier.wait(timeout=10)
+            return client.get(path).status_code
+
+    for path in ("/count", "/rmw"):
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            assert set(pool.map(hit, range(30), [path] * 30)) == {200}
+    stored = clean_redis.hgetall(key_of(cookie.value))
+    assert (stored[b"n"], stored[b"m"]) == (b"30", b"30")
+    assert clean_redis.exists(key_of(cookie.value) + b":lock") == 0
