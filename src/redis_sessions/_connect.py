@@ -38,6 +38,9 @@ class ConnectOptions:
         health_check_interval: PING a connection idle longer than this before reuse, so a
             socket left half-dead by a Redis restart fails fast (default 10).
         max_connections: connection pool size (default 64).
+        pool_timeout: seconds a command waits for a free pooled connection when all
+            `max_connections` are busy (default 1.0; a burst of concurrent requests queues
+            instead of failing), after which it fails as unavailable (503).
     """
 
     socket_timeout: float = 0.5
@@ -47,6 +50,7 @@ class ConnectOptions:
     backoff_cap: float = 0.25
     health_check_interval: float = 10.0
     max_connections: int | None = 64
+    pool_timeout: float = 1.0
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``from_url``, without the retry policy."""
@@ -55,6 +59,7 @@ class ConnectOptions:
             "socket_connect_timeout": self.socket_connect_timeout,
             "health_check_interval": self.health_check_interval,
             "max_connections": self.max_connections,
+            "timeout": self.pool_timeout,  # the blocking pool's wait for a free connection
             "client_name": "redis-sessions",
             "decode_responses": False,  # values are bytes: msgpack and exact size accounting
         }
@@ -73,12 +78,15 @@ def connect(url: str | None = None, options: ConnectOptions | None = None,
     """A sync client for `url` (``redis://``, ``rediss://``, ``unix://``; user, password and db
     in the URL), defaulting to ``$REDIS_URL``, then ``redis://127.0.0.1:6379/0``.
 
-    `client_kwargs` are passed to ``redis.Redis.from_url`` (e.g. ``ssl_ca_certs``).
+    `client_kwargs` are passed to the connection pool's ``from_url`` (e.g. ``ssl_ca_certs``).
     """
     opts = options or ConnectOptions()
     kwargs = {**opts.client_kwargs(), **client_kwargs}
     retry = Retry(opts.backoff(), opts.retries)
-    return redis.Redis.from_url(_resolve_url(url), retry=retry, **kwargs)
+    # A blocking pool: with every connection busy, a command waits (up to pool_timeout)
+    # rather than failing at once with "Too many connections".
+    pool = redis.BlockingConnectionPool.from_url(_resolve_url(url), retry=retry, **kwargs)
+    return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes it
 
 
 def connect_async(url: str | None = None, options: ConnectOptions | None = None,
@@ -87,4 +95,6 @@ def connect_async(url: str | None = None, options: ConnectOptions | None = None,
     opts = options or ConnectOptions()
     kwargs = {**opts.client_kwargs(), **client_kwargs}
     retry = AsyncRetry(opts.backoff(), opts.retries)
-    return redis.asyncio.Redis.from_url(_resolve_url(url), retry=retry, **kwargs)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(_resolve_url(url), retry=retry,
+                                                         **kwargs)
+    return redis.asyncio.Redis.from_pool(pool)

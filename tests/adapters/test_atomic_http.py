@@ -21,7 +21,14 @@ import uvicorn
 from apps import SECRET, Gate, asgi_app, wsgi_app
 
 from faults.faultkit import figure
-from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async, handle_for
+from redis_sessions import (
+    AsyncRedisStore,
+    ConnectOptions,
+    RedisStore,
+    connect,
+    connect_async,
+    handle_for,
+)
 from redis_sessions._adapter import LOCKED_BODY
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.server import free_port
@@ -318,3 +325,18 @@ async def test_lock_round_trips(redis_url: str, clean_redis: redis.Redis) -> Non
     figure("LOCK-round-trips", locked_read=locked_read, locked_write=locked_write,
            unlocked_write=unlocked_write)
     assert (locked_read, locked_write, unlocked_write, untouched) == (2, 2, 2, 1)
+
+
+@pytest.mark.anyio
+async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
+    store = AsyncRedisStore(connect_async(redis_url, ConnectOptions(max_connections=4)))
+    app = ASGISessions(asgi_app(on_shutdown=store.aclose), store, secret=SECRET)
+    with uvicorn_serving(app) as base:
+        cookie = new_cookie(base)
+        results = await parallel_gets(base, "/count", cookie, n=100)
+        clients = int(clean_redis.info("clients")["connected_clients"])
+    assert [status for status, _, _ in results] == [200] * 100
+    assert stored_n(clean_redis, cookie) == 100
+    assert clients <= 4 + 1  # the pool's 4 and this test's own connection

@@ -106,7 +106,7 @@ def test_async_file_really_is_async(sources: tuple[str, str]) -> None:
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        ("        self.health.ok()\n", ""),  # a line dropped
+        ("        self.health.ok(command.writes)\n", ""),  # a line dropped
         ("return deleted", "return deleted + 0"),  # a line changed
         ('"EVAL", command.source', '"EVAL", command.sha'),
     ],
