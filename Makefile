@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types install browser clean
+.PHONY: demo test lint types install browser reliability clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ types: $(BIN)/.installed
 
 test: lint types browser
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
+
+# Runs the measuring tests and rewrites the figures block of docs/reliability.md.
+reliability: $(BIN)/.installed
+	$(BIN)/python bench/reliability.py
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache

@@ -492,10 +492,14 @@ class SessionEngine:
         """Headers to add to the response: Set-Cookie plus ``Vary: Cookie`` and
         ``Cache-Control: no-cache="Set-Cookie"`` whenever a cookie is set."""
         cookie = self.config.cookie
-        if session._destroyed or isinstance(plan, Destroy) or not applied:
+        if not applied:
+            # Gone meanwhile: a logout (whose response cleared the cookie) or a login elsewhere
+            # (whose response set a new one). Sending nothing leaves the browser's newest.
+            return []
+        if session._destroyed or isinstance(plan, Destroy):
             if not incoming.cookie_present:
                 return []
-            value = self._render("", 0, secure)  # logout, or destroyed meanwhile elsewhere
+            value = self._render("", 0, secure)  # logout
         elif session._loader is not None or session._handle is None:
             return []  # not loaded, or a new session that was not stored
         elif should_set_cookie(plan, session, incoming, self.config):

@@ -4,7 +4,10 @@
 `AsyncRedisStore` using the fault-test client settings (`FAULT_OPTIONS`), sends sequential
 requests through Starlette's `TestClient`, and records every exchange so that the global
 invariants can be checked afterwards (`check_invariants`): I-1 no session key without a TTL,
-I-2 no leak of internals in any response, I-3 every 5xx is a 503 with ``Retry-After``.
+I-2 no leak of internals in any response, I-3 every 5xx is a 503 with ``Retry-After`` and a
+short one-line body, I-4 one WARNING per outage and one INFO on recovery from the
+``redis_sessions`` logger (with `capture_store_log`), I-5 no more connections on a server than
+the store's pool allows, and none left once the app is closed.
 
 Each case prints its figure on one line starting with ``FIGURE`` (`figure`), for the script that
 collects the published numbers.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+import pytest
 import redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,30 +36,41 @@ from starlette.testclient import TestClient
 from redis_sessions import AsyncRedisStore, ConnectOptions, connect_async
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import LocalServer
+from servers import wait_until
 
 __all__ = [
     "BUDGET",
+    "CLIENT_SLACK",
     "COOKIE",
     "FAULT_OPTIONS",
     "RETRY_AFTER",
     "UNAVAILABLE_BODY",
     "Exchange",
     "FaultApp",
+    "capture_store_log",
     "check_invariants",
     "figure",
     "raw_send",
     "sessions_without_ttl",
+    "store_log",
 ]
 
 # The fault-test client settings of RELIABILITY.md B0: a call that cannot be served fails within
 # about 2 s (health-check PING and command, two attempts each), so a request answers in < 3 s.
+# A small pool: requests here are sequential, so I-5 can catch a handful of leaked connections.
 FAULT_OPTIONS = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=1,
-                               backoff_base=0.05, backoff_cap=0.25, health_check_interval=1)
+                               backoff_base=0.05, backoff_cap=0.25, health_check_interval=1,
+                               max_connections=8)
 BUDGET = 3.0
 """Seconds within which any request must be answered, whatever the fault."""
 RETRY_AFTER = 5
 COOKIE = "session"
 UNAVAILABLE_BODY = "Session store unavailable, please retry shortly.\n"
+"""The 503 body for an unreachable store; I-3 accepts any short ``Session ...`` line."""
+CLIENT_SLACK = 4
+"""I-5: connections a server may hold beyond the app's pool (the check's own, a test's admin
+client, a probe)."""
+LOGGER = "redis_sessions"
 SECRET = "fault-suite-secret-0123456789abcdef"
 LEAKS = ("Traceback", "redis.exceptions", "redis_sessions", "127.0.0.1")
 
@@ -125,6 +141,7 @@ class FaultApp:
     log: list[Exchange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.closed = False  # True once the lifespan ended and the store closed its client
         self.store = AsyncRedisStore(connect_async(self.url, FAULT_OPTIONS))
         app = SessionMiddleware(fault_app(self.store.aclose), self.store, secret=SECRET,
                                 retry_after=RETRY_AFTER, **self.options)
@@ -138,6 +155,7 @@ class FaultApp:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.http.__exit__(exc_type, exc, tb)
+        self.closed = True
 
     def request(self, path: str, cookie: str | None = None) -> Exchange:
         """GET `path` with the session cookie `cookie` (or none); record and return it."""
@@ -206,13 +224,51 @@ def sessions_without_ttl(client: redis.Redis, prefix: str = "sess:") -> int:
     return int(client.eval(_NO_TTL_SCRIPT, 0, pattern))
 
 
+def capture_store_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Capture the ``redis_sessions`` logger from INFO up: what I-4 checks.
+
+    Call it before the first request; then pass `caplog` to `check_invariants`.
+    """
+    caplog.set_level(logging.INFO, logger=LOGGER)
+
+
+def store_log(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The records of the ``redis_sessions`` logger (and its children) at INFO or above."""
+    return [r for r in caplog.records
+            if (r.name == LOGGER or r.name.startswith(LOGGER + ".")) and r.levelno >= logging.INFO]
+
+
+def library_clients(client: redis.Redis) -> int:
+    """How many connections the server holds from clients named like ours (`ConnectOptions`)."""
+    return sum(1 for c in client.client_list() if c.get("name") == "redis-sessions")
+
+
 def check_invariants(app: FaultApp, servers: Iterable[LocalServer],
-                     extra_ports: Iterable[int] = ()) -> None:
-    """Assert I-1 on every (running) server and I-2, I-3 on every recorded exchange."""
+                     extra_ports: Iterable[int] = (), *,
+                     caplog: pytest.LogCaptureFixture | None = None,
+                     outages: int = 1) -> None:
+    """Assert I-1 and I-5 on every running server, I-2 and I-3 on every recorded exchange, and
+    I-4 on the captured log when `caplog` is given (`outages`: how many the test caused).
+
+    I-4: the ``redis_sessions`` records alternate WARNING (an outage starts), INFO (it ended),
+    starting with a WARNING; at most `outages` WARNINGs, at least one if any request answered
+    503, and the last record is the INFO when the app's last request succeeded. I-5: a server's
+    ``connected_clients`` never exceeds the pool size plus `CLIENT_SLACK`, and once the app is
+    closed the server holds none of its connections (polled briefly: the server sees a close on
+    its next event-loop turn).
+    """
     servers = list(servers)
+    limit = (FAULT_OPTIONS.max_connections or 0) + CLIENT_SLACK
     for server in servers:
+        if not server.is_running:
+            continue
         with redis.Redis.from_url(server.url, socket_timeout=10) as client:
             assert sessions_without_ttl(client) == 0, "I-1: a session key has no TTL"
+            connected = int(client.info("clients")["connected_clients"])
+            assert connected <= limit, f"I-5: {connected} connections on {server.port} > {limit}"
+            if app.closed:
+                wait_until(lambda: library_clients(client) == 0, 2, message=(
+                    f"I-5: {library_clients(client)} connections left open after the app closed"))
     leaks = LEAKS + tuple(str(s.port) for s in servers) + tuple(str(p) for p in extra_ports)
     for exchange in app.log:
         text = exchange.body + "\n" + "\n".join(f"{k}: {v}" for k, v in exchange.headers)
@@ -221,7 +277,29 @@ def check_invariants(app: FaultApp, servers: Iterable[LocalServer],
         if exchange.status >= 500:
             assert exchange.status == 503, f"I-3: {exchange.path} answered {exchange.status}"
             assert exchange.header("retry-after") == str(RETRY_AFTER), "I-3: no Retry-After"
-            assert exchange.body == UNAVAILABLE_BODY, f"I-3: body {exchange.body!r}"
+            # The body names the reason (unavailable, full, locked ...): one short line.
+            body = exchange.body
+            assert body.startswith("Session ") and body.endswith("\n") \
+                and body.count("\n") == 1 and len(body) <= 120, f"I-3: body {body!r}"
+    if caplog is not None:
+        check_store_log(app, caplog, outages)
+
+
+def check_store_log(app: FaultApp, caplog: pytest.LogCaptureFixture, outages: int) -> None:
+    """I-4 (see `check_invariants`)."""
+    assert logging.getLogger(LOGGER).isEnabledFor(logging.INFO), (
+        "I-4 needs the INFO records: call capture_store_log(caplog) before the requests")
+    records = store_log(caplog)
+    levels = [r.levelname for r in records]
+    shown = [f"{r.levelname} {r.getMessage()}" for r in records]
+    expected = ["WARNING" if i % 2 == 0 else "INFO" for i in range(len(levels))]
+    assert levels == expected, f"I-4: not one WARNING per outage then one INFO: {shown}"
+    warnings = levels.count("WARNING")
+    assert warnings <= outages, f"I-4: {warnings} WARNINGs for {outages} outage(s): {shown}"
+    if app.unavailable:
+        assert warnings >= 1, "I-4: requests answered 503 and nothing was logged"
+    if app.log and app.log[-1].ok:
+        assert levels[-1:] in ([], ["INFO"]), f"I-4: no INFO after recovery: {shown}"
 
 
 def raw_send(server: LocalServer, *args: str) -> socket.socket:

@@ -12,14 +12,13 @@ snapshot's temporary file cannot be created there either.
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 from pathlib import Path
 
 import pytest
 import redis
-from faultkit import BUDGET, FaultApp, check_invariants, figure
+from faultkit import BUDGET, FaultApp, capture_store_log, check_invariants, figure
 
 from redis_sessions import handle_for
 from redis_sessions.server import LocalServer
@@ -90,7 +89,7 @@ def misconf_server(make_server: MakeServer) -> LocalServer:
 def test_m4_misconf_gives_503_on_writes_reads_work_recovery_after_a_good_save(
     make_server: MakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="redis_sessions")
+    capture_store_log(caplog)
     server = misconf_server(make_server)
     with FaultApp(server.url) as app, \
             redis.Redis.from_url(server.url, socket_timeout=5) as admin:
@@ -121,17 +120,19 @@ def test_m4_misconf_gives_503_on_writes_reads_work_recovery_after_a_good_save(
         assert read.ok and read.body == '{"a":"0"}'
         assert after.ok and fresh.ok
         assert data == {"a": "0", "d": "1"}
-    check_invariants(app, [server])
-    warnings = [r.getMessage() for r in caplog.records if r.name == "redis_sessions"]
+    check_invariants(app, [server], caplog=caplog)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "redis_sessions" and r.levelname == "WARNING"]
     assert warnings and all("MISCONF" in w for w in warnings), warnings
 
 
 def test_m4_read_due_for_a_ttl_refresh_is_still_served_under_misconf(
-    make_server: MakeServer, tmp_path: Path
+    make_server: MakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A session last seen 2 minutes ago: reading it refreshes its TTL (touch_after is 60 s),
     # a write that Redis refuses under MISCONF. The read itself must still be served; the
     # refresh can wait for a later request.
+    capture_store_log(caplog)
     server = misconf_server(make_server)
     with FaultApp(server.url) as app, \
             redis.Redis.from_url(server.url, socket_timeout=5) as admin:
@@ -154,4 +155,4 @@ def test_m4_read_due_for_a_ttl_refresh_is_still_served_under_misconf(
             "a read whose TTL refresh is due answered 503 under MISCONF: the load script's "
             "PEXPIRE is refused, which fails the whole load")
         assert read.body == '{"o":"1"}'
-    check_invariants(app, [server])
+    check_invariants(app, [server], caplog=caplog)

@@ -15,7 +15,15 @@ import time
 
 import pytest
 import redis
-from faultkit import BUDGET, Exchange, FaultApp, check_invariants, figure, raw_send
+from faultkit import (
+    BUDGET,
+    Exchange,
+    FaultApp,
+    capture_store_log,
+    check_invariants,
+    figure,
+    raw_send,
+)
 
 from servers import MakeServer
 
@@ -38,8 +46,9 @@ def assert_in_budget(exchange: Exchange) -> None:
 
 
 def test_f5_debug_sleep_gives_503_in_budget_or_success_after_never_500(
-    make_server: MakeServer,
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    capture_store_log(caplog)
     server = make_server(appendonly=False, extra_args=["--enable-debug-command", "yes"])
     with FaultApp(server.url) as app:
         cookie = app.new_session(a="0")
@@ -75,12 +84,13 @@ def test_f5_debug_sleep_gives_503_in_budget_or_success_after_never_500(
                failed_writes_applied_anyway=applied_anyway,
                first_after_seconds=after[0].seconds)
         assert audit(data, acked, failed) == []
-    check_invariants(app, [server])
+    check_invariants(app, [server], caplog=caplog)
 
 
 def test_f5_client_pause_write_keeps_reads_working_and_writes_in_budget(
-    make_server: MakeServer,
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    capture_store_log(caplog)
     server = make_server(appendonly=False)
     with FaultApp(server.url) as app, \
             redis.Redis.from_url(server.url, socket_timeout=10) as admin:
@@ -114,4 +124,4 @@ def test_f5_client_pause_write_keeps_reads_working_and_writes_in_budget(
             "reads answered 503 during CLIENT PAUSE WRITE: the load is a script without the "
             "no-writes flag, which the pause blocks")
         assert all(e.seconds < 0.5 for e in reads), [e.seconds for e in reads]
-    check_invariants(app, [server])
+    check_invariants(app, [server], caplog=caplog)
