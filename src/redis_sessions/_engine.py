@@ -399,7 +399,7 @@ class SessionEngine:
             return Destroy(old) if old else None
         if self.config.unset == "destroy" and old and not session._data and session._deleted:
             return Destroy(old)
-        full = old is None or session._regenerated or session._whole
+        full = old is None or session._whole
         changed = self._changed(session, full)
         incr: tuple[tuple[str, int], ...] = ()
         setnx: tuple[tuple[str, bytes], ...] = ()
@@ -427,12 +427,16 @@ class SessionEngine:
             changed[IDLE_TTL] = str(ttl).encode()
         if full:
             changed[CREATED] = str(session._created_ms).encode()
-            if old is None or session._regenerated:
-                return Write(handle_for(session.id), changed, (), ttl, True, old)
-        assert old is not None  # full is True for every session without a stored copy
+        if old is None:
+            return Write(handle_for(session.id), changed, (), ttl, True)
         deleted = tuple(field_name(k) for k in session._deleted)
         # Increments are not idempotent: a nonce lets the store apply a re-sent write once.
         nonce = secrets.token_hex(8) if incr else None
+        if session._regenerated:
+            # The stored session moves to the new id with this request's changes on top, so
+            # what concurrent requests wrote to it meanwhile is not lost.
+            return Write(handle_for(session.id), changed, deleted, ttl, True, old, incr=incr,
+                         setnx=setnx, nonce=nonce)
         return Write(old, changed, deleted, ttl, False, incr=incr, setnx=setnx, nonce=nonce)
 
     def committed(self, session: Session, plan: Plan, applied: bool) -> None:

@@ -248,3 +248,20 @@ def test_destroy_and_regenerate_under_the_lock_free_it(store: StoreProxy) -> Non
     begin(store, engine, sid, lock=True)  # neither lock is left behind
     begin(store, engine, new_sid, lock=True)
 
+
+
+def test_regenerate_keeps_what_other_requests_wrote_meanwhile(store: StoreProxy) -> None:
+    engine = store.engine()
+    sid = create_session(store, engine, cart=["book"], drop="me").id
+    login = begin(store, engine, sid)
+    other = begin(store, engine, sid)  # a request with the old id, racing the login
+    other["cart"] = ["book", "pen"]
+    other.incr("views")
+    end(store, engine, other)
+    login.regenerate()
+    login["user"] = "alice"
+    del login["drop"]
+    end(store, engine, login)
+    assert store.get(handle_for(sid)) is None
+    assert store.get(handle_for(login.id)) == {"cart": ["book", "pen"], "views": 1,
+                                               "user": "alice"}

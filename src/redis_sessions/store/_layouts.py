@@ -155,7 +155,8 @@ return r
 # Modes: 'u' update only if the key is still a hash (no resurrection after a concurrent
 # logout); 'c' create; 'r' replace the whole hash; 't' refresh the TTL; 'd' delete; 'n' nothing
 # (release the lock). With an old key (regenerate), the write happens only if that key is
-# still a hash, and deletes it. Returns 0 when refused (session gone), 1, or {1, values...}
+# still a hash: its fields are copied to the new key, the changes applied on top, and the old
+# key deleted. Returns 0 when refused (session gone), 1, or {1, values...}
 # (the stored values of the incremented and set-where-absent fields), -3 when the lock is no
 # longer ours, {-4, field} when a field to increment does not hold an integer.
 # Re-sent after a lost reply (redis-py retries), a write stays applied once: a regenerate finds
@@ -204,6 +205,9 @@ if mode == 't' then
 end
 if old then
   if redis.call('TYPE', old)['ok'] ~= 'hash' then return refused(redis.call('EXISTS', k)) end
+  -- Regenerate: the new key starts as a copy of the old one, as it is now.
+  local all = redis.call('HGETALL', old)
+  if #all > 0 then redis.call('HSET', k, unpack(all)) end
 elseif mode == 'u' then
   if redis.call('TYPE', k)['ok'] ~= 'hash' then return refused(0) end
 end

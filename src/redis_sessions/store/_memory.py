@@ -222,8 +222,10 @@ class _MemoryRedis:
                 self._pexpire(key, ttl)
             return finish(int(found), logged=True)
         if old is not None:
-            if self._get(old) is None:
+            previous = self._get(old)
+            if previous is None:
                 return finish(int(self._get(key) is not None), logged=False)
+            self._hashes[key] = dict(previous)
         elif mode == b"u" and self._get(key) is None:
             return finish(0, logged=False)
         current = self._get(key) or {}
