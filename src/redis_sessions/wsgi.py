@@ -79,6 +79,28 @@ class _Binding:
         raise SessionStateError("use 'session.reload()' under WSGI")
 
 
+class _ReleasingBody:
+    """A response body whose ``close()`` (which the WSGI server always calls, iterated or not)
+    also frees the session's lock if the save did not."""
+
+    __slots__ = ("body", "release")
+
+    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+        self.body = body
+        self.release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.release()
+
+
 class SessionMiddleware:
     """Server-side sessions for any WSGI app.
 
@@ -153,14 +175,8 @@ class SessionMiddleware:
             return self._releasing(body, state)
         return body
 
-    def _releasing(self, body: Iterable[bytes], state: RequestState) -> Iterator[bytes]:
-        try:
-            yield from body
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
-            self._release(state)
+    def _releasing(self, body: Iterable[bytes], state: RequestState) -> Iterable[bytes]:
+        return _ReleasingBody(body, lambda: self._release(state))
 
     def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
         plan = state.plan(now_ms(), final=final)

@@ -33,6 +33,7 @@ from redis_sessions._adapter import LOCKED_BODY
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.server import free_port
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
+from redis_sessions.wsgi import get_session
 from servers import RoundTrips, wait_until
 
 PARALLEL = 50
@@ -340,3 +341,35 @@ async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(
     assert [status for status, _, _ in results] == [200] * 100
     assert stored_n(clean_redis, cookie) == 100
     assert clients <= 4 + 1  # the pool's 4 and this test's own connection
+
+
+def test_wsgi_lock_with_a_lazy_body_is_released_by_the_save_or_by_close(
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
+    def lazy_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        session = get_session(environ)
+        session["n"] = session.get("n", 0) + 1  # loads: takes the lock
+
+        def body() -> Iterator[bytes]:
+            start_response("200 OK", [("Content-Type", "text/plain")])  # saves: frees it
+            yield b"ok"
+
+        return body()
+
+    app = WSGISessions(lazy_app, RedisStore(connect(redis_url)), secret=SECRET, lock=True,
+                       lock_timeout=0)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as http:
+        cookie = http.get("/").cookies["session"]
+        http.cookies.clear()
+        headers = {"cookie": "session=" + cookie}
+        assert http.get("/", headers=headers).status_code == 200
+        assert http.get("/", headers=headers).status_code == 200  # the lock was free again
+    lock_key = f"sess:{{{handle_for(cookie.rsplit('.', 1)[0])}}}:lock"
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_COOKIE": f"session={cookie}",
+               "wsgi.url_scheme": "http"}
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    assert clean_redis.exists(lock_key) == 1  # the app ran and holds it; nothing sent yet
+    body.close()  # the client went away before the body was iterated
+    assert clean_redis.exists(lock_key) == 0
+    assert stored_n(clean_redis, cookie) == 3  # that last request's change was never saved
+    app.store.close()
