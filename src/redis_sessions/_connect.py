@@ -10,7 +10,10 @@ health-check PING of an idle connection plus two of 0.5 s for the command, so an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,7 @@ import redis
 import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import EqualJitterBackoff
+from redis.exceptions import MaxConnectionsError
 from redis.retry import Retry
 
 __all__ = ["DEFAULT_URL", "ConnectOptions", "connect", "connect_async"]
@@ -95,6 +99,41 @@ def connect_async(url: str | None = None, options: ConnectOptions | None = None,
     opts = options or ConnectOptions()
     kwargs = {**opts.client_kwargs(), **client_kwargs}
     retry = AsyncRetry(opts.backoff(), opts.retries)
-    pool = redis.asyncio.BlockingConnectionPool.from_url(_resolve_url(url), retry=retry,
-                                                         **kwargs)
+    pool = _WaitingPool.from_url(_resolve_url(url), retry=retry, **kwargs)
     return redis.asyncio.Redis.from_pool(pool)
+
+
+class _WaitingPool(redis.asyncio.ConnectionPool):
+    """An asyncio pool that, when all `max_connections` are in use, waits up to `timeout`
+    seconds for one to be released instead of failing at once.
+
+    redis-py's asyncio `BlockingConnectionPool` does that too, but its condition and timeout
+    cost ~45 us on every command (measured); here the free path is the plain pool's.
+    """
+
+    def __init__(self, *args: Any, timeout: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wait = timeout
+        self._released: asyncio.Event | None = None
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = None
+        while True:
+            try:
+                return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+            except MaxConnectionsError:
+                now = time.monotonic()
+                deadline = deadline or now + self._wait
+                if now >= deadline:
+                    raise
+                if self._released is None:
+                    self._released = asyncio.Event()
+                self._released.clear()
+                # Short waits: a release between the error and clear() is not missed for long.
+                with contextlib.suppress(asyncio.TimeoutError):  # not TimeoutError on 3.10
+                    await asyncio.wait_for(self._released.wait(), min(deadline - now, 0.05))
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        if self._released is not None:
+            self._released.set()
