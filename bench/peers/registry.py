@@ -47,10 +47,14 @@ class App:
     env: dict[str, str] = field(default_factory=dict)
 
 
+# uvicorn as deployed (uvicorn[standard]): uvloop and httptools, for every ASGI app alike.
+UVICORN_NEEDS = ("pip:uvloop", "pip:httptools")
+
+
 def uvicorn(module: str) -> tuple[str, ...]:
     return (PY, "-m", "uvicorn", f"{module}:app", "--app-dir", str(HERE), "--host",
             "127.0.0.1", "--port", "{port}", "--workers", "{workers}", "--log-level",
-            "warning", "--no-access-log")
+            "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools")
 
 
 def gunicorn(module: str) -> tuple[str, ...]:
@@ -61,21 +65,21 @@ def gunicorn(module: str) -> tuple[str, ...]:
 
 APPS: tuple[App, ...] = (
     App("ours-asgi", "redis-sessions ASGI middleware, Starlette, uvicorn",
-        uvicorn("ours_asgi"), atomic=True),
+        uvicorn("ours_asgi"), atomic=True, needs=UVICORN_NEEDS),
     App("ours-wsgi", "redis-sessions Flask integration, gunicorn (sync)",
         gunicorn("ours_flask"), atomic=True, needs=("pip:gunicorn",), group="wsgi"),
     App("starsessions", "starsessions 2.2 SessionMiddleware + RedisStore, Starlette, uvicorn",
-        uvicorn("starsessions_app"), needs=("pip:starsessions==2.2.1",)),
+        uvicorn("starsessions_app"), needs=("pip:starsessions==2.2.1", *UVICORN_NEEDS)),
     App("flask-session", "Flask-Session 0.8 redis backend, gunicorn (sync)",
         gunicorn("flask_session_app"), needs=("pip:Flask-Session==0.8.0", "pip:gunicorn"),
         group="wsgi"),
     App("litestar", "Litestar server-side sessions + litestar RedisStore, uvicorn",
-        uvicorn("litestar_app"), needs=("pip:litestar>=2.8,<3",)),
+        uvicorn("litestar_app"), needs=("pip:litestar>=2.8,<3", *UVICORN_NEEDS)),
     App("express", "express-session + connect-redis 10 + node-redis, node cluster",
         ("node", str(HERE / "express" / "app.js"), "{port}", "{workers}"),
         cookie="connect.sid", needs=("npm",), group="node"),
     App("handwritten", "Starlette + redis.asyncio by hand: GET (read), GET+SET (modify)",
-        uvicorn("handwritten"), cookie="sid"),
+        uvicorn("handwritten"), cookie="sid", needs=UVICORN_NEEDS),
     App("starlette-bare", "Starlette alone, no session (the framework's ceiling)",
-        uvicorn("bare"), sessions=False),
+        uvicorn("bare"), sessions=False, needs=UVICORN_NEEDS),
 )
