@@ -21,6 +21,7 @@ scs (idle timeout plus absolute lifetime); each is a named function below.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import secrets
 from collections.abc import Mapping
@@ -228,8 +229,8 @@ class SessionEngine:
         max_size: limit in bytes of a serialized session (field names plus values).
     """
 
-    __slots__ = ("_callable_ttl", "_idle_ms", "_lifetime_ms", "config", "max_size", "serializer",
-                 "signer")
+    __slots__ = ("_callable_ttl", "_idle_ms", "_lifetime_ms", "_verify", "config", "max_size",
+                 "serializer", "signer")
 
     def __init__(self, config: SessionConfig, *, serializer: Serializer, max_size: int) -> None:
         self.config = config
@@ -240,6 +241,10 @@ class SessionEngine:
         idle = config.idle_timeout
         self._idle_ms = 0 if callable(idle) else int(idle * 1000)
         self._lifetime_ms = int(config.lifetime * 1000) if config.lifetime else 0
+        # Verifying a cookie (HMAC, then SHA-256 for the handle) is most of read_cookie's time
+        # and a client sends the same cookie again and again: remember the outcome for the last
+        # 4096 values (bounded whatever a client sends; a secret rotation builds a new engine).
+        self._verify = functools.lru_cache(maxsize=4096)(self._verify_value)
 
     # -- 1. the cookie ----------------------------------------------------------------------
 
@@ -249,11 +254,17 @@ class SessionEngine:
         if not values:
             return NO_COOKIE
         for value in values:
-            verified = self.signer.unsign(value)
-            if verified is not None and is_well_formed(verified[0]):
-                sid, index = verified
-                return Incoming(sid, handle_for(sid), True, index > 0)
+            incoming = self._verify(value)
+            if incoming is not None:
+                return incoming
         return Incoming(cookie_present=True)
+
+    def _verify_value(self, value: str) -> Incoming | None:
+        verified = self.signer.unsign(value)
+        if verified is None or not is_well_formed(verified[0]):
+            return None
+        sid, index = verified
+        return Incoming(sid, handle_for(sid), True, index > 0)
 
     # -- 2. loading -------------------------------------------------------------------------
 
@@ -395,6 +406,11 @@ class SessionEngine:
         if session._loader is not None:
             return None  # never looked at: nothing can have changed
         old = session._handle
+        if old and not (session._set or session._deleted or session._accessed or session._incr
+                        or session._setnx or session._regenerated or session._whole
+                        or session._destroyed or session._touch or session._refresh_ms
+                        or self.config.resave):
+            return None  # a plain read: the common case, decided without the steps below
         if session._destroyed:
             return Destroy(old) if old else None
         if self.config.unset == "destroy" and old and not session._data and session._deleted:
