@@ -94,15 +94,16 @@ Flow = Generator[Command, Any, Any]
 # min(idle timeout, what is left of the absolute lifetime), `due` when that is at least
 # touch_after more than its PTTL. Returns nil when the key is missing (or past its absolute
 # lifetime), -1 when it holds another type, -2 past its absolute lifetime, else
-# {pttl, {field, value, ...}, due}. ARGV: now,
-# idle, lifetime, touch_after (ms), disable_ttl ('1': never a TTL).
+# {pttl, {field, value, ...}, due}. ARGV[1]: "now idle lifetime touch_after disable_ttl" (ms;
+# disable_ttl 1: never a TTL), one argument.
 _READ_BODY = """
 local k = KEYS[1]
 local kind = redis.call('TYPE', k)['ok']
 if kind == 'none' then return false end
 if kind ~= 'hash' then return -1 end
-local now, idle = tonumber(ARGV[1]), tonumber(ARGV[2])
-local life, after = tonumber(ARGV[3]), tonumber(ARGV[4])
+local a = {}
+for w in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = tonumber(w) end
+local now, idle, life, after, off = a[1], a[2], a[3], a[4], a[5]
 local meta = redis.call('HMGET', k, '$c', '$t')
 local created = tonumber(meta[1])
 if meta[2] then idle = tonumber(meta[2]) or idle end
@@ -114,7 +115,7 @@ if life > 0 and created then
 end
 local pttl = redis.call('PTTL', k)
 local due = 0
-if ARGV[5] ~= '1' and target > 0 and (pttl < 0 or target - pttl >= after) then due = target end
+if off ~= 1 and target > 0 and (pttl < 0 or target - pttl >= after) then due = target end
 """
 
 # The usual read: declared read-only (Redis 7+), so it is served during CLIENT PAUSE WRITE (the
@@ -131,13 +132,13 @@ if due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due 
 return {pttl, redis.call('HGETALL', k), 0}
 """)
 
-# The read of a request that takes the session's lock (KEYS[2], ARGV[6] token, ARGV[7] lock
+# The read of a request that takes the session's lock (KEYS[2], ARGV[2] token, ARGV[3] lock
 # TTL ms): the lock is taken in the same command (a re-sent command finds its own token), then
 # the session read as with `rolling`. Returns -3 while another request holds the lock; a missing
 # or foreign session releases the lock at once (nothing to protect).
 _LOCKED = Script.define("""
-local got = redis.call('SET', KEYS[2], ARGV[6], 'NX', 'PX', ARGV[7])
-if not got and redis.call('GET', KEYS[2]) ~= ARGV[6] then return -3 end
+local got = redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3])
+if not got and redis.call('GET', KEYS[2]) ~= ARGV[2] then return -3 end
 local r = (function()
 """ + _READ_BODY.replace("return -2", "redis.pcall('DEL', k) return false") + """
 if due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due end
@@ -147,11 +148,12 @@ if type(r) ~= 'table' then redis.call('DEL', KEYS[2]) end
 return r
 """)
 
-# Every write of a session, atomically. KEYS[1] the session; ARGV: ttl ms, mode, then counts
-# of field/value pairs to set, to increment and to set where absent; then KEYS indexes (0 for
-# none) of the old session (regenerate), the nonce log and the lock, with the nonce, the lock
-# token, release ('1'), the counter codec ('j' JSON, 'm' msgpack); then the pairs, then the
-# fields to delete.
+# Every write of a session, atomically. KEYS[1] the session; ARGV[1] a header of
+# space-separated words (one argument: redis-py's cost grows with their number): ttl ms, mode,
+# the counts of field/value pairs to set, to increment and to set where absent, the KEYS
+# indexes (0 for none) of the old session (regenerate), the nonce log and the lock, release
+# ('1'), the counter codec ('j' JSON, 'm' msgpack, '-'), the nonce and the lock token ('-' for
+# none); then the pairs, then the fields to delete.
 # Modes: 'u' update only if the key is still a hash (no resurrection after a concurrent
 # logout); 'c' create; 'r' replace the whole hash; 't' refresh the TTL; 'd' delete; 'n' nothing
 # (release the lock). With an old key (regenerate), the write happens only if that key is
@@ -162,13 +164,13 @@ return r
 # Re-sent after a lost reply (redis-py retries), a write stays applied once: a regenerate finds
 # the old key gone and its new key present; a write with a nonce finds the nonce in the log.
 _WRITE = Script.define("""
-local k, ttl, mode = KEYS[1], tonumber(ARGV[1]), ARGV[2]
-local ns, ni, nx = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local old = KEYS[tonumber(ARGV[6])]
-local log, nonce = KEYS[tonumber(ARGV[7])], ARGV[8]
-local lock, codec = KEYS[tonumber(ARGV[9])], ARGV[12]
-local release = lock and ARGV[11] == '1'
-local ip = 13 + 2 * ns
+local h = {}
+for w in string.gmatch(ARGV[1], '%S+') do h[#h + 1] = w end
+local k, ttl, mode = KEYS[1], tonumber(h[1]), h[2]
+local ns, ni, nx = tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
+local old, log, lock = KEYS[tonumber(h[6])], KEYS[tonumber(h[7])], KEYS[tonumber(h[8])]
+local release, codec, nonce, token = lock and h[9] == '1', h[10], h[11], h[12]
+local ip = 2 + 2 * ns
 local xp = ip + 2 * ni
 local dp = xp + 2 * nx
 local function stored()
@@ -193,7 +195,7 @@ if log then
   local seen = redis.call('GET', log)
   if seen and string.find(seen, nonce, 1, true) then return stored() end
 end
-if lock and redis.call('GET', lock) ~= ARGV[10] then return -3 end
+if lock and redis.call('GET', lock) ~= token then return -3 end
 if mode == 'n' then return done(1) end
 if mode == 'd' then
   redis.call('DEL', k)
@@ -224,12 +226,12 @@ for i = ip, xp - 1, 2 do
   if n == nil then return refused({-4, ARGV[i]}) end
   counts[#counts + 1] = n + tonumber(ARGV[i + 1])
 end
-if ns > 0 then redis.call('HSET', k, unpack(ARGV, 13, ip - 1)) end
+if ns > 0 then redis.call('HSET', k, unpack(ARGV, 2, ip - 1)) end
 if mode == 'r' then
   -- Replace: drop the fields not written. HSET comes first so that, under maxmemory, the
   -- script is refused at its first write instead of deleting and then writing past the limit.
   local keep = {}
-  for i = 13, ip - 1, 2 do keep[ARGV[i]] = true end
+  for i = 2, ip - 1, 2 do keep[ARGV[i]] = true end
   for _, f in ipairs(redis.call('HKEYS', k)) do
     if not keep[f] then redis.call('HDEL', k, f) end
   end
@@ -329,8 +331,8 @@ class HashLayout:
         refreshed in the same command; otherwise `Loaded.refresh_ms` says a refresh is due.
         With `spec.lock`, the session's lock is taken first (see `Load`)."""
         key = self.key(spec.handle)
-        args = (spec.now_ms, spec.idle_ms, spec.lifetime_ms, spec.touch_after_ms,
-                int(self.disable_ttl))
+        args = (f"{spec.now_ms} {spec.idle_ms} {spec.lifetime_ms} {spec.touch_after_ms} "
+                f"{int(self.disable_ttl)}",)
         if spec.lock is not None:
             return (yield from self._load_locked(spec, key, args))
         script = _LOAD if spec.touch_after_ms == 0 else _READ
@@ -432,10 +434,10 @@ class HashLayout:
             lock = len(keys)
         incr = plan.incr if isinstance(plan, Write) else ()
         setnx = plan.setnx if isinstance(plan, Write) else ()
-        args: list[Any] = [self._ttl(ttl_ms), mode, len(fields), len(incr), len(setnx), old,
-                           log, nonce or "", lock, token or "",
-                           int(isinstance(plan, Release) or getattr(plan, "release", False)),
-                           self._codec(incr)]
+        release = int(isinstance(plan, Release) or getattr(plan, "release", False))
+        args: list[Any] = [f"{self._ttl(ttl_ms)} {mode} {len(fields)} {len(incr)} {len(setnx)} "
+                           f"{old} {log} {lock} {release} {self._codec(incr)} {nonce or '-'} "
+                           f"{token or '-'}"]
         for item in fields.items():
             args.extend(item)
         for pair in (*incr, *setnx):
@@ -445,7 +447,7 @@ class HashLayout:
 
     def _codec(self, incr: tuple[tuple[str, int], ...]) -> str:
         if not incr:
-            return ""
+            return "-"
         name = getattr(self.serializer, "name", "")
         if name == "json":
             return "j"

@@ -130,7 +130,7 @@ class _MemoryRedis:
         fields = self._get(key)
         if fields is None:
             return None
-        now, idle, life, after, no_ttl = (int(a) for a in argv)
+        now, idle, life, after, no_ttl = (int(a) for a in argv[0].split())
         if b"$t" in fields:
             idle = int(fields[b"$t"])
         target = idle
@@ -165,29 +165,30 @@ class _MemoryRedis:
                 [fields.get(b"$c"), fields.get(user_field)]]
 
     def _load_locked(self, keys: list[str], argv: list[bytes]) -> Any:
-        lock, token = keys[1], argv[5]
+        lock, token = keys[1], argv[1]
         held = self._string(lock)
         if held is None:
-            self._set_string(lock, token, int(argv[6]))
+            self._set_string(lock, token, int(argv[2]))
         elif held != token:
             return -3
-        reply = self._load(keys[0], argv[:5], refresh=True)
+        reply = self._load(keys[0], argv[:1], refresh=True)
         if not isinstance(reply, list):
             self._delete(lock)
         return reply
 
     def _write(self, keys: list[str], argv: list[bytes]) -> Any:
         """`_layouts._WRITE` in Python (the same arguments and replies)."""
-        key, ttl, mode = keys[0], int(argv[0]), argv[1]
-        ns, ni, nx = int(argv[2]), int(argv[3]), int(argv[4])
+        header = argv[0].split()
+        key, ttl, mode = keys[0], int(header[0]), header[1]
+        ns, ni, nx = int(header[2]), int(header[3]), int(header[4])
 
         def key_at(index: bytes) -> str | None:
             return keys[int(index) - 1] if int(index) else None
 
-        old, log, lock = key_at(argv[5]), key_at(argv[6]), key_at(argv[8])
-        nonce, token, codec = argv[7], argv[9], argv[11]
-        release = lock is not None and argv[10] == b"1"
-        sp = 12
+        old, log, lock = key_at(header[5]), key_at(header[6]), key_at(header[7])
+        release = lock is not None and header[8] == b"1"
+        codec, nonce, token = header[9], header[10], header[11]
+        sp = 1
         ip = sp + 2 * ns
         xp = ip + 2 * ni
         dp = xp + 2 * nx
