@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from email.utils import formatdate
 
@@ -64,7 +65,7 @@ def render_cookie(
         else:
             parts.append(f"Max-Age={max_age}")
             when = (time.time() if now is None else now) + max_age
-            parts.append("Expires=" + formatdate(when, usegmt=True))
+            parts.append("Expires=" + _http_date(int(when)))
     if http_only:
         parts.append("HttpOnly")
     if secure:
@@ -76,3 +77,9 @@ def render_cookie(
     if priority:
         parts.append("Priority=" + priority.capitalize())
     return "; ".join(parts)
+
+
+@functools.lru_cache(maxsize=64)
+def _http_date(when: int) -> str:
+    # The same second recurs across the responses of a busy server: format it once.
+    return formatdate(when, usegmt=True)

@@ -64,12 +64,14 @@ class Incoming:
         handle: the storage handle of `session_id` (SHA-256 of it), or None.
         cookie_present: a cookie with our name was sent, valid or not.
         resign: it verified with an older secret and must be re-signed with the first.
+        value: the verified cookie value as sent (re-sent as is instead of signing again).
     """
 
     session_id: str | None = None
     handle: str | None = None
     cookie_present: bool = False
     resign: bool = False
+    value: str | None = None
 
 
 NO_COOKIE = Incoming()
@@ -264,7 +266,7 @@ class SessionEngine:
         if verified is None or not is_well_formed(verified[0]):
             return None
         sid, index = verified
-        return Incoming(sid, handle_for(sid), True, index > 0)
+        return Incoming(sid, handle_for(sid), True, index > 0, value)
 
     # -- 2. loading -------------------------------------------------------------------------
 
@@ -525,7 +527,10 @@ class SessionEngine:
         elif should_set_cookie(plan, session, incoming, self.config):
             ttl_ms = plan.ttl_ms if isinstance(plan, (Write, Touch)) else session._ttl_ms
             max_age = -(-ttl_ms // 1000) if cookie.persist and ttl_ms > 0 else None
-            value = self._render(self.signer.sign(session.id), max_age, secure)
+            signed = incoming.value
+            if session._id != incoming.session_id or incoming.resign or signed is None:
+                signed = self.signer.sign(session.id)
+            value = self._render(signed, max_age, secure)
         else:
             return []
         return [

@@ -175,4 +175,4 @@ def test_valid_cookie_in_first_8k_is_found(
     assert header.find(signed) + len(signed) < SCAN_LIMIT
 
     incoming = ENGINE.read_cookie(header)
-    assert incoming == Incoming(sid, handle_for(sid), True, old), (header[:300], incoming)
+    assert incoming == Incoming(sid, handle_for(sid), True, old, signed), (header[:300], incoming)
