@@ -82,4 +82,6 @@ APPS: tuple[App, ...] = (
         uvicorn("handwritten"), cookie="sid", needs=UVICORN_NEEDS),
     App("starlette-bare", "Starlette alone, no session (the framework's ceiling)",
         uvicorn("bare"), sessions=False, needs=UVICORN_NEEDS),
+    App("flask-bare", "Flask alone under gunicorn (sync), no session (the WSGI ceiling)",
+        gunicorn("flask_bare"), sessions=False, needs=("pip:gunicorn",), group="wsgi"),
 )
