@@ -39,5 +39,11 @@ test: lint types browser
 reliability: $(BIN)/.installed
 	$(BIN)/python bench/reliability.py
 
+# Our session middleware against its peers (about 12 minutes): rewrites docs/benchmarks.md and
+# docs/benchmarks.png. Parts: $(BIN)/python bench/run.py --help
+.PHONY: bench
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The pieces of ``bench/run.py``: app processes, load generation, Redis probes, the report."""
