@@ -179,6 +179,9 @@ class SessionMiddleware:
         return _ReleasingBody(body, lambda: self._release(state))
 
     def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
+        session = state.session
+        if session._loader is not None and session._lock is None:
+            return []  # never loaded (lazy): nothing to write, no cookie to set
         plan = state.plan(now_ms(), final=final)
         applied = self.store.commit(plan) if plan is not None else True
         return state.finish(plan, applied)
