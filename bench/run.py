@@ -18,7 +18,9 @@ and Redis on the others), and measures per request type (read, modify, untouched
 
 then the lost increments of ``/incr`` and ``/atomic`` (one session, 32 connections, several
 workers), and ours-asgi's throughput with 1, 2 and 4 workers. ``--only`` picks from read,
-modify, untouched, first, loss and scale. The raw results go to bench/runner/results.json; a run
+modify, untouched, first, loss, scale and store (N sessions: memory per session, the store's
+``length()``/``ids()``/``clear()``, the CLI's ``stats``/``purge``; bench/store_scale.py). The raw
+results go to bench/runner/results.json; a run
 limited by ``--apps`` or ``--only`` merges into the previous results there, so the document
 keeps the other figures (marked as coming from an earlier run).
 """
@@ -72,7 +74,7 @@ except ImportError:  # the installer is optional: everything may be installed al
 DOC = ROOT / "docs" / "benchmarks.md"
 CHART = ROOT / "docs" / "benchmarks.png"
 RESULTS = HERE / "runner" / "results.json"
-STAGES = (*report.CASES, "loss", "scale")
+STAGES = (*report.CASES, "loss", "scale", "store")
 SCALE_APP = "ours-asgi"
 SCALE_WORKERS = (1, 2, 4)
 LOSS_REQUESTS = 2000
@@ -406,7 +408,8 @@ def merge(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     loses its old figures: they would no longer describe it)."""
     merged = {"runs": {**previous.get("runs", {}), **current["runs"]},
               "latest": current["latest"], "apps": dict(previous.get("apps", {})),
-              "scale": current.get("scale") or previous.get("scale")}
+              "scale": current.get("scale") or previous.get("scale"),
+              "store": current.get("store") or previous.get("store")}
     for name, entry in current["apps"].items():
         old = merged["apps"].get(name)
         if old is None or entry.get("status") or old.get("status"):
@@ -426,8 +429,9 @@ def merge(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
                 used.add(entry[key].get("run"))
         for key in ("probes", "cases"):
             used.update(record.get("run") for record in entry.get(key, {}).values())
-    if merged["scale"]:
-        used.add(merged["scale"].get("run"))
+    for stage in ("scale", "store"):
+        if merged[stage]:
+            used.add(merged[stage].get("run"))
     merged["runs"] = {run: meta for run, meta in merged["runs"].items() if run in used}
     return merged
 
@@ -464,6 +468,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--report-only", action="store_true",
                         help="measure nothing: rewrite the page and the chart from "
                              "bench/runner/results.json")
+    parser.add_argument("--store-sessions", type=int, default=1_000_000,
+                        help="sessions for the store stage (memory, length/ids/clear, CLI)")
     parser.add_argument("--no-install", action="store_true",
                         help="skip bench/install.py (peers' packages, wrk, matplotlib)")
     args = parser.parse_args(argv)
@@ -542,6 +548,13 @@ def main(argv: list[str] | None = None) -> int:
                                 "run": run_id}
     finally:
         server.stop()
+    if "store" in only:
+        # On its own private server: the seeding must not share memory figures with the apps.
+        log(f"store: {args.store_sessions:,} sessions")
+        import store_scale
+
+        results["store"] = {"count": args.store_sessions,
+                            "rows": store_scale.rows(args.store_sessions), "run": run_id}
 
     if (args.apps or args.only) and RESULTS.exists():
         results = merge(json.loads(RESULTS.read_text()), results)

@@ -55,8 +55,9 @@ def rows(count: int = DEFAULT_SIZE) -> list[tuple[str, str]]:
         out.append(("`redis-sessions stats`", f"{stats['seconds']:.1f} s, "
                                              f"{stats['peak_mib']:.0f} MiB RSS"))
         seconds, deleted = timed(store.clear)
-        assert deleted == count and client.dbsize() == 0
-        out.append(("`store.clear()`", f"{seconds:.1f} s"))
+        # The seeded TTLs start at one minute: a few sessions may have expired by now.
+        assert deleted <= count and client.dbsize() == 0
+        out.append(("`store.clear()`", f"{seconds:.1f} s ({deleted:,} deleted)"))
         seed(client, count)
         purge = measure(["--url", server.url, "purge", "--yes"])
         assert client.dbsize() == 0

@@ -428,6 +428,20 @@ def render(results: dict[str, Any], order: list[str], chart: str | None) -> str:
                         for case in row.values() if case and not case.get("error")]),
             "",
         ]
+    store = results.get("store")
+    if store and store.get("rows"):
+        out += [
+            f"## {store['count']:,} sessions",
+            "",
+            "`bench/store_scale.py` on a private server: sessions seeded as the store writes "
+            "them, then the store API and the CLI over all of them."
+            + _earlier(results, store),
+            "",
+            "| what | figure |",
+            "|---|---|",
+            *(f"| {what} | {figure} |" for what, figure in store["rows"]),
+            "",
+        ]
     return "\n".join(out).rstrip() + "\n"
 
 
