@@ -39,6 +39,11 @@ from servers import RoundTrips, wait_until
 PARALLEL = 50
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # redis.asyncio runs on asyncio only
+
+
 @contextlib.contextmanager
 def uvicorn_serving(app: Any) -> Iterator[str]:
     """`app` under uvicorn on 127.0.0.1 in a thread (its lifespan closes the store)."""

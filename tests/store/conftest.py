@@ -1,9 +1,10 @@
 """Store fixtures: one sync-call interface over the sync, asyncio and in-memory stores.
 
 `store` / `make_store` run every test for "sync" (`RedisStore` on the test server), "async"
-(`AsyncRedisStore` driven on one event loop per test) and "memory" (`MemoryStore`).
-`redis_store` / `make_redis_store` are the same for the real-Redis runners only. An autouse
-spy fails any store test that deserialises with pickle.
+(`AsyncRedisStore` driven on one event loop per test), "memory" (`MemoryStore`) and "acl" (a
+`RedisStore` connected as the least-privilege session user of `redis_sessions.acl`, on a server
+of its own). `redis_store` / `make_redis_store` are the same for the real-Redis runners only. An
+autouse spy fails any store test that deserialises with pickle.
 """
 
 from __future__ import annotations
@@ -13,12 +14,40 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from storekit import MakeStore, StoreFactory, StoreProxy
+import redis
+from storekit import AclServer, MakeStore, StoreFactory, StoreProxy, acl_denials
+
+from redis_sessions.server import LocalServer
 
 __all__ = ["MakeStore", "StoreProxy"]
 
 
-@pytest.fixture(params=["sync", "async", "memory"])
+@pytest.fixture(scope="session")
+def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclServer]:
+    """A server of the "acl" runner's own, where stores connect as session users."""
+    server = LocalServer(data_dir=tmp_path_factory.mktemp("acl-server"), appendonly=False)
+    server.start()
+    try:
+        yield AclServer(server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def clean_acl_redis(acl_server: AclServer) -> Iterator[redis.Redis]:
+    """An admin client to the ACL server, emptied first; fails the test if the session user
+    was refused anything, even what redis-py or a script's pcall swallows."""
+    client = acl_server.admin()
+    try:
+        client.flushall()
+        client.execute_command("ACL", "LOG", "RESET")
+        yield client
+        assert acl_denials(client) == [], "the session user was refused commands"
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=["sync", "async", "memory", "acl"])
 def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
     """Factory of stores for every runner: ``make_store(**RedisStore options)``."""
     factory = StoreFactory(request.param, request)
@@ -30,11 +59,11 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
 
 @pytest.fixture
 def store(make_store: MakeStore) -> StoreProxy:
-    """A default store, for every runner (sync, async, memory)."""
+    """A default store, for every runner (sync, async, memory, acl)."""
     return make_store()
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "async", "acl"])
 def make_redis_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
     """Factory of stores on a real server: ``make_redis_store(url=None, options=None, **kw)``."""
     factory = StoreFactory(request.param, request)
@@ -46,7 +75,7 @@ def make_redis_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
 
 @pytest.fixture
 def redis_store(make_redis_store: MakeStore) -> StoreProxy:
-    """A default store on the clean test server (sync and async runners)."""
+    """A default store on a clean test server (sync, async and acl runners)."""
     return make_redis_store()
 
 

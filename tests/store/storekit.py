@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import inspect
 import time
 from collections.abc import Callable
@@ -26,15 +27,17 @@ from redis_sessions import (
     connect_async,
     handle_for,
 )
+from redis_sessions.acl import acl_rules
+from redis_sessions.server import LocalServer
 
 
 class StoreProxy:
     """A store seen through the sync interface.
 
     Attributes:
-        kind: "sync", "async" or "memory".
+        kind: "sync", "async" or "memory" (the "acl" runner's stores are "sync").
         inner: the real store object.
-        raw: a plain sync client to the same server (None for "memory").
+        raw: a plain sync client to the same server, as its admin (None for "memory").
         loop: the event loop async calls run on (None unless "async").
     """
 
@@ -88,9 +91,53 @@ class StoreProxy:
 
 MakeStore = Callable[..., StoreProxy]
 
+ACL_PASSWORD = "sessions-secret"
+
+
+class AclServer:
+    """A server whose stores connect as least-privilege session users (`acl_rules`).
+
+    One user per key prefix, created on first use: ``sessions`` for ``sess:``, and
+    ``sessions-<hash>`` for any other prefix a test asks for.
+    """
+
+    def __init__(self, server: LocalServer) -> None:
+        self.server = server
+        self.users: set[str] = set()
+
+    def admin(self) -> redis.Redis:
+        """A client as the default (unrestricted) user."""
+        return redis.Redis.from_url(self.server.url, decode_responses=False)
+
+    def user_url(self, admin: redis.Redis, prefix: str = "sess:") -> str:
+        """The URL of the session user for `prefix`, created (by `admin`) if needed."""
+        user = "sessions" if prefix == "sess:" else (
+            "sessions-" + hashlib.sha1(prefix.encode()).hexdigest()[:8])
+        if user not in self.users:
+            admin.execute_command("ACL", "SETUSER", user, "reset", "on", f">{ACL_PASSWORD}",
+                                  *acl_rules(prefix).split())
+            self.users.add(user)
+        return f"redis://{user}:{ACL_PASSWORD}@127.0.0.1:{self.server.port}/0"
+
+
+def acl_denials(admin: redis.Redis) -> list[str]:
+    """What the server's ACL LOG holds (all of it, not the last 10), as "user context object
+    reason" lines."""
+    def text(entry: dict[bytes, Any], field: str) -> str:
+        value = entry[field.encode()]
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    return [" ".join(text(entry, f) for f in ("username", "context", "object", "reason"))
+            for entry in admin.execute_command("ACL", "LOG", 1000)]
+
 
 class StoreFactory:
-    """Builds stores of one kind for one test and closes them all at teardown."""
+    """Builds stores of one kind for one test and closes them all at teardown.
+
+    Kinds: "sync", "async", "memory", and "acl": a `RedisStore` connected as the session user
+    of its prefix on the ACL server (`acl_server`; `clean_acl_redis` fails the test on any ACL
+    denial).
+    """
 
     def __init__(self, kind: str, request: pytest.FixtureRequest) -> None:
         self.kind = kind
@@ -105,10 +152,16 @@ class StoreFactory:
             assert url is None, "the memory runner has no URL"
             proxy = StoreProxy("memory", MemoryStore(**store_options), None, None)
         else:
-            if url is None:
+            if self.kind == "acl":
+                if url is not None:  # the test's own server and user: "sync" covers it
+                    pytest.skip("the acl runner only runs on its own server")
+                raw = self.request.getfixturevalue("clean_acl_redis")
+                acl: AclServer = self.request.getfixturevalue("acl_server")
+                url = acl.user_url(raw, store_options.get("prefix", "sess:"))
+            elif url is None:
                 raw = self.request.getfixturevalue("clean_redis")
                 url = self.request.getfixturevalue("redis_url")
-            if self.kind == "sync":
+            if self.kind in ("sync", "acl"):
                 inner: Any = RedisStore(connect(url, options), **store_options)
                 proxy = StoreProxy("sync", inner, raw, None)
             else:

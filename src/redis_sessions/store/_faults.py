@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 
 from redis import exceptions as rx
 
@@ -30,19 +31,41 @@ def _script_error_code(message: str) -> str:
     return message.split(" ", 1)[0]
 
 
+# OpenSSL's X509_V_ERR_{HOSTNAME,EMAIL,IP_ADDRESS}_MISMATCH: Python appends the host to their
+# message, and a reason must stay host-free.
+_MISMATCH_CODES = {62: "hostname mismatch", 63: "email mismatch", 64: "IP address mismatch"}
+
+
+def _tls_reason(exc: BaseException) -> str | None:
+    """Name the TLS failure behind a connection error: redis-py re-raises it as a plain
+    ConnectionError whose message holds the host, so the reason would only say "connection"."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 8:  # bounded: a chain could loop
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = _MISMATCH_CODES.get(cause.verify_code) or cause.verify_message
+            return f"TLS: certificate verify failed: {detail}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS: {getattr(cause, 'reason', None) or 'error'}"
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return None
+
+
 def classify(exc: BaseException) -> StoreUnavailableError | None:
     """Return a `StoreUnavailableError` when `exc` means Redis cannot serve, else None.
 
     Connection errors (including LOADING and an exhausted pool), timeouts and the error replies
     LOADING, READONLY, OOM, NOREPLICAS, MISCONF, CLUSTERDOWN, MASTERDOWN, TRYAGAIN and BUSY
-    are unavailability; anything else (a bug, a wrong argument) is not.
+    are unavailability; anything else (a bug, a wrong argument) is not. A TLS failure (wrong CA,
+    refused client certificate) gets a reason starting with "TLS: ".
     """
     if isinstance(exc, rx.BusyLoadingError):
         return StoreUnavailableError("LOADING")
     if isinstance(exc, (rx.TimeoutError, socket.timeout, TimeoutError)):
         return StoreUnavailableError("timeout")
     if isinstance(exc, (rx.ConnectionError, ConnectionError, OSError)):
-        return StoreUnavailableError("connection")
+        return StoreUnavailableError(_tls_reason(exc) or "connection")
     if isinstance(exc, rx.ResponseError):
         # redis-py strips the code from the message of errors it has a class for
         # (OutOfMemoryError, ReadOnlyError, ...) and keeps it in `status_code`.

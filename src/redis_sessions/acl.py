@@ -1,0 +1,53 @@
+"""The minimal Redis/Valkey ACL rules of the user the session store connects as.
+
+The store never sends CONFIG, KEYS, FLUSHALL, FLUSHDB or MONITOR (nor any other administrative
+command), so it runs as a user allowed only the commands below, only on its own keys::
+
+    ACL SETUSER sessions reset on >secret <SESSION_USER_ACL>
+
+Lua scripts are checked against the same rules, command by command and key by key, so the
+commands the store's scripts call are listed too. See ``docs/deployment.md``.
+"""
+
+from __future__ import annotations
+
+from .store._layouts import _glob_escape
+
+__all__ = ["SESSION_USER_ACL", "acl_rules"]
+
+# What redis-py sends on every new connection (CLIENT SETNAME "redis-sessions", CLIENT SETINFO
+# of the library name and version) and as the health check of an idle connection.
+_CONNECTION = ("client|setname", "client|setinfo", "ping")
+
+# What the store sends itself: its scripts (EVALSHA, EVAL when the server lost them), listing,
+# plain reads, deletes and TTL refreshes, and CLIENT NO-TOUCH around the CLI's metadata reads.
+_STORE = ("evalsha", "eval", "scan", "hgetall", "unlink", "del", "pexpire", "exists",
+          "client|no-touch")
+
+# What the scripts call besides those: session hashes, the lock and nonce-log strings, and the
+# metadata of the CLI listing (OBJECT IDLETIME, MEMORY USAGE).
+_SCRIPTS = ("type", "hmget", "hget", "hset", "hsetnx", "hincrby", "hdel", "hkeys", "hlen", "pttl",
+            "get", "set", "object|idletime", "memory|usage")
+
+
+def acl_rules(prefix: str = "sess:") -> str:
+    """The ACL rules of a session user whose store uses key prefix `prefix`.
+
+    One line of space-separated rules, for ``ACL SETUSER <user> reset on >password <rules>``
+    or after ``user <user> on >password`` in an ACL file. The key pattern is
+    ``<prefix>{*``: a session ``<prefix>{<handle>}`` and its companion keys
+    ``<prefix>{<handle>}:lock`` and ``<prefix>{<handle>}:w``, nothing else (glob characters of
+    the prefix are escaped). No Pub/Sub channels, no command outside the list.
+
+    Raises ValueError for a prefix with whitespace, which a rule cannot hold.
+    """
+    if any(c.isspace() for c in prefix):
+        raise ValueError(f"an ACL key pattern cannot hold whitespace: {prefix!r}")
+    commands = " ".join(f"+{name}" for name in (*_CONNECTION, *_STORE, *_SCRIPTS))
+    return f"resetkeys ~{_glob_escape(prefix)}{{* resetchannels -@all {commands}"
+
+
+SESSION_USER_ACL = acl_rules()
+"""The ACL rules of the session user for the default prefix ``sess:``: ``~sess:{*``, no
+channels, and only the commands the library sends (directly, in its Lua scripts, and through
+redis-py on connect)."""

@@ -1,0 +1,248 @@
+"""A small TLS-terminating TCP proxy for TLS tests (stunnel in miniature).
+
+`TLSProxy` listens on 127.0.0.1 with a server-side `ssl.SSLContext` and forwards the decrypted
+bytes to a plain server, so ``rediss://`` clients can be tested against a server built without
+TLS. Give the context a CA to trust and ``verify_mode = CERT_REQUIRED`` to require client
+certificates (mutual TLS). `TLSProxy.peers` records, for each connection whose handshake
+succeeded, the client certificate it presented (None without one), so a test can tell that a
+certificate was really presented. `TLSProxy.refused` records the OpenSSL reason of each
+handshake the proxy refused or the client broke off (e.g. ``"PEER_DID_NOT_RETURN_A_CERTIFICATE"``,
+``"TLSV1_ALERT_UNKNOWN_CA"``), or ``"EOF"`` for a client that closed during the handshake
+without saying why (asyncio's TLS does that when it rejects the server's certificate).
+
+The proxy runs an asyncio loop in a daemon thread; `TLSProxy.stop` closes everything and joins
+the thread within a bounded time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any
+
+__all__ = ["TLSProxy"]
+
+_HOST = "127.0.0.1"
+_CHUNK = 65536
+_TIMEOUT = 5.0
+_EOF = "EOF"  # in `TLSProxy.refused`: the client closed during the handshake, without an alert
+
+
+class TLSProxy:
+    """TLS on ``127.0.0.1:port``, forwarded in clear to ``target_host:target_port``."""
+
+    def __init__(self, target_host: str, target_port: int, context: ssl.SSLContext) -> None:
+        """Configure the proxy; `start` (or ``with``) opens the listening port."""
+        self.target_host = target_host
+        self.target_port = target_port
+        self.context = context
+        self.peers: list[dict[str, Any] | None] = []
+        self.refused: list[str] = []
+        self._port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        """The local port TLS clients connect to."""
+        if self._port is None:
+            raise RuntimeError("the proxy is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``rediss://127.0.0.1:port/0``."""
+        return f"rediss://{_HOST}:{self.port}/0"
+
+    def start(self) -> TLSProxy:
+        """Start the loop thread and listen on a free port; returns self."""
+        if self._loop is not None:
+            return self
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="TLSProxy", daemon=True)
+        self._thread.start()
+        self._call(self._listen())
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and all connections, stop the loop and join its thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            self._call(self._shutdown())
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_TIMEOUT)
+            self._loop = self._thread = None
+            if thread.is_alive():
+                raise RuntimeError("TLSProxy thread did not stop")
+
+    def __enter__(self) -> TLSProxy:
+        """Start the proxy."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the proxy."""
+        self.stop()
+
+    def __repr__(self) -> str:
+        """Show the route."""
+        return f"<TLSProxy {_HOST}:{self._port} -> {self.target_host}:{self.target_port}>"
+
+    # -- loop thread ----------------------------------------------------------------------------
+
+    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(_TIMEOUT)
+
+    def _run(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _listen(self) -> None:
+        # Plain TCP: the TLS layer is ours (`_ServerTLS`), so that a refused handshake still
+        # sends its alert to the client, as a TLS server does, and is recorded in `refused`.
+        self._server = await asyncio.start_server(self._handle, _HOST, 0)
+        self._port = int(self._server.sockets[0].getsockname()[1])
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            tls = _ServerTLS(self.context, reader, writer)
+            try:
+                await asyncio.wait_for(tls.handshake(), _TIMEOUT)
+            except ssl.SSLError as exc:
+                self.refused.append(exc.reason or str(exc))
+                return
+            except EOFError:
+                self.refused.append(_EOF)
+                return
+            self.peers.append(tls.peercert())
+            upstream_reader, server = await asyncio.wait_for(
+                asyncio.open_connection(self.target_host, self.target_port), _TIMEOUT
+            )
+            upstream = server
+            pumps = [
+                asyncio.ensure_future(_decrypt(tls, server)),
+                asyncio.ensure_future(_encrypt(upstream_reader, tls)),
+            ]
+            try:
+                # Either direction ending ends the whole connection.
+                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for pump in pumps:
+                    pump.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
+        except (OSError, asyncio.TimeoutError):
+            pass
+        except asyncio.CancelledError:
+            # `stop`: end quietly; asyncio's stream callback logs a handler that ends cancelled.
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.transport.abort()
+            if upstream is not None:
+                upstream.transport.abort()
+
+
+class _ServerTLS:
+    """The server side of TLS over a plain stream pair (an `ssl.SSLObject` on memory BIOs)."""
+
+    def __init__(self, context: ssl.SSLContext, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
+
+    async def flush(self) -> None:
+        if data := self.outgoing.read():
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def fill(self) -> bool:
+        """Feed the next chunk from the client to the TLS object; False at EOF."""
+        data = await self.reader.read(_CHUNK)
+        if not data:
+            return False
+        self.incoming.write(data)
+        return True
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self.flush()
+                if not await self.fill():
+                    raise EOFError from None
+            except ssl.SSLError:
+                await self.flush()  # the alert telling the client why
+                raise
+        await self.flush()
+
+    def peercert(self) -> dict[str, Any] | None:
+        return self.tls.getpeercert()
+
+    async def recv(self) -> bytes:
+        """Decrypted bytes from the client; b"" at EOF or close_notify."""
+        while True:
+            try:
+                return self.tls.read(_CHUNK)
+            except ssl.SSLWantReadError:
+                await self.flush()
+                if not await self.fill():
+                    return b""
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    async def send(self, data: bytes) -> None:
+        self.tls.write(data)
+        await self.flush()
+
+
+async def _decrypt(tls: _ServerTLS, upstream: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):  # ssl.SSLError is an OSError
+        while data := await tls.recv():
+            upstream.write(data)
+            await upstream.drain()
+
+
+async def _encrypt(reader: asyncio.StreamReader, tls: _ServerTLS) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(_CHUNK):
+            await tls.send(data)
