@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import redis
 import redis.asyncio
@@ -24,7 +26,7 @@ from redis.backoff import EqualJitterBackoff
 from redis.exceptions import MaxConnectionsError
 from redis.retry import Retry
 
-__all__ = ["DEFAULT_URL", "ConnectOptions", "connect", "connect_async"]
+__all__ = ["DEFAULT_URL", "ConnectOptions", "connect", "connect_async", "url_from_vcap"]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -74,13 +76,56 @@ class ConnectOptions:
 
 
 def _resolve_url(url: str | None) -> str:
-    return url or os.environ.get("REDIS_URL") or DEFAULT_URL
+    return (url or os.environ.get("REDIS_URL") or url_from_vcap(os.environ.get("VCAP_SERVICES"))
+            or DEFAULT_URL)
+
+
+def url_from_vcap(vcap: str | None) -> str | None:
+    """The URL of the first Redis/Valkey service bound to a Cloud Foundry app, from the
+    ``VCAP_SERVICES`` JSON, or None.
+
+    A service counts when its label, name or tags mention redis or valkey. Its credentials'
+    ``uri`` or ``url`` is used as is; else one is built from ``host``, ``port`` (``tls_port``
+    first, as ``rediss://``) and ``password``. Malformed JSON gives None, never an error.
+    """
+    if not vcap:
+        return None
+    try:
+        services = json.loads(vcap)
+    except ValueError:
+        return None
+    if not isinstance(services, dict):
+        return None
+    for instances in services.values():
+        for service in instances if isinstance(instances, list) else ():
+            if not isinstance(service, dict):
+                continue
+            words = [service.get("label"), service.get("name"), *(service.get("tags") or [])]
+            if not any(isinstance(w, str) and ("redis" in w.lower() or "valkey" in w.lower())
+                       for w in words):
+                continue
+            creds = service.get("credentials")
+            if not isinstance(creds, dict):
+                continue
+            for field in ("uri", "url"):
+                if isinstance(creds.get(field), str) and "://" in creds[field]:
+                    return str(creds[field])
+            host = creds.get("host") or creds.get("hostname")
+            if not isinstance(host, str):
+                continue
+            tls = creds.get("tls_port")
+            scheme, port = ("rediss", tls) if tls else ("redis", creds.get("port", 6379))
+            password = creds.get("password")
+            auth = f":{quote(str(password), safe='')}@" if password else ""
+            return f"{scheme}://{auth}{host}:{port}/0"
+    return None
 
 
 def connect(url: str | None = None, options: ConnectOptions | None = None,
             **client_kwargs: Any) -> redis.Redis:
     """A sync client for `url` (``redis://``, ``rediss://``, ``unix://``; user, password and db
-    in the URL), defaulting to ``$REDIS_URL``, then ``redis://127.0.0.1:6379/0``.
+    in the URL), defaulting to ``$REDIS_URL``, then a Redis service bound in Cloud Foundry's
+    ``$VCAP_SERVICES`` (`url_from_vcap`), then ``redis://127.0.0.1:6379/0``.
 
     `client_kwargs` are passed to the connection pool's ``from_url`` (e.g. ``ssl_ca_certs``).
     """
