@@ -11,10 +11,10 @@ health-check PING of an idle connection plus two of 0.5 s for the command, so an
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -154,54 +154,68 @@ class _WaitingPool(redis.asyncio.ConnectionPool):
     - When all `max_connections` are in use, a command waits up to `timeout` seconds for one
       to be released instead of failing at once (redis-py's asyncio `BlockingConnectionPool`
       does that too, but its condition and timeout cost ~45 us on every command, measured).
+      Waiters are served first come, first served: a released connection is handed to the
+      oldest one directly, so a stream of new commands cannot starve it.
     - Taking and returning a connection skips redis-py's lock (asyncio runs one task at a time
       and these steps do not await in between) and its metrics hooks: ~35 us less per
       command, measured (`bench/`). The connection checks (`ensure_connection`) and the
       re-authentication on release are kept. Should redis-py rename the attributes used, the
-      pool falls back to its parent's methods.
+      pool is its parent (no waiting).
     """
 
     def __init__(self, *args: Any, timeout: float = 1.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._wait = timeout
-        self._released: asyncio.Event | None = None
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._lean = hasattr(self, "_in_use_connections") and hasattr(
             self, "_available_connections")
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        deadline = None
-        while True:
+        if not self._lean:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        try:
+            connection = self.get_available_connection()  # type: ignore[no-untyped-call]
+        except MaxConnectionsError:
+            connection = await self._handed_over()
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+    async def _handed_over(self) -> Any:
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        taken = False
+        try:
             try:
-                if not self._lean:
-                    return await super().get_connection(  # type: ignore[no-untyped-call]
-                        *args, **kwargs)
-                connection = self.get_available_connection()  # type: ignore[no-untyped-call]
-                try:
-                    await self.ensure_connection(connection)
-                except BaseException:
-                    await self.release(connection)
-                    raise
-                return connection
-            except MaxConnectionsError:
-                now = time.monotonic()
-                deadline = deadline or now + self._wait
-                if now >= deadline:
-                    raise
-                if self._released is None:
-                    self._released = asyncio.Event()
-                self._released.clear()
-                # Short waits: a release between the error and clear() is not missed for long.
-                with contextlib.suppress(asyncio.TimeoutError):  # not TimeoutError on 3.10
-                    await asyncio.wait_for(self._released.wait(), min(deadline - now, 0.05))
+                # shield: a timeout must not cancel a hand-over that is happening right now
+                connection = await asyncio.wait_for(asyncio.shield(waiter), self._wait)
+            except asyncio.TimeoutError:  # not TimeoutError on 3.10
+                if not waiter.done():
+                    waiter.cancel()
+                    raise MaxConnectionsError("Too many connections") from None
+                connection = waiter.result()
+            taken = True
+            return connection
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            if not taken and waiter.done() and not waiter.cancelled():
+                await self.release(waiter.result())  # handed over to a task cancelled meanwhile
 
     async def release(self, connection: Any) -> None:
         if not self._lean:
             await super().release(connection)
-        else:
-            self._in_use_connections.remove(connection)
-            if connection.should_reconnect():
-                await connection.disconnect()
-            self._available_connections.append(connection)
-            await connection.re_auth()  # what redis-py's release event does
-        if self._released is not None:
-            self._released.set()
+            return
+        if connection.should_reconnect():
+            await connection.disconnect()
+        await connection.re_auth()  # what redis-py's release event does
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)  # stays in use, now the waiter's
+                return
+        self._in_use_connections.remove(connection)
+        self._available_connections.append(connection)

@@ -686,3 +686,31 @@ def test_health_refused_writes_are_one_outage_while_reads_succeed(
                           "requests that write until it accepts them"),
         (logging.INFO, "session store TestStore accepts writes again"),
     ]
+
+
+def test_async_pool_hands_connections_to_waiters_in_order_and_times_out(redis_url: str) -> None:
+    async def scenario() -> None:
+        client = connect_async(redis_url, ConnectOptions(max_connections=2, pool_timeout=0.3))
+        pool = client.connection_pool
+        try:
+            # 300 commands on 2 connections: all served, none waits past the timeout.
+            results = await asyncio.gather(*(client.execute_command("PING")
+                                             for _ in range(300)))
+            assert results == [True] * 300
+            assert len(pool._in_use_connections) == 0 and len(pool._available_connections) == 2
+            # Both connections held elsewhere: a command waits pool_timeout, then fails.
+            held = [await pool.get_connection(), await pool.get_connection()]
+            started = time.monotonic()
+            with pytest.raises(redis.ConnectionError, match="Too many connections"):
+                await client.execute_command("PING")
+            assert 0.3 <= time.monotonic() - started < 1.5
+            # A waiter gets a connection released while it waits.
+            waiting = asyncio.ensure_future(client.execute_command("PING"))
+            await asyncio.sleep(0)  # let it queue (a scheduling step, not a timed wait)
+            await pool.release(held.pop())
+            assert await waiting is True
+            await pool.release(held.pop())
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
