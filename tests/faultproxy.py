@@ -21,18 +21,16 @@ import asyncio
 import contextlib
 import socket
 import struct
-import threading
-from collections.abc import Coroutine
-from types import TracebackType
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Literal
+
+from loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
 
 __all__ = ["FaultProxy", "Mode"]
 
 Mode = Literal["pass", "blackhole", "reset"]
 _MODES: tuple[str, ...] = ("pass", "blackhole", "reset")
-_HOST = "127.0.0.1"
 _CHUNK = 65536
-_TIMEOUT = 5.0
 
 
 def _abort(writer: asyncio.StreamWriter | None) -> None:
@@ -61,35 +59,23 @@ class _Connection:
         _abort(self.server)
 
 
-class FaultProxy:
+class FaultProxy(LoopProxy):
     """TCP proxy from ``127.0.0.1:port`` to ``target_host:target_port`` with switchable faults."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         """Configure the proxy; `start` (or ``with``) opens the listening port."""
-        self.target_host = target_host
-        self.target_port = target_port
+        super().__init__(target_host, target_port)
         self._mode: Mode = "pass"
         self._latency = 0.0
         self._drop_armed = False
-        self._port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
 
     # -- control (called from the test thread) --------------------------------------------------
 
     @property
-    def port(self) -> int:
-        """The local port clients connect to."""
-        if self._port is None:
-            raise RuntimeError("the proxy is not started")
-        return self._port
-
-    @property
     def url(self) -> str:
         """``redis://127.0.0.1:port/0`` for clients that should go through the proxy."""
-        return f"redis://{_HOST}:{self.port}/0"
+        return f"redis://{HOST}:{self.port}/0"
 
     @property
     def mode(self) -> Mode:
@@ -120,88 +106,26 @@ class FaultProxy:
         """
         self._drop_armed = True
 
-    def start(self) -> FaultProxy:
-        """Start the loop thread and listen on a free port; returns self."""
-        if self._loop is not None:
-            return self
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=self._run, name="FaultProxy", daemon=True)
-        self._thread.start()
-        self._call(self._listen())
-        return self
-
-    def stop(self) -> None:
-        """Close the listener and all connections, stop the loop and join its thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            self._call(self._shutdown())
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(_TIMEOUT)
-            self._loop = self._thread = None
-            if thread.is_alive():
-                raise RuntimeError("FaultProxy thread did not stop")
-
-    def __enter__(self) -> FaultProxy:
-        """Start the proxy."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the proxy."""
-        self.stop()
-
     def __repr__(self) -> str:
         """Show route and mode."""
         return (
-            f"<FaultProxy {_HOST}:{self._port} -> {self.target_host}:{self.target_port} "
+            f"<FaultProxy {HOST}:{self._port} -> {self.target_host}:{self.target_port} "
             f"mode={self._mode} latency={self._latency}>"
         )
 
     # -- loop thread ----------------------------------------------------------------------------
 
-    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(_TIMEOUT)
-
-    def _run(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._handle, _HOST, 0)
-        self._port = int(self._server.sockets[0].getsockname()[1])
-
     async def _reset_all(self) -> None:
         for connection in list(self._connections):
             connection.abort()
 
-    async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
+    def _open_tasks(self) -> Iterable[asyncio.Task[None]]:
         tasks = []
         for connection in list(self._connections):
-            connection.abort()
+            connection.abort()  # the client sees the close at once
             if connection.task is not None:
-                connection.task.cancel()
                 tasks.append(connection.task)
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        return tasks
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = _Connection(writer)
@@ -217,22 +141,13 @@ class FaultProxy:
                 return
             try:
                 upstream_reader, upstream = await asyncio.wait_for(
-                    asyncio.open_connection(self.target_host, self.target_port), _TIMEOUT
+                    asyncio.open_connection(self.target_host, self.target_port), TIMEOUT
                 )
             except (OSError, asyncio.TimeoutError):
                 return
             connection.server = upstream
-            pumps = [
-                asyncio.ensure_future(self._client_to_server(connection, reader, upstream)),
-                asyncio.ensure_future(self._server_to_client(connection, upstream_reader, writer)),
-            ]
-            try:
-                # Either direction ending (EOF, error, fault) ends the whole connection.
-                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for pump in pumps:
-                    pump.cancel()
-                await asyncio.gather(*pumps, return_exceptions=True)
+            await pump_both_ways(self._client_to_server(connection, reader, upstream),
+                                 self._server_to_client(connection, upstream_reader, writer))
         finally:
             self._connections.discard(connection)
             connection.abort()

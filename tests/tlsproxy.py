@@ -19,120 +19,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import threading
-from collections.abc import Coroutine
-from types import TracebackType
+from collections.abc import Iterable
 from typing import Any
+
+from loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
 
 __all__ = ["TLSProxy"]
 
-_HOST = "127.0.0.1"
 _CHUNK = 65536
-_TIMEOUT = 5.0
 _EOF = "EOF"  # in `TLSProxy.refused`: the client closed during the handshake, without an alert
 
 
-class TLSProxy:
+class TLSProxy(LoopProxy):
     """TLS on ``127.0.0.1:port``, forwarded in clear to ``target_host:target_port``."""
 
     def __init__(self, target_host: str, target_port: int, context: ssl.SSLContext) -> None:
         """Configure the proxy; `start` (or ``with``) opens the listening port."""
-        self.target_host = target_host
-        self.target_port = target_port
+        super().__init__(target_host, target_port)
         self.context = context
         self.peers: list[dict[str, Any] | None] = []
         self.refused: list[str] = []
-        self._port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def port(self) -> int:
-        """The local port TLS clients connect to."""
-        if self._port is None:
-            raise RuntimeError("the proxy is not started")
-        return self._port
 
     @property
     def url(self) -> str:
         """``rediss://127.0.0.1:port/0``."""
-        return f"rediss://{_HOST}:{self.port}/0"
-
-    def start(self) -> TLSProxy:
-        """Start the loop thread and listen on a free port; returns self."""
-        if self._loop is not None:
-            return self
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="TLSProxy", daemon=True)
-        self._thread.start()
-        self._call(self._listen())
-        return self
-
-    def stop(self) -> None:
-        """Close the listener and all connections, stop the loop and join its thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            self._call(self._shutdown())
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(_TIMEOUT)
-            self._loop = self._thread = None
-            if thread.is_alive():
-                raise RuntimeError("TLSProxy thread did not stop")
-
-    def __enter__(self) -> TLSProxy:
-        """Start the proxy."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the proxy."""
-        self.stop()
+        return f"rediss://{HOST}:{self.port}/0"
 
     def __repr__(self) -> str:
         """Show the route."""
-        return f"<TLSProxy {_HOST}:{self._port} -> {self.target_host}:{self.target_port}>"
+        return f"<TLSProxy {HOST}:{self._port} -> {self.target_host}:{self.target_port}>"
 
     # -- loop thread ----------------------------------------------------------------------------
 
-    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(_TIMEOUT)
+    # Plain TCP listener (the base class's): the TLS layer is ours (`_ServerTLS`), so that a
+    # refused handshake still sends its alert to the client, as a TLS server does, and is
+    # recorded in `refused`.
 
-    def _run(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _listen(self) -> None:
-        # Plain TCP: the TLS layer is ours (`_ServerTLS`), so that a refused handshake still
-        # sends its alert to the client, as a TLS server does, and is recorded in `refused`.
-        self._server = await asyncio.start_server(self._handle, _HOST, 0)
-        self._port = int(self._server.sockets[0].getsockname()[1])
-
-    async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+    def _open_tasks(self) -> Iterable[asyncio.Task[None]]:
+        return list(self._tasks)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -142,7 +67,7 @@ class TLSProxy:
         try:
             tls = _ServerTLS(self.context, reader, writer)
             try:
-                await asyncio.wait_for(tls.handshake(), _TIMEOUT)
+                await asyncio.wait_for(tls.handshake(), TIMEOUT)
             except ssl.SSLError as exc:
                 self.refused.append(exc.reason or str(exc))
                 return
@@ -151,20 +76,10 @@ class TLSProxy:
                 return
             self.peers.append(tls.peercert())
             upstream_reader, server = await asyncio.wait_for(
-                asyncio.open_connection(self.target_host, self.target_port), _TIMEOUT
+                asyncio.open_connection(self.target_host, self.target_port), TIMEOUT
             )
             upstream = server
-            pumps = [
-                asyncio.ensure_future(_decrypt(tls, server)),
-                asyncio.ensure_future(_encrypt(upstream_reader, tls)),
-            ]
-            try:
-                # Either direction ending ends the whole connection.
-                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for pump in pumps:
-                    pump.cancel()
-                await asyncio.gather(*pumps, return_exceptions=True)
+            await pump_both_ways(_decrypt(tls, server), _encrypt(upstream_reader, tls))
         except (OSError, asyncio.TimeoutError):
             pass
         except asyncio.CancelledError:
