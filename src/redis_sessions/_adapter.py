@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
-from ._engine import Incoming, Plan, Release, SessionEngine
+from ._engine import Incoming, Plan, SessionEngine
 from ._errors import SessionLockError, StoreUnavailableError
 from ._session import Session
 
@@ -56,10 +55,7 @@ class RequestState:
     def release_plan(self) -> Plan:
         """The plan freeing a lock still held after the request (the app raised, or the
         response never started), or None."""
-        lock = self.session._lock
-        if lock is None:
-            return None
-        return Release(lock[0], lock[1], secrets.token_hex(8))
+        return self.engine.release(self.session)
 
     def finish(self, plan: Plan, applied: bool) -> list[tuple[str, str]]:
         """Record the write and return the headers to add to the response."""

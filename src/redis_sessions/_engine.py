@@ -395,14 +395,18 @@ class SessionEngine:
         lock = session._lock
         if lock is None:
             return plan
-        nonce = secrets.token_hex(8)
         if plan is None:
-            return Release(lock[0], lock[1], nonce) if final else None
-        assert not isinstance(plan, Release)  # only made here
+            return self.release(session) if final else None
+        assert not isinstance(plan, Release)  # only made by `release`
         target = plan.replace if isinstance(plan, Write) and plan.replace else plan.handle
         if target != lock[0]:
             return plan  # a new session (the stored one was unreadable): released at the end
-        return dataclasses.replace(plan, lock=lock[1], nonce=nonce, release=final)
+        return dataclasses.replace(plan, lock=lock[1], nonce=secrets.token_hex(8), release=final)
+
+    def release(self, session: Session) -> Release | None:
+        """The plan freeing the session's lock, if this request holds it."""
+        lock = session._lock
+        return None if lock is None else Release(lock[0], lock[1], secrets.token_hex(8))
 
     def _plan(self, session: Session, now_ms: int) -> Plan:
         if session._loader is not None:

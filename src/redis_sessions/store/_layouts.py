@@ -125,12 +125,15 @@ _READ = Script.define("#!lua flags=no-writes" + _READ_BODY + """
 return {pttl, redis.call('HGETALL', k), due}
 """)
 
-# The read with `rolling` (touch_after 0): every read refreshes the TTL, so the refresh is done
-# in the same command, best effort (a server refusing writes, MISCONF or OOM, still serves it).
-_LOAD = Script.define(_READ_BODY.replace("return -2", "redis.pcall('DEL', k) return false") + """
+# The read that refreshes the TTL (when due) in the same command, best effort (a server
+# refusing writes, MISCONF or OOM, still serves it), and deletes a session past its lifetime.
+_REFRESHING_READ = _READ_BODY.replace("return -2", "redis.pcall('DEL', k) return false") + """
 if due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due end
 return {pttl, redis.call('HGETALL', k), 0}
-""")
+"""
+
+# The read with `rolling` (touch_after 0): every read refreshes the TTL.
+_LOAD = Script.define(_REFRESHING_READ)
 
 # The read of a request that takes the session's lock (KEYS[2], ARGV[2] token, ARGV[3] lock
 # TTL ms): the lock is taken in the same command (a re-sent command finds its own token), then
@@ -140,9 +143,7 @@ _LOCKED = Script.define("""
 local got = redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3])
 if not got and redis.call('GET', KEYS[2]) ~= ARGV[2] then return -3 end
 local r = (function()
-""" + _READ_BODY.replace("return -2", "redis.pcall('DEL', k) return false") + """
-if due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due end
-return {pttl, redis.call('HGETALL', k), 0}
+""" + _REFRESHING_READ + """
 end)()
 if type(r) ~= 'table' then redis.call('DEL', KEYS[2]) end
 return r
