@@ -17,16 +17,31 @@ import json
 import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import EqualJitterBackoff
+from redis.connection import parse_url
 from redis.exceptions import MaxConnectionsError
 from redis.retry import Retry
 
-__all__ = ["DEFAULT_URL", "ConnectOptions", "connect", "connect_async", "url_from_vcap"]
+from ._errors import ConfigError
+
+__all__ = [
+    "DEFAULT_URL",
+    "ConnectOptions",
+    "Target",
+    "connect",
+    "connect_async",
+    "parse_target",
+    "url_from_vcap",
+]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -47,6 +62,8 @@ class ConnectOptions:
         pool_timeout: seconds a command waits for a free pooled connection when all
             `max_connections` are busy (default 1.0; a burst of concurrent requests queues
             instead of failing), after which it fails as unavailable (503).
+        sentinel_timeout: connect and reply timeout of each Sentinel query, seconds (default
+            0.2): a dead Sentinel costs at most this before the next one is asked.
     """
 
     socket_timeout: float = 0.5
@@ -57,6 +74,7 @@ class ConnectOptions:
     health_check_interval: float = 10.0
     max_connections: int | None = 64
     pool_timeout: float = 1.0
+    sentinel_timeout: float = 0.2
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``from_url``, without the retry policy."""
@@ -121,31 +139,210 @@ def url_from_vcap(vcap: str | None) -> str | None:
     return None
 
 
-def connect(url: str | None = None, options: ConnectOptions | None = None,
-            **client_kwargs: Any) -> redis.Redis:
-    """A sync client for `url` (``redis://``, ``rediss://``, ``unix://``; user, password and db
-    in the URL), defaulting to ``$REDIS_URL``, then a Redis service bound in Cloud Foundry's
-    ``$VCAP_SERVICES`` (`url_from_vcap`), then ``redis://127.0.0.1:6379/0``.
+Client = redis.Redis | redis.cluster.RedisCluster
+AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
-    `client_kwargs` are passed to the connection pool's ``from_url`` (e.g. ``ssl_ca_certs``).
+_SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+_CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+# Options of the URL query meant for the Sentinels, not for the data connections.
+_SENTINEL_QUERY = ("sentinel_password", "sentinel_username")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a URL points: one server, a Sentinel-managed service or a Cluster.
+
+    Attributes:
+        kind: ``"single"``, ``"sentinel"`` or ``"cluster"``.
+        url: the URL for a single server (as given), else None.
+        nodes: the Sentinels or Cluster startup nodes, as (host, port).
+        service: the Sentinel service (master) name; "" otherwise.
+        kwargs: connection options for the data servers (user, password, db, TLS).
+        sentinel_kwargs: connection options for the Sentinels (their own user and password).
+    """
+
+    kind: str
+    url: str | None = None
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    kwargs: dict[str, Any] | None = None
+    sentinel_kwargs: dict[str, Any] | None = None
+
+
+def parse_target(url: str, cluster: bool = False) -> Target:
+    """Parse a URL of any topology (raises `ConfigError` on a malformed one).
+
+    - ``redis://``, ``rediss://``, ``unix://``: one server (redis-py's URL syntax);
+    - ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``, with
+      ``sentinel_password`` / ``sentinel_username`` in the query when the Sentinels require
+      their own credentials (the ones before ``@`` are the data servers'); ``rediss+sentinel``
+      for TLS to both;
+    - ``redis+cluster://[user:password@]host:port[,host:port...]/``: Cluster startup nodes
+      (one reachable node is enough); ``rediss+cluster`` for TLS. With ``cluster=True`` a
+      ``redis://`` or ``rediss://`` URL (one or several hosts) means a Cluster too.
+
+    Other query options (``ssl_ca_certs``, ``ssl_cert_reqs``, ...) are redis-py's.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"not a Redis URL (no scheme): {_redacted(url)}")
+    if scheme in _SENTINEL_SCHEMES or scheme in _CLUSTER_SCHEMES or (
+            cluster and scheme in ("redis", "rediss")):
+        return _parse_multi(scheme, rest, url)
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"unknown Redis URL scheme {scheme!r}: use redis://, rediss://, "
+                          "unix://, redis+sentinel:// or redis+cluster://")
+    return Target("single", url=url)
+
+
+def _parse_multi(scheme: str, rest: str, url: str) -> Target:
+    tls = _SENTINEL_SCHEMES.get(scheme, _CLUSTER_SCHEMES.get(scheme, scheme == "rediss"))
+    netloc, path, query = _split(rest)
+    userinfo, _, hosts = netloc.rpartition("@")
+    nodes = tuple(_host_port(part, url) for part in hosts.split(",") if part)
+    if not nodes:
+        raise ConfigError(f"no host in Redis URL: {_redacted(url)}")
+    params = [p for p in query.split("&") if p]
+    own = {k: v for k, _, v in (p.partition("=") for p in params) if k in _SENTINEL_QUERY}
+    rest_query = "&".join(p for p in params if p.partition("=")[0] not in _SENTINEL_QUERY)
+    segments = [s for s in path.split("/") if s]
+    service, db = "", ""
+    if scheme in _SENTINEL_SCHEMES:
+        if not segments:
+            raise ConfigError("redis+sentinel:// URL without a service name "
+                              f"(…/mymaster/0): {_redacted(url)}")
+        service, db = segments[0], (segments[1] if len(segments) > 1 else "")
+    elif segments and segments != ["0"]:
+        raise ConfigError(f"a Cluster has only database 0: {_redacted(url)}")
+    # redis-py parses the credentials and the query (TLS options) of a one-host URL.
+    auth = f"{userinfo}@" if userinfo else ""
+    one = (f"{'rediss' if tls else 'redis'}://{auth}placeholder/{db}"
+           + (f"?{rest_query}" if rest_query else ""))
+    kwargs: dict[str, Any] = parse_url(one)  # type: ignore[no-untyped-call]
+    kwargs.pop("host", None)
+    kwargs.pop("port", None)
+    if kwargs.pop("connection_class", None) is not None or tls:
+        kwargs["ssl"] = True
+    if scheme not in _SENTINEL_SCHEMES:
+        kwargs.pop("db", None)
+        return Target("cluster", nodes=nodes, kwargs=kwargs)
+    sentinel_kwargs: dict[str, Any] = {
+        name.removeprefix("sentinel_"): unquote(value) for name, value in own.items()}
+    sentinel_kwargs.update({k: v for k, v in kwargs.items() if k.startswith("ssl")})
+    return Target("sentinel", nodes=nodes, service=unquote(service), kwargs=kwargs,
+                  sentinel_kwargs=sentinel_kwargs)
+
+
+def _split(rest: str) -> tuple[str, str, str]:
+    rest, _, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    return netloc, slash + path, query
+
+
+def _host_port(part: str, url: str) -> tuple[str, int]:
+    host, port = part, "6379"
+    if part.startswith("["):  # [::1]:26379
+        host, _, tail = part[1:].partition("]")
+        port = tail.removeprefix(":") or port
+    elif ":" in part:
+        host, port = part.rsplit(":", 1)
+    if not host or not port.isdigit():
+        raise ConfigError(f"bad host:port {part!r} in Redis URL: {_redacted(url)}")
+    return host, int(port)
+
+
+def _redacted(url: str) -> str:
+    # Never show a password in an error message.
+    scheme, sep, rest = url.partition("://")
+    netloc, path, _ = _split(rest)
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at:
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:***@{hosts}" if ":" in userinfo else f"{user}@{hosts}"
+    return f"{scheme}{sep}{netloc}{path}"
+
+
+def connect(url: str | None = None, options: ConnectOptions | None = None, *,
+            cluster: bool = False, **client_kwargs: Any) -> Client:
+    """A sync client for `url`, defaulting to ``$REDIS_URL``, then a Redis service bound in
+    Cloud Foundry's ``$VCAP_SERVICES`` (`url_from_vcap`), then ``redis://127.0.0.1:6379/0``.
+
+    Every topology of `parse_target`: one server (``redis://``, ``rediss://``, ``unix://``;
+    user, password and db in the URL) gives a `redis.Redis`; ``redis+sentinel://`` a
+    `redis.Redis` on the service's current master, re-discovered through the Sentinels after
+    a failover; ``redis+cluster://`` (or `cluster` True) a `redis.cluster.RedisCluster`.
+    `client_kwargs` are passed on to the connections (e.g. ``ssl_ca_certs``).
     """
     opts = options or ConnectOptions()
+    target = parse_target(_resolve_url(url), cluster)
     kwargs = {**opts.client_kwargs(), **client_kwargs}
     retry = Retry(opts.backoff(), opts.retries)
+    if target.kind == "cluster":
+        return redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
+                           for h, p in target.nodes],
+            retry=retry, **_cluster_kwargs(kwargs, target))
+    if target.kind == "sentinel":
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(target.nodes), sentinel_kwargs=_sentinel_kwargs(opts, target))
+        return sentinel.master_for(  # type: ignore[no-any-return,no-untyped-call]
+            target.service, redis_class=redis.Redis,
+            connection_pool_class=_BlockingSentinelPool, retry=retry,
+            **{**(target.kwargs or {}), **kwargs})
     # A blocking pool: with every connection busy, a command waits (up to pool_timeout)
     # rather than failing at once with "Too many connections".
-    pool = redis.BlockingConnectionPool.from_url(_resolve_url(url), retry=retry, **kwargs)
+    pool = redis.BlockingConnectionPool.from_url(target.url or "", retry=retry, **kwargs)
     return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes it
 
 
-def connect_async(url: str | None = None, options: ConnectOptions | None = None,
-                  **client_kwargs: Any) -> redis.asyncio.Redis:
-    """The asyncio twin of `connect` (a `redis.asyncio.Redis`)."""
+def connect_async(url: str | None = None, options: ConnectOptions | None = None, *,
+                  cluster: bool = False, **client_kwargs: Any) -> AsyncClient:
+    """The asyncio twin of `connect` (a `redis.asyncio.Redis`, or a
+    `redis.asyncio.cluster.RedisCluster` for a Cluster)."""
     opts = options or ConnectOptions()
+    target = parse_target(_resolve_url(url), cluster)
     kwargs = {**opts.client_kwargs(), **client_kwargs}
     retry = AsyncRetry(opts.backoff(), opts.retries)
-    pool = _WaitingPool.from_url(_resolve_url(url), retry=retry, **kwargs)
+    if target.kind == "cluster":
+        return redis.asyncio.cluster.RedisCluster(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
+            retry=retry, **_cluster_kwargs(kwargs, target))
+    if target.kind == "sentinel":
+        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(target.nodes), sentinel_kwargs=_sentinel_kwargs(opts, target))
+        return sentinel.master_for(  # type: ignore[no-any-return]
+            target.service, redis_class=redis.asyncio.Redis,
+            connection_pool_class=_SentinelWaitingPool, retry=retry,
+            **{**(target.kwargs or {}), **kwargs})
+    pool = _WaitingPool.from_url(target.url or "", retry=retry, **kwargs)
     return redis.asyncio.Redis.from_pool(pool)
+
+
+def _sentinel_kwargs(opts: ConnectOptions, target: Target) -> dict[str, Any]:
+    # Short timeouts of their own: a dead Sentinel must not eat the request's budget (by
+    # default redis-py would give the Sentinels the data connections' socket options).
+    return {"socket_timeout": opts.sentinel_timeout,
+            "socket_connect_timeout": opts.sentinel_timeout,
+            **(target.sentinel_kwargs or {})}
+
+
+def _cluster_kwargs(kwargs: dict[str, Any], target: Target) -> dict[str, Any]:
+    merged = {**(target.kwargs or {}), **kwargs}
+    merged.pop("timeout", None)  # no blocking pool per node in redis-py's Cluster clients
+    if merged.get("max_connections") is None:
+        merged.pop("max_connections", None)
+    return merged
+
+
+class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool,
+                            redis.BlockingConnectionPool):
+    """The Sentinel master's pool, waiting for a free connection like `connect`'s pool; it
+    owns the Sentinel clients too (closing the client closes their connections)."""
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        super().disconnect(inuse_connections)
+        for sentinel in self.sentinel_manager.sentinels:
+            sentinel.close()
 
 
 class _WaitingPool(redis.asyncio.ConnectionPool):
@@ -219,3 +416,13 @@ class _WaitingPool(redis.asyncio.ConnectionPool):
                 return
         self._in_use_connections.remove(connection)
         self._available_connections.append(connection)
+
+
+class _SentinelWaitingPool(redis.asyncio.sentinel.SentinelConnectionPool, _WaitingPool):
+    """The asyncio Sentinel master's pool: `_WaitingPool`'s waiting, Sentinel's discovery; it
+    owns the Sentinel clients too (closing the client closes their connections)."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        for sentinel in self.sentinel_manager.sentinels:
+            await sentinel.aclose()

@@ -15,6 +15,13 @@ from .store._layouts import _glob_escape
 
 __all__ = ["SESSION_USER_ACL", "acl_rules"]
 
+# What redis-py's Cluster client adds: the slot map (CLUSTER SLOTS) and the command table it
+# learns key positions from (COMMAND, COMMAND GETKEYS for scripts sent in a pipeline).
+_CLUSTER = ("cluster|slots", "command")
+
+# What the store's durability options send after a save.
+_WAIT = ("wait", "waitaof")
+
 # What redis-py sends on every new connection (CLIENT SETNAME "redis-sessions", CLIENT SETINFO
 # of the library name and version) and as the health check of an idle connection.
 _CONNECTION = ("client|setname", "client|setinfo", "ping")
@@ -30,8 +37,9 @@ _SCRIPTS = ("type", "hmget", "hget", "hset", "hsetnx", "hincrby", "hdel", "hkeys
             "get", "set", "object|idletime", "memory|usage")
 
 
-def acl_rules(prefix: str = "sess:") -> str:
-    """The ACL rules of a session user whose store uses key prefix `prefix`.
+def acl_rules(prefix: str = "sess:", *, cluster: bool = False, wait: bool = False) -> str:
+    """The ACL rules of a session user whose store uses key prefix `prefix`; with `cluster`
+    for a Cluster client, with `wait` for the ``wait_replicas`` / ``wait_aof`` options.
 
     One line of space-separated rules, for ``ACL SETUSER <user> reset on >password <rules>``
     or after ``user <user> on >password`` in an ACL file. The key pattern is
@@ -43,7 +51,9 @@ def acl_rules(prefix: str = "sess:") -> str:
     """
     if any(c.isspace() for c in prefix):
         raise ValueError(f"an ACL key pattern cannot hold whitespace: {prefix!r}")
-    commands = " ".join(f"+{name}" for name in (*_CONNECTION, *_STORE, *_SCRIPTS))
+    names = (*_CONNECTION, *_STORE, *_SCRIPTS, *(_CLUSTER if cluster else ()),
+             *(_WAIT if wait else ()))
+    commands = " ".join(f"+{name}" for name in names)
     return f"resetkeys ~{_glob_escape(prefix)}{{* resetchannels -@all {commands}"
 
 

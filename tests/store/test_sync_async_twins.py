@@ -20,9 +20,12 @@ STORE_DIR = Path(redis_sessions.store.__file__).resolve().parent
 # Name mappings, applied in order (longest names first).
 RENAMES = [
     ("import redis.asyncio\n", "import redis\n"),
+    ("import redis.asyncio.cluster\n", "import redis.cluster\n"),
+    ("redis.asyncio.cluster.RedisCluster", "redis.cluster.RedisCluster"),
     ("redis.asyncio.Redis", "redis.Redis"),
     ("AsyncRedisStore", "RedisStore"),
     ("AsyncRunner", "SyncRunner"),
+    ("AsyncClient", "Client"),
     ("AsyncIterator", "Iterator"),
     ("connect_async", "connect"),
     ("aclose", "close"),
@@ -53,6 +56,13 @@ ALLOWED = [
      "            yield from infos\n"),
     # no sum() over an async generator
     ("return sum([1 for _ in self.ids()])", "return sum(1 for _ in self.ids())"),
+    # the asyncio Cluster client learns its nodes at its first command; listing needs them
+    ("""        if self.layout.cluster:
+            try:
+                self.client.initialize()  # the async Cluster client learns its nodes lazily
+            except RedisError as exc:
+                raise self.health.failed(exc) from None
+        return self.client.get_primaries()""", "        return self.client.get_primaries()"),
 ]
 
 

@@ -10,14 +10,15 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import redis.asyncio
+import redis.asyncio.cluster
 from redis.exceptions import NoScriptError, RedisError
 
-from .._connect import connect_async
+from .._connect import AsyncClient, connect_async
 from .._engine import Load, Loaded, Plan, Touch
 from .._errors import StoreUnavailableError
 from ._base import StoreBase, now_ms
 from ._faults import Health
-from ._layouts import Call, Command, Dedup, Flow, Script, SessionInfo, Sleep
+from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
 
 __all__ = ["AsyncRedisStore", "AsyncRunner"]
 
@@ -64,14 +65,41 @@ class AsyncRunner:
             except NoScriptError:
                 return await client.execute_command("EVAL", command.source, *args)
         if isinstance(command, Call):
+            if command.node is not None:
+                return await client.execute_command(*command.args, target_nodes=command.node)
             return await client.execute_command(*command.args)
+        if isinstance(command, Durable):
+            return await self._durable(command)
         if isinstance(command, Sleep):
             return await asyncio.sleep(command.seconds)
         # Errors of single commands come back as values; connection errors still raise.
         pipe = client.pipeline(transaction=False)
         for call in command.calls:
             pipe.execute_command(*call.args)
-        return await pipe.execute(raise_on_error=False)
+        return await pipe.execute(raise_on_error=command.strict)
+
+    async def _durable(self, command: Durable) -> Any:
+        # The write and WAIT in one pipeline: one connection, so WAIT counts this write.
+        inner = command.inner
+        for loaded in (True, False):
+            pipe = self.client.pipeline(transaction=False)
+            if not isinstance(inner, Script):
+                pipe.execute_command(*inner.args)
+            elif loaded:
+                pipe.execute_command("EVALSHA", inner.sha, len(inner.keys), *inner.keys,
+                                     *inner.args)
+            else:
+                pipe.execute_command("EVAL", inner.source, len(inner.keys), *inner.keys,
+                                     *inner.args)
+            pipe.execute_command(*command.wait_args)
+            reply, acks = await pipe.execute(raise_on_error=False)
+            if not isinstance(reply, NoScriptError):
+                break
+        for result in (reply, acks):
+            if isinstance(result, Exception):
+                raise result
+        command.check(acks)
+        return reply
 
 
 class AsyncRedisStore(StoreBase):
@@ -81,17 +109,19 @@ class AsyncRedisStore(StoreBase):
         client: a `redis.asyncio.Redis` (or compatible) client, ``decode_responses=False``;
             when omitted, one is built from `url` by `redis_sessions.connect_async` (explicit
             timeouts and retries), `url` defaulting to ``REDIS_URL``.
-        url: Redis URL when no client is given.
+        url: Redis URL when no client is given (any topology: see `parse_target`).
+        cluster: with `url`, the URL names Cluster nodes (as ``redis+cluster://`` does).
         **options: the `StoreBase` options (prefix, ttl, serializer, max_size, ...).
 
     Every method costs the round trips it names; all raise `StoreUnavailableError` when Redis
     cannot serve.
     """
 
-    def __init__(self, client: redis.asyncio.Redis | None = None, *, url: str | None = None,
-                 **options: Any) -> None:
+    def __init__(self, client: AsyncClient | None = None, *, url: str | None = None,
+                 cluster: bool = False, **options: Any) -> None:
         super().__init__(**options)
-        self.client = client if client is not None else connect_async(url)
+        self.client = client if client is not None else connect_async(url, cluster=cluster)
+        self._bind(cluster=isinstance(self.client, redis.asyncio.cluster.RedisCluster))
         self._runner = AsyncRunner(self.client, self.health)
 
     async def load(self, spec: Load) -> Loaded | None:
@@ -129,24 +159,18 @@ class AsyncRedisStore(StoreBase):
 
     async def ids(self) -> AsyncIterator[str]:
         """Every session handle under the prefix, once each (SCAN pages, never KEYS)."""
-        dedup, cursor = Dedup(), 0
-        while True:
-            cursor, handles = await self._runner.run(self.layout.scan_page(cursor))
+        dedup = Dedup()
+        async for handles in self._pages():
             for handle in dedup.fresh(handles):
                 yield handle
-            if cursor == 0:
-                return
 
     async def all(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Every readable session as (handle, data), one round trip per SCAN page more."""
-        dedup, cursor = Dedup(), 0
-        while True:
-            cursor, handles = await self._runner.run(self.layout.scan_page(cursor))
+        dedup = Dedup()
+        async for handles in self._pages():
             found = await self._runner.run(self.layout.get_many(dedup.fresh(handles)))
             for item in found.items():
                 yield item
-            if cursor == 0:
-                return
 
     async def length(self) -> int:
         """How many sessions exist (a full SCAN)."""
@@ -158,28 +182,42 @@ class AsyncRedisStore(StoreBase):
 
         A key SCAN returns twice is simply not counted twice (UNLINK counts what existed), so
         nothing is remembered between pages: memory stays flat for any number of sessions."""
-        cursor, deleted = 0, 0
-        while True:
-            cursor, handles = await self._runner.run(self.layout.scan_page(cursor))
+        deleted = 0
+        async for handles in self._pages():
             deleted += await self._runner.run(self.layout.destroy(*handles))
             if progress is not None:
                 progress(deleted)
-            if cursor == 0:
-                return deleted  # type: ignore[no-any-return]
+        return deleted
 
     async def sessions(
         self, match: str = "", user_field: str = "user"
     ) -> AsyncIterator[SessionInfo]:
         """Every session's metadata (`SessionInfo`), page by page: 2 round trips per SCAN page,
         never the whole keyspace in memory. `match` keeps handles starting with it."""
-        dedup, cursor = Dedup(), 0
-        while True:
-            cursor, handles = await self._runner.run(self.layout.scan_page(cursor, match))
+        dedup = Dedup()
+        async for handles in self._pages(match):
             infos = await self._runner.run(self.layout.describe(dedup.fresh(handles), user_field))
             for info in infos:
                 yield info
-            if cursor == 0:
-                return
+
+    async def _pages(self, match: str = "") -> AsyncIterator[list[str]]:
+        # Handles page by page; SCAN is per node, so a Cluster is listed primary by primary
+        # (replicas hold the same keys).
+        for node in await self._nodes():
+            cursor = 0
+            while True:
+                cursor, handles = await self._runner.run(self.layout.scan_page(cursor, match, node))
+                yield handles
+                if cursor == 0:
+                    break
+
+    async def _nodes(self) -> list[Any]:
+        if self.layout.cluster:
+            try:
+                await self.client.initialize()  # the async Cluster client learns its nodes lazily
+            except RedisError as exc:
+                raise self.health.failed(exc) from None
+        return self.client.get_primaries() if self.layout.cluster else [None]  # type: ignore[union-attr]
 
     async def describe(self, handle: str, user_field: str = "user") -> SessionInfo | None:
         """One session's metadata, or None if it does not exist (1 round trip)."""

@@ -35,6 +35,12 @@ class StoreBase:
             raises `SessionTooLargeError` and writes nothing, a bigger stored one reads as
             missing.
         scan_count: COUNT hint of each SCAN call when listing (default 100).
+        wait_replicas: after every save (and destroy), wait until this many replicas have it
+            (``WAIT``), or fail it as unavailable (503); 0 (default) does not wait. With
+            Sentinel, 2 of 2 replicas means a failover cannot lose an acknowledged save.
+        wait_timeout: seconds WAIT waits for the replicas (default 0.1).
+        wait_aof: also wait until the primary's AOF has it on disk (``WAITAOF``, Redis 7.2+ /
+            Valkey, needs ``appendonly yes``); with ``wait_replicas=0`` only that.
     """
 
     def __init__(
@@ -46,6 +52,9 @@ class StoreBase:
         serializer: Serializer | None = None,
         max_size: int = 64 * 1024,
         scan_count: int = 100,
+        wait_replicas: int = 0,
+        wait_timeout: float = 0.1,
+        wait_aof: bool = False,
     ) -> None:
         if not isinstance(max_size, int) or max_size <= 0:
             raise ConfigError(f"max_size: must be a positive int of bytes, got {max_size!r}")
@@ -59,6 +68,20 @@ class StoreBase:
         self.layout = HashLayout(prefix=prefix, serializer=self.serializer, max_size=max_size,
                                  scan_count=scan_count, disable_ttl=disable_ttl)
         self.health = Health(type(self).__name__)
+        if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int) or (
+                wait_replicas < 0):
+            raise ConfigError(f"wait_replicas: must be an int >= 0, got {wait_replicas!r}")
+        if isinstance(wait_timeout, bool) or not wait_timeout > 0:
+            raise ConfigError(f"wait_timeout: must be positive seconds, got {wait_timeout!r}")
+        if wait_replicas or wait_aof:
+            self.layout.wait = (wait_replicas, max(1, round(wait_timeout * 1000)), wait_aof)
+
+    def _bind(self, *, cluster: bool) -> None:
+        # What the client is decides how commands are shaped (see HashLayout.cluster).
+        self.layout.cluster = cluster
+        if cluster and self.layout.wait is not None:
+            raise ConfigError("wait_replicas / wait_aof: not available with a Cluster client "
+                              "(WAIT must follow the write on the same node connection)")
 
     @property
     def prefix(self) -> str:

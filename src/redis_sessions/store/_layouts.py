@@ -14,6 +14,7 @@ hash tag so companion keys of a session share its slot):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import time
@@ -21,12 +22,17 @@ from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from redis.crc import key_slot
+from redis.exceptions import ResponseError
+
 from .._engine import Destroy, Load, Loaded, Plan, Release, Touch, Write
 from .._errors import ConfigError, SessionLockError, SessionStateError, SessionTooLargeError
 from .._record import CREATED, decode_record, field_name
 from .._serializers import Serializer
 
-__all__ = ["Batch", "Call", "Dedup", "Flow", "HashLayout", "Script", "SessionInfo", "Sleep"]
+__all__ = [
+    "Batch", "Call", "Dedup", "Durable", "Flow", "HashLayout", "Script", "SessionInfo", "Sleep",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +60,10 @@ class Script:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One plain Redis command."""
+    """One plain Redis command; on a Cluster, `node` names the node it goes to (SCAN)."""
 
     args: tuple[Any, ...]
+    node: Any = None
 
     @property
     def writes(self) -> bool:
@@ -69,9 +76,11 @@ _WRITING = frozenset({"PEXPIRE", "DEL", "UNLINK", "SET", "HSET"})
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Several plain commands in one round trip (a non-transactional pipeline)."""
+    """Several plain commands in one round trip (a non-transactional pipeline). Error replies
+    come back as values, unless `strict` (the first one is raised)."""
 
     calls: tuple[Call, ...]
+    strict: bool = False
 
     @property
     def writes(self) -> bool:
@@ -87,7 +96,36 @@ class Sleep:
     writes = False
 
 
-Command = Script | Call | Batch | Sleep
+@dataclass(frozen=True, slots=True)
+class Durable:
+    """A write followed, on the same connection and in the same round trip, by ``WAIT
+    replicas timeout`` (or ``WAITAOF 1 replicas timeout`` with `aof`): the write counts only
+    when that many replicas (and the local AOF) have it. Fewer acknowledgements raise a
+    NOREPLICAS error (the write itself stays applied: it is idempotent, a retry is safe)."""
+
+    inner: Script | Call
+    replicas: int
+    timeout_ms: int
+    aof: bool = False
+    writes = True
+
+    @property
+    def wait_args(self) -> tuple[Any, ...]:
+        """The WAIT or WAITAOF command."""
+        if self.aof:
+            return ("WAITAOF", 1, self.replicas, self.timeout_ms)
+        return ("WAIT", self.replicas, self.timeout_ms)
+
+    def check(self, acks: Any) -> None:
+        """Raise NOREPLICAS when `acks` (WAIT's or WAITAOF's reply) is short."""
+        local, replicas = (acks[0], acks[1]) if isinstance(acks, list) else (1, acks)
+        if local < 1 or replicas < self.replicas:
+            what = f"{replicas} of {self.replicas} replicas" + ("" if local else ", no local AOF")
+            raise ResponseError(f"NOREPLICAS {what} acknowledged the write within "
+                                f"{self.timeout_ms} ms")
+
+
+Command = Script | Call | Batch | Sleep | Durable
 Flow = Generator[Command, Any, Any]
 
 # Reading a session, in one command. The body computes the TTL the session should have now:
@@ -154,14 +192,16 @@ return r
 # the counts of field/value pairs to set, to increment and to set where absent, the KEYS
 # indexes (0 for none) of the old session (regenerate), the nonce log and the lock, release
 # ('1'), the counter codec ('j' JSON, 'm' msgpack, '-'), the nonce and the lock token ('-' for
-# none); then the pairs, then the fields to delete.
+# none), the count of seed pairs; then the seed pairs, the pairs, then the fields to delete.
 # Modes: 'u' update only if the key is still a hash (no resurrection after a concurrent
 # logout); 'c' create; 'r' replace the whole hash; 't' refresh the TTL; 'd' delete; 'n' nothing
 # (release the lock). With an old key (regenerate), the write happens only if that key is
 # still a hash: its fields are copied to the new key, the changes applied on top, and the old
-# key deleted. Returns 0 when refused (session gone), 1, or {1, values...}
-# (the stored values of the incremented and set-where-absent fields), -3 when the lock is no
-# longer ours, {-4, field} when a field to increment does not hold an integer.
+# key deleted. On a Cluster the old key is in another slot: the old fields come as seed pairs
+# (read by the previous command) and the old key is deleted by the next. Returns 0 when
+# refused (session gone), 1, or {1, values...} (the stored values of the incremented and
+# set-where-absent fields), -3 when the lock is no longer ours, {-4, field} when a field to
+# increment does not hold an integer.
 # Re-sent after a lost reply (redis-py retries), a write stays applied once: a regenerate finds
 # the old key gone and its new key present; a write with a nonce finds the nonce in the log.
 _WRITE = Script.define("""
@@ -171,7 +211,8 @@ local k, ttl, mode = KEYS[1], tonumber(h[1]), h[2]
 local ns, ni, nx = tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
 local old, log, lock = KEYS[tonumber(h[6])], KEYS[tonumber(h[7])], KEYS[tonumber(h[8])]
 local release, codec, nonce, token = lock and h[9] == '1', h[10], h[11], h[12]
-local ip = 2 + 2 * ns
+local sp = 2 + 2 * (tonumber(h[13]) or 0)
+local ip = sp + 2 * ns
 local xp = ip + 2 * ni
 local dp = xp + 2 * nx
 local function stored()
@@ -211,6 +252,8 @@ if old then
   -- Regenerate: the new key starts as a copy of the old one, as it is now.
   local all = redis.call('HGETALL', old)
   if #all > 0 then redis.call('HSET', k, unpack(all)) end
+elseif sp > 2 then
+  redis.call('HSET', k, unpack(ARGV, 2, sp - 1))
 elseif mode == 'u' then
   if redis.call('TYPE', k)['ok'] ~= 'hash' then return refused(0) end
 end
@@ -227,12 +270,12 @@ for i = ip, xp - 1, 2 do
   if n == nil then return refused({-4, ARGV[i]}) end
   counts[#counts + 1] = n + tonumber(ARGV[i + 1])
 end
-if ns > 0 then redis.call('HSET', k, unpack(ARGV, 2, ip - 1)) end
+if ns > 0 then redis.call('HSET', k, unpack(ARGV, sp, ip - 1)) end
 if mode == 'r' then
   -- Replace: drop the fields not written. HSET comes first so that, under maxmemory, the
   -- script is refused at its first write instead of deleting and then writing past the limit.
   local keep = {}
-  for i = 2, ip - 1, 2 do keep[ARGV[i]] = true end
+  for i = sp, ip - 1, 2 do keep[ARGV[i]] = true end
   for _, f in ipairs(redis.call('HKEYS', k)) do
     if not keep[f] then redis.call('HDEL', k, f) end
   end
@@ -249,6 +292,25 @@ if #ARGV >= dp then redis.call('HDEL', k, unpack(ARGV, dp)) end
 if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
 if old then redis.call('DEL', old) end
 return done(stored())
+""")
+
+# Regenerate on a Cluster, first step (the old session's slot): the old session's fields, if
+# it is still a hash and, with a lock (KEYS[2], token ARGV[1]), the lock is still ours
+# (-3 otherwise); 0 when it is gone (its lock, ours, is released then: nothing to protect).
+_TAKE = Script.define("""
+if KEYS[2] and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -3 end
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then
+  if KEYS[2] then redis.call('DEL', KEYS[2]) end
+  return 0
+end
+return {redis.call('HGETALL', KEYS[1])}
+""")
+
+# Regenerate on a Cluster, last step: delete the old session, and its lock if still ours.
+_DROP = Script.define("""
+redis.call('DEL', KEYS[1])
+if KEYS[2] and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
 """)
 
 # Metadata of a page of sessions: per key {idle s, pttl ms, memory bytes, fields, {$c, user}},
@@ -270,7 +332,7 @@ end
 return out
 """)
 
-SCRIPTS = (_READ, _LOAD, _LOCKED, _WRITE, _DESCRIBE)
+SCRIPTS = (_READ, _LOAD, _LOCKED, _WRITE, _TAKE, _DROP, _DESCRIBE)
 
 
 class HashLayout:
@@ -282,9 +344,15 @@ class HashLayout:
         max_size: limit of a serialized session in bytes.
         scan_count: COUNT hint for SCAN.
         disable_ttl: never set a TTL (sessions live until destroyed).
+
+    Attributes:
+        cluster: the client is a Cluster client: a command never spans two slots (regenerate
+            is split in three, listing goes node by node, multi-key deletes are batched).
+        wait: (replicas, timeout ms, aof) when every save is followed by WAIT / WAITAOF.
     """
 
-    __slots__ = ("_match", "disable_ttl", "max_size", "prefix", "scan_count", "serializer")
+    __slots__ = ("_match", "cluster", "disable_ttl", "max_size", "prefix", "scan_count",
+                 "serializer", "wait")
 
     def __init__(
         self,
@@ -301,6 +369,15 @@ class HashLayout:
         self.scan_count = scan_count
         self.disable_ttl = disable_ttl
         self._match = _glob_escape(prefix) + "{*}"
+        self.cluster = False
+        self.wait: tuple[int, int, bool] | None = None
+
+    def durable(self, command: Script | Call) -> Script | Call | Durable:
+        """`command`, followed by WAIT / WAITAOF when the store asks for replicated saves."""
+        if self.wait is None:
+            return command
+        replicas, timeout_ms, aof = self.wait
+        return Durable(command, replicas, timeout_ms, aof)
 
     def key(self, handle: str) -> str:
         """The Redis key of a session handle."""
@@ -377,9 +454,11 @@ class HashLayout:
         Raises `SessionLockError` when the plan holds a lock that is no longer this request's
         (it expired): nothing was written."""
         if isinstance(plan, Write):
+            if plan.replace is not None and self.cluster:
+                return (yield from self._regenerate_across_slots(plan, plan.replace))
             mode = "c" if plan.create else "u"
-            reply = yield self._write(plan.handle, plan.fields, plan.delete, plan.ttl_ms, mode,
-                                      plan.replace, plan)
+            reply = yield self.durable(self._write(
+                plan.handle, plan.fields, plan.delete, plan.ttl_ms, mode, plan.replace, plan))
             return self._applied(plan, reply)
         if plan is None or plan.lock is None:
             if isinstance(plan, Touch):
@@ -387,12 +466,36 @@ class HashLayout:
                     return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
                 return (yield Call(("PEXPIRE", self.key(plan.handle), plan.ttl_ms))) == 1
             if isinstance(plan, Destroy):
-                yield Call(("DEL", self.key(plan.handle)))
+                yield self.durable(Call(("DEL", self.key(plan.handle))))
             return True
         mode, ttl = ("t", plan.ttl_ms) if isinstance(plan, Touch) else (
             ("d", 0) if isinstance(plan, Destroy) else ("n", 0))
-        reply = yield self._write(plan.handle, {}, (), ttl, mode, None, plan)
+        write = self._write(plan.handle, {}, (), ttl, mode, None, plan)
+        reply = yield (self.durable(write) if isinstance(plan, Destroy) else write)
         return self._applied(plan, reply)
+
+    def _regenerate_across_slots(self, plan: Write, old: str) -> Flow:
+        # The old and the new key live in different slots (in general), and no script may
+        # touch two: read the old session (checking the lock), create the new one from it
+        # with this request's changes, delete the old one. Between the last two commands both
+        # exist, for one round trip; never neither. A write to the old session landing in
+        # that window is lost with it, as a write after a local regenerate is refused.
+        lock_key = self.lock_key(old) if plan.lock is not None else None
+        keys = (self.key(old),) + ((lock_key,) if lock_key else ())
+        taken = yield _TAKE(keys, (plan.lock or "-",))
+        if taken == -3:
+            raise SessionLockError("lock lost")
+        if taken == 0:
+            # Logged out meanwhile (not resurrected under a new id), or this regenerate was
+            # sent before and applied: the new session then exists (a rare extra command).
+            return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
+        seed = taken[0]
+        reply = yield self.durable(self._write(
+            plan.handle, plan.fields, plan.delete, plan.ttl_ms, "c", None,
+            dataclasses.replace(plan, lock=None), seed))
+        applied = self._applied(plan, reply)
+        yield self.durable(_DROP(keys, (plan.lock if plan.release else "-",)))
+        return applied
 
     def _applied(self, plan: Write | Touch | Destroy | Release, reply: Any) -> bool:
         if reply == -3:
@@ -419,6 +522,7 @@ class HashLayout:
         mode: str,
         replace: str | None = None,
         plan: Write | Touch | Destroy | Release | None = None,
+        seed: list[bytes] | None = None,
     ) -> Script:
         keys = [self.key(handle)]
         old = log = lock = 0
@@ -438,7 +542,8 @@ class HashLayout:
         release = int(isinstance(plan, Release) or getattr(plan, "release", False))
         args: list[Any] = [f"{self._ttl(ttl_ms)} {mode} {len(fields)} {len(incr)} {len(setnx)} "
                            f"{old} {log} {lock} {release} {self._codec(incr)} {nonce or '-'} "
-                           f"{token or '-'}"]
+                           f"{token or '-'} {len(seed or ()) // 2}"]
+        args.extend(seed or ())
         for item in fields.items():
             args.extend(item)
         for pair in (*incr, *setnx):
@@ -491,21 +596,29 @@ class HashLayout:
         """Flow: delete sessions -> how many existed."""
         if not handles:
             return 0
-        return (yield Call(("UNLINK", *(self.key(h) for h in handles))))
+        if self.cluster:  # one key per command: the keys are spread over the slots
+            replies = yield Batch(tuple(Call(("UNLINK", self.key(h))) for h in handles),
+                                  strict=True)
+            return sum(replies)
+        return (yield self.durable(Call(("UNLINK", *(self.key(h) for h in handles)))))
 
     def touch(self, handle: str, ttl_ms: int) -> Flow:
         """Flow: refresh a session's TTL -> False if it does not exist."""
         return (yield from self.commit(Touch(handle, ttl_ms)))
 
-    def scan_page(self, cursor: int, handle_prefix: str = "") -> Flow:
+    def scan_page(self, cursor: int, handle_prefix: str = "", node: Any = None) -> Flow:
         """Flow: one SCAN page -> (next cursor, handles). SCAN, never KEYS: it never blocks.
 
         `handle_prefix` keeps only handles starting with it (matched by Redis, not here).
+        On a Cluster, `node` is the primary scanned (each has its own keys and cursor).
         """
         match = self._match
         if handle_prefix:
             match = f"{_glob_escape(self.prefix)}{{{_glob_escape(handle_prefix)}*}}"
-        cursor, keys = yield Call(("SCAN", cursor, "MATCH", match, "COUNT", self.scan_count))
+        reply = yield Call(("SCAN", cursor, "MATCH", match, "COUNT", self.scan_count), node)
+        cursor, keys = reply
+        if isinstance(cursor, dict):  # a Cluster client's cursor is {node: cursor}
+            (cursor,) = cursor.values()
         handles = [h for h in map(self.handle_of, keys) if h is not None]
         return int(cursor), handles
 
@@ -521,15 +634,31 @@ class HashLayout:
         # CLIENT NO-TOUCH ON/OFF (Redis 7.2+, Valkey) so looking does not reset the idle clocks
         # it reports; older servers answer NO-TOUCH with an error, which is ignored.
         keys = [self.key(handle) for handle in handles]
-        replies = yield Batch((
-            Call(("CLIENT", "NO-TOUCH", "ON")),
-            Call(("EVAL", _DESCRIBE.source, len(keys), *keys, field_name(user_field))),
-            Call(("CLIENT", "NO-TOUCH", "OFF")),
-        ))
-        rows = replies[1]
-        if isinstance(rows, Exception):
-            raise rows  # not unavailability (that raised already): a bug or a refused command
-        infos = []
+        user = field_name(user_field)
+        if self.cluster:
+            # A script per slot (keys of one script must share it); no NO-TOUCH: the pipeline
+            # spreads over several connections.
+            by_slot: dict[int, list[int]] = {}
+            for i, key in enumerate(keys):
+                by_slot.setdefault(key_slot(key.encode()), []).append(i)
+            groups = list(by_slot.values())
+            replies = yield Batch(tuple(
+                Call(("EVAL", _DESCRIBE.source, len(group), *(keys[i] for i in group), user))
+                for group in groups), strict=True)
+            rows: list[Any] = [None] * len(keys)
+            for group, reply in zip(groups, replies):
+                for i, row in zip(group, reply):
+                    rows[i] = row
+        else:
+            replies = yield Batch((
+                Call(("CLIENT", "NO-TOUCH", "ON")),
+                Call(("EVAL", _DESCRIBE.source, len(keys), *keys, user)),
+                Call(("CLIENT", "NO-TOUCH", "OFF")),
+            ))
+            rows = replies[1]
+            if isinstance(rows, Exception):
+                raise rows  # not unavailability (raised already): a bug or a refused command
+        infos: list[SessionInfo] = []
         for handle, row in zip(handles, rows):
             if not isinstance(row, list):
                 continue  # gone meanwhile, or not a hash

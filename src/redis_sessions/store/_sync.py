@@ -10,14 +10,15 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import redis
+import redis.cluster
 from redis.exceptions import NoScriptError, RedisError
 
-from .._connect import connect
+from .._connect import Client, connect
 from .._engine import Load, Loaded, Plan, Touch
 from .._errors import StoreUnavailableError
 from ._base import StoreBase, now_ms
 from ._faults import Health
-from ._layouts import Call, Command, Dedup, Flow, Script, SessionInfo, Sleep
+from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
 
 __all__ = ["RedisStore", "SyncRunner"]
 
@@ -64,14 +65,41 @@ class SyncRunner:
             except NoScriptError:
                 return client.execute_command("EVAL", command.source, *args)
         if isinstance(command, Call):
+            if command.node is not None:
+                return client.execute_command(*command.args, target_nodes=command.node)
             return client.execute_command(*command.args)
+        if isinstance(command, Durable):
+            return self._durable(command)
         if isinstance(command, Sleep):
             return time.sleep(command.seconds)
         # Errors of single commands come back as values; connection errors still raise.
         pipe = client.pipeline(transaction=False)
         for call in command.calls:
             pipe.execute_command(*call.args)
-        return pipe.execute(raise_on_error=False)
+        return pipe.execute(raise_on_error=command.strict)
+
+    def _durable(self, command: Durable) -> Any:
+        # The write and WAIT in one pipeline: one connection, so WAIT counts this write.
+        inner = command.inner
+        for loaded in (True, False):
+            pipe = self.client.pipeline(transaction=False)
+            if not isinstance(inner, Script):
+                pipe.execute_command(*inner.args)
+            elif loaded:
+                pipe.execute_command("EVALSHA", inner.sha, len(inner.keys), *inner.keys,
+                                     *inner.args)
+            else:
+                pipe.execute_command("EVAL", inner.source, len(inner.keys), *inner.keys,
+                                     *inner.args)
+            pipe.execute_command(*command.wait_args)
+            reply, acks = pipe.execute(raise_on_error=False)
+            if not isinstance(reply, NoScriptError):
+                break
+        for result in (reply, acks):
+            if isinstance(result, Exception):
+                raise result
+        command.check(acks)
+        return reply
 
 
 class RedisStore(StoreBase):
@@ -81,17 +109,19 @@ class RedisStore(StoreBase):
         client: a `redis.Redis` (or compatible) client, ``decode_responses=False``;
             when omitted, one is built from `url` by `redis_sessions.connect` (explicit
             timeouts and retries), `url` defaulting to ``REDIS_URL``.
-        url: Redis URL when no client is given.
+        url: Redis URL when no client is given (any topology: see `parse_target`).
+        cluster: with `url`, the URL names Cluster nodes (as ``redis+cluster://`` does).
         **options: the `StoreBase` options (prefix, ttl, serializer, max_size, ...).
 
     Every method costs the round trips it names; all raise `StoreUnavailableError` when Redis
     cannot serve.
     """
 
-    def __init__(self, client: redis.Redis | None = None, *, url: str | None = None,
-                 **options: Any) -> None:
+    def __init__(self, client: Client | None = None, *, url: str | None = None,
+                 cluster: bool = False, **options: Any) -> None:
         super().__init__(**options)
-        self.client = client if client is not None else connect(url)
+        self.client = client if client is not None else connect(url, cluster=cluster)
+        self._bind(cluster=isinstance(self.client, redis.cluster.RedisCluster))
         self._runner = SyncRunner(self.client, self.health)
 
     def load(self, spec: Load) -> Loaded | None:
@@ -129,22 +159,16 @@ class RedisStore(StoreBase):
 
     def ids(self) -> Iterator[str]:
         """Every session handle under the prefix, once each (SCAN pages, never KEYS)."""
-        dedup, cursor = Dedup(), 0
-        while True:
-            cursor, handles = self._runner.run(self.layout.scan_page(cursor))
+        dedup = Dedup()
+        for handles in self._pages():
             yield from dedup.fresh(handles)
-            if cursor == 0:
-                return
 
     def all(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every readable session as (handle, data), one round trip per SCAN page more."""
-        dedup, cursor = Dedup(), 0
-        while True:
-            cursor, handles = self._runner.run(self.layout.scan_page(cursor))
+        dedup = Dedup()
+        for handles in self._pages():
             found = self._runner.run(self.layout.get_many(dedup.fresh(handles)))
             yield from found.items()
-            if cursor == 0:
-                return
 
     def length(self) -> int:
         """How many sessions exist (a full SCAN)."""
@@ -156,27 +180,36 @@ class RedisStore(StoreBase):
 
         A key SCAN returns twice is simply not counted twice (UNLINK counts what existed), so
         nothing is remembered between pages: memory stays flat for any number of sessions."""
-        cursor, deleted = 0, 0
-        while True:
-            cursor, handles = self._runner.run(self.layout.scan_page(cursor))
+        deleted = 0
+        for handles in self._pages():
             deleted += self._runner.run(self.layout.destroy(*handles))
             if progress is not None:
                 progress(deleted)
-            if cursor == 0:
-                return deleted  # type: ignore[no-any-return]
+        return deleted
 
     def sessions(
         self, match: str = "", user_field: str = "user"
     ) -> Iterator[SessionInfo]:
         """Every session's metadata (`SessionInfo`), page by page: 2 round trips per SCAN page,
         never the whole keyspace in memory. `match` keeps handles starting with it."""
-        dedup, cursor = Dedup(), 0
-        while True:
-            cursor, handles = self._runner.run(self.layout.scan_page(cursor, match))
+        dedup = Dedup()
+        for handles in self._pages(match):
             infos = self._runner.run(self.layout.describe(dedup.fresh(handles), user_field))
             yield from infos
-            if cursor == 0:
-                return
+
+    def _pages(self, match: str = "") -> Iterator[list[str]]:
+        # Handles page by page; SCAN is per node, so a Cluster is listed primary by primary
+        # (replicas hold the same keys).
+        for node in self._nodes():
+            cursor = 0
+            while True:
+                cursor, handles = self._runner.run(self.layout.scan_page(cursor, match, node))
+                yield handles
+                if cursor == 0:
+                    break
+
+    def _nodes(self) -> list[Any]:
+        return self.client.get_primaries() if self.layout.cluster else [None]  # type: ignore[union-attr]
 
     def describe(self, handle: str, user_field: str = "user") -> SessionInfo | None:
         """One session's metadata, or None if it does not exist (1 round trip)."""
