@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types install browser reliability clean
+.PHONY: demo test lint types install browser nginx reliability clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,21 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# The deploy test (tests/deploy) runs Debian's nginx as the load balancer; install it when we
+# can (root).
+nginx:
+	@if [ ! -x /usr/sbin/nginx ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing nginx for the deploy test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	fi
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests examples bench
 
 types: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: lint types browser
+test: lint types browser nginx
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
 
 # Runs the measuring tests and rewrites the figures block of docs/reliability.md.
