@@ -1,12 +1,12 @@
 """Regenerate the measured figures of docs/reliability.md from the tests that measure them.
 
 Usage: ``.venv/bin/python bench/reliability.py [PATH ...]`` (``make reliability``), default paths
-``tests/faults tests/adapters tests/store``. Runs ``python -m pytest PATH ... -s -v -p
-no:cacheprovider`` from the repository root (``-v`` so that each test's node id precedes its
-output), collects every line ``FIGURE <case> k=v ...`` the tests print (`faultkit.figure`), and
-rewrites the block of docs/reliability.md between ``<!-- figures:start -->`` and
-``<!-- figures:end -->``: date, server, Python and redis-py versions, CPU count, the command, and
-one table row per FIGURE line.
+``tests/faults tests/adapters tests/store tests/sentinel tests/cluster``. Runs ``python -m
+pytest PATH ... -s -v -p no:cacheprovider`` from the repository root (``-v`` so that each
+test's node id precedes its output), collects every line ``FIGURE <case> k=v ...`` the tests
+print (`faultkit.figure`), and rewrites the block of docs/reliability.md between
+``<!-- figures:start -->`` and ``<!-- figures:end -->``: date, server, Python and redis-py
+versions, CPU count, the command, and one table row per FIGURE line.
 
 ``--from-log FILE`` parses the output of an earlier pytest run instead of running one. A run
 with failing tests leaves the document alone unless ``--allow-failures`` is given (the rows of
@@ -32,7 +32,8 @@ from redis_sessions.server import ServerNotFoundError, find_server_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reliability.md"
-DEFAULT_PATHS = ("tests/faults", "tests/adapters", "tests/store")
+DEFAULT_PATHS = ("tests/faults", "tests/adapters", "tests/store", "tests/sentinel",
+                 "tests/cluster")
 PYTEST_OPTIONS = ("-s", "-v", "-p", "no:cacheprovider")
 START = "<!-- figures:start -->"
 END = "<!-- figures:end -->"

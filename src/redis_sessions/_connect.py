@@ -15,6 +15,7 @@ import collections
 import contextlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -26,7 +27,7 @@ import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import EqualJitterBackoff
+from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.connection import parse_url
 from redis.exceptions import MaxConnectionsError
 from redis.retry import Retry
@@ -284,7 +285,8 @@ def connect(url: str | None = None, options: ConnectOptions | None = None, *,
             retry=retry, **_cluster_kwargs(kwargs, target))
     if target.kind == "sentinel":
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            list(target.nodes), sentinel_kwargs=_sentinel_kwargs(opts, target))
+            list(target.nodes),
+            sentinel_kwargs=_sentinel_kwargs(opts, target, Retry(NoBackoff(), 0)))
         return sentinel.master_for(  # type: ignore[no-any-return,no-untyped-call]
             target.service, redis_class=redis.Redis,
             connection_pool_class=_BlockingSentinelPool, retry=retry,
@@ -309,7 +311,8 @@ def connect_async(url: str | None = None, options: ConnectOptions | None = None,
             retry=retry, **_cluster_kwargs(kwargs, target))
     if target.kind == "sentinel":
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            list(target.nodes), sentinel_kwargs=_sentinel_kwargs(opts, target))
+            list(target.nodes),
+            sentinel_kwargs=_sentinel_kwargs(opts, target, AsyncRetry(NoBackoff(), 0)))
         return sentinel.master_for(  # type: ignore[no-any-return]
             target.service, redis_class=redis.asyncio.Redis,
             connection_pool_class=_SentinelWaitingPool, retry=retry,
@@ -318,11 +321,13 @@ def connect_async(url: str | None = None, options: ConnectOptions | None = None,
     return redis.asyncio.Redis.from_pool(pool)
 
 
-def _sentinel_kwargs(opts: ConnectOptions, target: Target) -> dict[str, Any]:
-    # Short timeouts of their own: a dead Sentinel must not eat the request's budget (by
-    # default redis-py would give the Sentinels the data connections' socket options).
+def _sentinel_kwargs(opts: ConnectOptions, target: Target,
+                     retry: Retry | AsyncRetry) -> dict[str, Any]:
+    # Short timeouts of their own and no retry: a dead Sentinel must not eat the request's
+    # budget, the next Sentinel is the retry (by default redis-py would give the Sentinels the
+    # data connections' socket options, and its own client default of 10 retries).
     return {"socket_timeout": opts.sentinel_timeout,
-            "socket_connect_timeout": opts.sentinel_timeout,
+            "socket_connect_timeout": opts.sentinel_timeout, "retry": retry,
             **(target.sentinel_kwargs or {})}
 
 
@@ -334,10 +339,30 @@ def _cluster_kwargs(kwargs: dict[str, Any], target: Target) -> dict[str, Any]:
     return merged
 
 
+# How often a Sentinel pool asks the Sentinels which server is the master, at most. redis-py
+# asks only when it opens a connection: after a graceful failover (SENTINEL FAILOVER) the old
+# master stays writable until the Sentinels demote it, about 10 s later (measured, S3), and
+# every write sent there meanwhile is lost.
+_MASTER_CHECK_INTERVAL = 0.5
+
+
 class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool,
                             redis.BlockingConnectionPool):
-    """The Sentinel master's pool, waiting for a free connection like `connect`'s pool; it
-    owns the Sentinel clients too (closing the client closes their connections)."""
+    """The Sentinel master's pool, waiting for a free connection like `connect`'s pool,
+    re-checking the master every `_MASTER_CHECK_INTERVAL` (connections to a former master are
+    closed: idle ones at once, busy ones when released). It owns the Sentinel clients too
+    (closing the client closes their connections)."""
+
+    _next_check = 0.0
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + _MASTER_CHECK_INTERVAL
+            # A Sentinel that cannot answer now changes nothing: the connections stay.
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                self.get_master_address()  # type: ignore[no-untyped-call]
+        return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     def disconnect(self, inuse_connections: bool = True) -> None:
         super().disconnect(inuse_connections)
@@ -419,8 +444,25 @@ class _WaitingPool(redis.asyncio.ConnectionPool):
 
 
 class _SentinelWaitingPool(redis.asyncio.sentinel.SentinelConnectionPool, _WaitingPool):
-    """The asyncio Sentinel master's pool: `_WaitingPool`'s waiting, Sentinel's discovery; it
-    owns the Sentinel clients too (closing the client closes their connections)."""
+    """The asyncio Sentinel master's pool: `_WaitingPool`'s waiting, Sentinel's discovery,
+    re-checked every `_MASTER_CHECK_INTERVAL` as in the sync pool. It owns the Sentinel
+    clients too (closing the client closes their connections)."""
+
+    _next_check = 0.0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + _MASTER_CHECK_INTERVAL
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                await self.get_master_address()  # type: ignore[no-untyped-call]
+        return await super().get_connection(*args, **kwargs)
+
+    async def release(self, connection: Any) -> None:
+        address = (getattr(connection, "host", None), getattr(connection, "port", None))
+        if self.master_address is not None and address != tuple(self.master_address):
+            await connection.disconnect()  # opened to a former master
+        await super().release(connection)
 
     async def disconnect(self, inuse_connections: bool = True) -> None:
         await super().disconnect(inuse_connections)

@@ -1,10 +1,13 @@
 """Store fixtures: one sync-call interface over the sync, asyncio and in-memory stores.
 
 `store` / `make_store` run every test for "sync" (`RedisStore` on the test server), "async"
-(`AsyncRedisStore` driven on one event loop per test), "memory" (`MemoryStore`) and "acl" (a
+(`AsyncRedisStore` driven on one event loop per test), "memory" (`MemoryStore`), "acl" (a
 `RedisStore` connected as the least-privilege session user of `redis_sessions.acl`, on a server
-of its own). `redis_store` / `make_redis_store` are the same for the real-Redis runners only. An
-autouse spy fails any store test that deserialises with pickle.
+of its own), and the topologies: "sentinel" / "sentinel-async" (through the session's Sentinel
+group) and "cluster" / "cluster-async" (on the session's 6-node Cluster). `redis_store` /
+`make_redis_store` run the Redis-specific tests (command counts, server settings) on one
+server: "sync", "async" and "acl". An autouse spy fails any store test that deserialises with
+pickle.
 """
 
 from __future__ import annotations
@@ -47,7 +50,10 @@ def clean_acl_redis(acl_server: AclServer) -> Iterator[redis.Redis]:
         client.close()
 
 
-@pytest.fixture(params=["sync", "async", "memory", "acl"])
+TOPOLOGIES = ["sentinel", "sentinel-async", "cluster", "cluster-async"]
+
+
+@pytest.fixture(params=["sync", "async", "memory", "acl", *TOPOLOGIES])
 def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
     """Factory of stores for every runner: ``make_store(**RedisStore options)``."""
     factory = StoreFactory(request.param, request)

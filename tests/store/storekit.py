@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -136,7 +137,9 @@ class StoreFactory:
 
     Kinds: "sync", "async", "memory", and "acl": a `RedisStore` connected as the session user
     of its prefix on the ACL server (`acl_server`; `clean_acl_redis` fails the test on any ACL
-    denial).
+    denial); "sentinel" / "sentinel-async": through the session's Sentinel group
+    (``redis+sentinel://``); "cluster" / "cluster-async": on the session's 6-node Cluster
+    (``redis+cluster://``; `raw` is then a Cluster client).
     """
 
     def __init__(self, kind: str, request: pytest.FixtureRequest) -> None:
@@ -144,6 +147,7 @@ class StoreFactory:
         self.request = request
         self.loop: asyncio.AbstractEventLoop | None = None
         self.made: list[StoreProxy] = []
+        self.admins: list[Any] = []
 
     def __call__(self, *, url: str | None = None, options: ConnectOptions | None = None,
                  **store_options: Any) -> StoreProxy:
@@ -157,10 +161,12 @@ class StoreFactory:
                 raw = self.request.getfixturevalue("clean_acl_redis")
                 acl: AclServer = self.request.getfixturevalue("acl_server")
                 url = acl.user_url(raw, store_options.get("prefix", "sess:"))
+            elif self.kind.startswith(("sentinel", "cluster")) and url is None:
+                raw, url = self._topology()
             elif url is None:
                 raw = self.request.getfixturevalue("clean_redis")
                 url = self.request.getfixturevalue("redis_url")
-            if self.kind in ("sync", "acl"):
+            if self.kind in ("sync", "acl", "sentinel", "cluster"):
                 inner: Any = RedisStore(connect(url, options), **store_options)
                 proxy = StoreProxy("sync", inner, raw, None)
             else:
@@ -171,7 +177,24 @@ class StoreFactory:
         self.made.append(proxy)
         return proxy
 
+    def _topology(self) -> tuple[Any, str]:
+        # The shared group or cluster, emptied (test-only FLUSHALL), and an admin client.
+        if self.kind.startswith("sentinel"):
+            group = self.request.getfixturevalue("sentinel_group")
+            group.flush()
+            raw: Any = group.admin()
+            url = group.url()
+        else:
+            cluster = self.request.getfixturevalue("redis_cluster")
+            cluster.flush()
+            raw = cluster.admin()
+            url = cluster.url
+        self.admins.append(raw)
+        return raw, url
+
     def close(self) -> None:
+        for admin in self.admins:
+            admin.close()
         for proxy in self.made:
             if proxy.kind == "sync":
                 proxy.inner.close()
@@ -180,6 +203,13 @@ class StoreFactory:
         if self.loop is not None:
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+
+def key_count(raw: Any) -> int:
+    """How many keys the server (every primary of a Cluster) holds."""
+    if isinstance(raw, redis.cluster.RedisCluster):
+        return sum(int(node.redis_connection.dbsize()) for node in raw.get_primaries())
+    return int(raw.dbsize())
 
 
 def now_ms() -> int:

@@ -7,6 +7,8 @@ import socket
 import ssl
 
 from redis import exceptions as rx
+from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundError
+from redis.sentinel import MasterNotFoundError
 
 from .._errors import StoreUnavailableError
 
@@ -52,16 +54,30 @@ def _tls_reason(exc: BaseException) -> str | None:
     return None
 
 
+def _sentinel_reason(message: str) -> str:
+    # redis-py: "No master found for 'svc' : <sentinel> - <error>, ..." (one entry per Sentinel
+    # that could not be asked); the entries hold addresses, the reason only their count.
+    head, _, errors = message.partition(" : ")
+    service = head.removeprefix("No master found for ")
+    unreachable = errors.count(" - ")
+    tail = f"; {unreachable} Sentinel(s) unreachable" if unreachable else ""
+    return f"Sentinel: no master for {service}{tail}"
+
+
 def classify(exc: BaseException) -> StoreUnavailableError | None:
     """Return a `StoreUnavailableError` when `exc` means Redis cannot serve, else None.
 
     Connection errors (including LOADING and an exhausted pool), timeouts and the error replies
     LOADING, READONLY, OOM, NOREPLICAS, MISCONF, CLUSTERDOWN, MASTERDOWN, TRYAGAIN and BUSY
     are unavailability; anything else (a bug, a wrong argument) is not. A TLS failure (wrong CA,
-    refused client certificate) gets a reason starting with "TLS: ".
+    refused client certificate) gets a reason starting with "TLS: ", a Sentinel group that
+    names no usable master one starting with "Sentinel: " (with how many Sentinels could not
+    be asked).
     """
     if isinstance(exc, rx.BusyLoadingError):
         return StoreUnavailableError("LOADING")
+    if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
+        return StoreUnavailableError(_sentinel_reason(str(exc)))
     if isinstance(exc, (rx.TimeoutError, socket.timeout, TimeoutError)):
         return StoreUnavailableError("timeout")
     if isinstance(exc, (rx.ConnectionError, ConnectionError, OSError)):

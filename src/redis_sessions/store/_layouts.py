@@ -589,7 +589,7 @@ class HashLayout:
         if size > self.max_size:
             raise SessionTooLargeError(size, self.max_size)
         fields[CREATED] = str(now_ms).encode()
-        yield self._write(handle, fields, (), ttl_ms, "r")
+        yield self.durable(self._write(handle, fields, (), ttl_ms, "r"))
         return True
 
     def destroy(self, *handles: str) -> Flow:

@@ -1,0 +1,328 @@
+"""Connecting to every topology: URL parsing, Sentinel discovery and its timeouts, the Cluster
+client's ACL rules, and the WAIT / WAITAOF durability options, on real processes.
+
+The store contract itself runs on the Sentinel group and the Cluster as runners of `store`
+(tests/store/conftest.py); the failover cases are in tests/sentinel and tests/cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis
+import redis.cluster
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+from storekit import create_session, now_ms, open_session
+
+from redis_sessions import (
+    AsyncRedisStore,
+    ConnectOptions,
+    RedisStore,
+    StoreUnavailableError,
+    Write,
+    connect,
+    connect_async,
+    handle_for,
+)
+from redis_sessions._connect import parse_target
+from redis_sessions._errors import ConfigError
+from redis_sessions.acl import acl_rules
+from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.server import free_port
+from sentinelkit import SentinelGroup
+
+SECRET = "topology-secret-0123456789abcdef"
+
+
+# -- URLs ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "kind", "nodes", "service", "kwargs", "sentinel_kwargs"), [
+    ("redis+sentinel://127.0.0.1:1,127.0.0.1:2,[::1]:3/mymaster/2", "sentinel",
+     (("127.0.0.1", 1), ("127.0.0.1", 2), ("::1", 3)), "mymaster", {"db": 2}, {}),
+    ("redis+sentinel://app:p%40ss@h1,h2:26380/svc?sentinel_password=s%40&sentinel_username=mon",
+     "sentinel", (("h1", 6379), ("h2", 26380)), "svc",
+     {"username": "app", "password": "p@ss"}, {"password": "s@", "username": "mon"}),
+    ("rediss+sentinel://h:1/svc?ssl_ca_certs=/ca.pem", "sentinel", (("h", 1),), "svc",
+     {"ssl_ca_certs": "/ca.pem", "ssl": True},
+     {"ssl_ca_certs": "/ca.pem", "ssl": True}),
+    ("redis+cluster://u:pw@a:7000,b:7001/", "cluster", (("a", 7000), ("b", 7001)), "",
+     {"username": "u", "password": "pw"}, None),
+    ("rediss+cluster://a:7000?ssl_cert_reqs=none", "cluster", (("a", 7000),), "",
+     {"ssl_cert_reqs": "none", "ssl": True}, None),
+])
+def test_parse_target(url: str, kind: str, nodes: tuple[tuple[str, int], ...], service: str,
+                      kwargs: dict[str, Any], sentinel_kwargs: dict[str, Any] | None) -> None:
+    target = parse_target(url)
+    assert (target.kind, target.nodes, target.service) == (kind, nodes, service)
+    assert target.kwargs == kwargs
+    assert target.sentinel_kwargs == sentinel_kwargs
+
+
+def test_cluster_flag_turns_a_plain_url_into_startup_nodes() -> None:
+    target = parse_target("redis://a:7000,b:7001", cluster=True)
+    assert (target.kind, target.nodes) == ("cluster", (("a", 7000), ("b", 7001)))
+    assert parse_target("redis://a:7000/0").kind == "single"
+    assert parse_target("unix:///tmp/r.sock").kind == "single"
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("redis+sentinel://h:1", "without a service name"),
+    ("redis+cluster://h:1/2", "only database 0"),
+    ("redis+cluster:///", "no host"),
+    ("mysql://h/x", "unknown Redis URL scheme 'mysql'"),
+    ("h:6379", "no scheme"),
+    ("redis+cluster://user:hunter2@h:port/", "bad host:port"),
+])
+def test_bad_urls_are_refused_clearly_without_the_password(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_target(url)
+    assert "hunter2" not in str(caught.value)
+
+
+# -- Sentinel ------------------------------------------------------------------------------------
+
+def dead_port() -> int:
+    """A port nothing listens on (connections are refused at once)."""
+    return free_port()
+
+
+def silent_listener() -> socket.socket:
+    """A listening socket that never answers: a Sentinel query to it waits for its timeout
+    (the kernel completes the connect; nothing ever replies)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    return sock
+
+
+def test_sentinel_url_reaches_the_master_past_dead_sentinels(sentinel_group: SentinelGroup) -> None:
+    sentinel_group.flush()
+    hosts = ",".join(f"127.0.0.1:{p}" for p in (dead_port(), *sentinel_group.sentinel_ports))
+    store = RedisStore(connect(f"redis+sentinel://{hosts}/{sentinel_group.service}/0"))
+    try:
+        assert store.set("h", {"a": 1})
+        assert store.get("h") == {"a": 1}
+        with sentinel_group.admin() as admin:
+            assert admin.exists(store.layout.key("h")) == 1  # on the master itself
+    finally:
+        store.close()
+
+
+def test_a_hanging_sentinel_costs_at_most_the_sentinel_timeout(
+        sentinel_group: SentinelGroup) -> None:
+    sentinel_group.flush()
+    hang = silent_listener()
+    try:
+        hosts = ",".join(f"127.0.0.1:{p}"
+                         for p in (hang.getsockname()[1], *sentinel_group.sentinel_ports))
+        options = ConnectOptions(sentinel_timeout=0.2, socket_timeout=5, socket_connect_timeout=5)
+        store = RedisStore(connect(f"redis+sentinel://{hosts}/{sentinel_group.service}/0",
+                                   options))
+        try:
+            started = time.monotonic()
+            assert store.set("h", {"a": 1})
+            # The data connections' 5 s timeouts never apply to the Sentinel queries.
+            assert time.monotonic() - started < 1.5
+        finally:
+            store.close()
+    finally:
+        hang.close()
+
+
+def test_unknown_service_and_no_sentinel_are_unavailable_not_errors(
+        sentinel_group: SentinelGroup, caplog: pytest.LogCaptureFixture) -> None:
+    hosts = ",".join(f"127.0.0.1:{p}" for p in sentinel_group.sentinel_ports)
+    for url in (f"redis+sentinel://{hosts}/no-such-service/0",
+                f"redis+sentinel://127.0.0.1:{dead_port()}/{sentinel_group.service}/0"):
+        store = RedisStore(connect(url, ConnectOptions(retries=0)))
+        try:
+            with pytest.raises(StoreUnavailableError) as caught:
+                store.get("h")
+            assert "sentinel" in caught.value.reason.lower()
+        finally:
+            store.close()
+    assert any("no master" in r.getMessage().lower() for r in caplog.records)
+
+
+def test_async_sentinel_store_and_its_sentinel_connections_close(
+        sentinel_group: SentinelGroup) -> None:
+    sentinel_group.flush()
+
+    async def main() -> None:
+        client = connect_async(sentinel_group.url())
+        store = AsyncRedisStore(client)
+        assert await store.set("h", {"a": 1})
+        assert await store.get("h") == {"a": 1}
+        await store.aclose()
+
+    asyncio.run(main())  # an unclosed Sentinel socket would fail the test (warnings are errors)
+
+
+# -- WAIT / WAITAOF ------------------------------------------------------------------------------
+
+def test_wait_replicas_puts_every_save_on_both_replicas(sentinel_group: SentinelGroup) -> None:
+    sentinel_group.flush()
+    store = RedisStore(connect(sentinel_group.url()), wait_replicas=2, wait_timeout=1.0)
+    replicas = [redis.Redis(port=r.port, decode_responses=False)
+                for r in sentinel_group.replicas()]
+    try:
+        engine_store = store
+        for i in range(20):
+            assert engine_store.set(f"h{i}", {"i": i})
+            key = store.layout.key(f"h{i}")
+            # No waiting here: WAIT returned only once both replicas had the write.
+            assert [r.exists(key) for r in replicas] == [1, 1]
+        assert store.destroy("h0") == 1
+        assert [r.exists(store.layout.key("h0")) for r in replicas] == [0, 0]
+    finally:
+        store.close()
+        for r in replicas:
+            r.close()
+
+
+def test_too_few_acknowledgements_fail_the_save_as_unavailable(
+        sentinel_group: SentinelGroup, caplog: pytest.LogCaptureFixture) -> None:
+    sentinel_group.flush()
+    store = RedisStore(connect(sentinel_group.url()), wait_replicas=3, wait_timeout=0.05)
+    try:
+        with pytest.raises(StoreUnavailableError) as caught:
+            store.set("h", {"a": 1})
+        assert caught.value.reason == "NOREPLICAS"
+        assert any("refuses writes (NOREPLICAS)" in r.getMessage() for r in caplog.records)
+        assert store.get("h") == {"a": 1}  # applied on the master, not acknowledged as durable
+    finally:
+        store.close()
+
+
+def test_engine_saves_wait_and_a_short_wait_answers_503(sentinel_group: SentinelGroup) -> None:
+    sentinel_group.flush()
+
+    async def bump(request: Request) -> JSONResponse:
+        request.session["n"] = request.session.get("n", 0) + 1
+        return JSONResponse(dict(request.session))
+
+    def app(wait_replicas: int) -> TestClient:
+        store = AsyncRedisStore(connect_async(sentinel_group.url()),
+                                wait_replicas=wait_replicas, wait_timeout=0.05)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            yield
+            await store.aclose()  # on the app's own loop, where its connections live
+
+        inner = Starlette(routes=[Route("/", bump)], lifespan=lifespan)
+        asgi = SessionMiddleware(inner, store, secret=SECRET, retry_after=3)
+        return TestClient(asgi, raise_server_exceptions=False)
+
+    with app(2) as ok:
+        assert [ok.get("/").json()["n"] for _ in range(3)] == [1, 2, 3]
+        cookie = ok.cookies.get("session")
+    with app(3) as short:
+        response = short.get("/", headers={"cookie": f"session={cookie}"})
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "3"
+
+
+def test_wait_aof_waits_for_the_fsync(make_server: Any) -> None:
+    # everysec: the AOF reaches the disk within about a second, so a save waits up to that.
+    server = make_server(appendonly=True, appendfsync="everysec")
+    store = RedisStore(connect(server.url), wait_aof=True, wait_timeout=0.001)
+    slow = RedisStore(connect(server.url), wait_aof=True, wait_timeout=2.5)
+    try:
+        with pytest.raises(StoreUnavailableError, match="NOREPLICAS"):
+            store.set("h", {"a": 1})  # not on disk within 1 ms
+        assert slow.set("h", {"a": 2})
+        assert slow.get("h") == {"a": 2}
+    finally:
+        store.close()
+        slow.close()
+
+
+def test_durable_regenerate_and_lock_release(make_server: Any) -> None:
+    server = make_server(appendonly=True, appendfsync="always")  # on disk before the reply
+    store = RedisStore(connect(server.url), wait_aof=True)
+    try:
+        from storekit import StoreProxy
+        proxy = StoreProxy("sync", store, None, None)
+        engine = proxy.engine()
+        session = create_session(proxy, engine, user="alice")
+        loaded = open_session(proxy, engine, session.id)
+        loaded.regenerate()
+        plan = engine.plan(loaded, now_ms())
+        assert isinstance(plan, Write)
+        assert store.commit(plan)
+        assert store.get(handle_for(session.id)) is None
+        assert store.get(plan.handle) == {"user": "alice"}
+    finally:
+        store.close()
+
+
+def test_wait_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="wait_replicas"):
+        RedisStore(redis.Redis(), wait_replicas=-1)
+    with pytest.raises(ConfigError, match="wait_timeout"):
+        RedisStore(redis.Redis(), wait_replicas=1, wait_timeout=0)
+
+
+def test_wait_is_refused_with_a_cluster_client(redis_cluster: Any) -> None:
+    client = connect(redis_cluster.url)
+    try:
+        with pytest.raises(ConfigError, match="Cluster"):
+            RedisStore(client, wait_replicas=1)
+    finally:
+        client.close()
+
+
+# -- Cluster ACL ---------------------------------------------------------------------------------
+
+def test_cluster_store_runs_as_the_cluster_session_user(redis_cluster: Any) -> None:
+    """ACL users are per node in a Cluster: created on each; none may log a refusal."""
+    nodes = [redis.Redis(port=n.port, decode_responses=False) for n in redis_cluster.running()]
+    redis_cluster.flush()
+    try:
+        for node in nodes:
+            node.execute_command("ACL", "SETUSER", "sessions", "reset", "on", ">pw",
+                                 *acl_rules(cluster=True).split())
+            node.execute_command("ACL", "LOG", "RESET")
+        url = redis_cluster.url.replace("redis+cluster://", "redis+cluster://sessions:pw@")
+        store = RedisStore(url=url)
+        try:
+            from storekit import StoreProxy
+            proxy = StoreProxy("sync", store, None, None)
+            engine = proxy.engine()
+            for _ in range(20):
+                session = create_session(proxy, engine, user="bob")
+                loaded = open_session(proxy, engine, session.id)
+                loaded.regenerate()
+                loaded.incr("visits")
+                plan = engine.plan(loaded, now_ms())
+                assert store.commit(plan)
+            assert store.length() == 20
+            assert len(list(store.sessions())) == 20
+            assert store.clear() == 20
+        finally:
+            store.close()
+
+        async def run_async() -> None:
+            store = AsyncRedisStore(url=url)
+            assert await store.set("h", {"a": 1})
+            assert await store.length() == 1
+            await store.aclose()
+
+        asyncio.run(run_async())
+        denials = [entry for node in nodes for entry in node.execute_command("ACL", "LOG")]
+        assert denials == []
+    finally:
+        for node in nodes:
+            node.execute_command("ACL", "DELUSER", "sessions")
+            node.close()
