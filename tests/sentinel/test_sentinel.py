@@ -323,6 +323,42 @@ def test_s3_graceful_failover_moves_writes_within_5s_and_no_readonly_reaches_the
     check_group_invariants(app, group, caplog)
 
 
+def test_s3_graceful_failover_with_wait_replicas_loses_nothing(
+    group: SentinelGroup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writes S3 loses are acknowledged by the old master after the promotion: with WAIT 2
+    the promoted replica no longer acknowledges them, so they answer 503 instead."""
+    capture_store_log(caplog)
+    options = {"wait_replicas": 2, "wait_timeout": 0.1}
+    with SentinelApp(group.url(), store_options=options) as app:
+        writes = Writes.start(app)
+        seed = warm_up(writes)
+        first = len(app.log)
+        old = group.master()
+        with group.sentinels[0].client(timeout=5) as sentinel:
+            assert sentinel.execute_command("SENTINEL", "FAILOVER", group.service)
+        asked_at = time.monotonic()
+
+        def moved(exchange: Exchange) -> bool:
+            address = group.master_address()
+            return exchange.ok and address is not None and address[1] != old.port
+
+        ok = writes.until(moved, RECOVERY, "no save on the new master within 15 s")
+        moved_at = ok.started + ok.seconds
+        for _ in range(10):
+            assert writes.write().ok, "a write failed after the failover"
+        window = app.log[first:]
+        assert_clean_failures(window)
+        audit = writes.audit()
+        figure("S3-wait", wait_replicas=2, seconds_to_new_master_writes=moved_at - asked_at,
+               requests_503=sum(1 for e in window if not e.ok),
+               acknowledged_lost=len(audit.lost), refused_but_applied=audit.refused_applied,
+               seed=seed)
+        assert audit.lost == [], f"acknowledged writes lost with WAIT 2: {audit.lost}"
+        assert audit.unexpected == [] and audit.went_back == [], audit
+    check_group_invariants(app, group, caplog)
+
+
 def test_s4_hung_master_is_replaced_and_accepts_no_write_when_it_wakes(
     group: SentinelGroup, caplog: pytest.LogCaptureFixture
 ) -> None:
