@@ -131,6 +131,7 @@ class Exchange:
 @dataclass
 class FaultApp:
     """The app under test on Redis at `url`, sequential requests, every exchange recorded.
+    `options` go to the middleware, `store_options` to the store (``wait_replicas``, ...).
 
     Use as a context manager (it runs the app's lifespan, which closes the store). Cookies are
     never kept by the client: each request names the session cookie it sends, if any.
@@ -139,10 +140,11 @@ class FaultApp:
     url: str
     options: Mapping[str, Any] = field(default_factory=dict)
     log: list[Exchange] = field(default_factory=list)
+    store_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.closed = False  # True once the lifespan ended and the store closed its client
-        self.store = AsyncRedisStore(connect_async(self.url, FAULT_OPTIONS))
+        self.store = AsyncRedisStore(connect_async(self.url, FAULT_OPTIONS), **self.store_options)
         app = SessionMiddleware(fault_app(self.store.aclose), self.store, secret=SECRET,
                                 retry_after=RETRY_AFTER, **self.options)
         # A crash must show up as the 500 a client would get, not as an exception in the test.

@@ -13,31 +13,25 @@ from __future__ import annotations
 import random
 import select
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from faults.faultkit import (
     BUDGET,
     FAULT_OPTIONS,
-    RETRY_AFTER,
-    SECRET,
     Exchange,
     FaultApp,
     capture_store_log,
     check_invariants,
-    fault_app,
     figure,
     raw_send,
     sessions_without_ttl,
     store_log,
 )
-from redis_sessions import AsyncRedisStore, connect_async
-from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import LocalServer
 from sentinelkit import SentinelGroup
 from servers import wait_until
@@ -50,21 +44,6 @@ LAG_WINDOW = 1.0  # asynchronous replication: loss allowed for writes acked this
 GRACEFUL = 5.0  # SENTINEL FAILOVER: seconds to the first 2xx on the new master
 REPLICAS_BACK = 5.0  # S5: seconds from the replicas' restart to the first accepted write
 HANG = 5  # S4: seconds of DEBUG SLEEP on the master
-
-
-@dataclass
-class SentinelApp(FaultApp):
-    """`FaultApp` whose store takes options (``wait_replicas``, ...), which FaultApp cannot
-    pass; built the same way otherwise."""
-
-    store_options: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.closed = False
-        self.store = AsyncRedisStore(connect_async(self.url, FAULT_OPTIONS), **self.store_options)
-        app = SessionMiddleware(fault_app(self.store.aclose), self.store, secret=SECRET,
-                                retry_after=RETRY_AFTER, **self.options)
-        self.http = TestClient(app, raise_server_exceptions=False)
 
 
 @dataclass
@@ -240,7 +219,7 @@ def test_s2_wait_for_both_replicas_loses_no_acknowledged_write(
 ) -> None:
     capture_store_log(caplog)
     options = {"wait_replicas": 2, "wait_timeout": 0.1}
-    with SentinelApp(group.url(), store_options=options) as app:
+    with FaultApp(group.url(), store_options=options) as app:
         writes = Writes.start(app)
         seed = warm_up(writes)
         first = len(app.log)
@@ -330,7 +309,7 @@ def test_s3_graceful_failover_with_wait_replicas_loses_nothing(
     the promoted replica no longer acknowledges them, so they answer 503 instead."""
     capture_store_log(caplog)
     options = {"wait_replicas": 2, "wait_timeout": 0.1}
-    with SentinelApp(group.url(), store_options=options) as app:
+    with FaultApp(group.url(), store_options=options) as app:
         writes = Writes.start(app)
         seed = warm_up(writes)
         first = len(app.log)
