@@ -714,3 +714,35 @@ def test_async_pool_hands_connections_to_waiters_in_order_and_times_out(redis_ur
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_health_with_settle_keeps_a_partial_outage_as_one(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Cluster with one node down: failures and successes interleave; one WARNING, and one
+    INFO once no failure came for `settle` seconds, naming the other reasons seen."""
+    now = [100.0]
+    monkeypatch.setattr("redis_sessions.store._faults.time",
+                        type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}))
+    caplog.set_level(logging.INFO, logger="redis_sessions")
+    health = Health("TestStore", settle=0.5)
+    for step in range(10):  # every other command lands on the dead node
+        now[0] += 0.1
+        if step % 2:
+            health.ok()
+        else:
+            health.failed(rx.ConnectionError("node down"))
+    health.failed(rx.ClusterDownError("CLUSTERDOWN The cluster is down"))
+    now[0] += 0.4
+    health.ok()
+    assert not health.available  # 0.4 s of quiet: not over yet
+    now[0] += 0.2
+    health.ok()
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert messages == [
+        (logging.WARNING, "session store TestStore unavailable (connection); answering 503 "
+                          "until it is back"),
+        (logging.INFO, "session store TestStore available again (during the outage also: "
+                       "CLUSTERDOWN)"),
+    ]
+    assert classify(rx.ClusterError("TTL exhausted.")) is not None

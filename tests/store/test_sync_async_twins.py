@@ -56,13 +56,6 @@ ALLOWED = [
      "            yield from infos\n"),
     # no sum() over an async generator
     ("return sum([1 for _ in self.ids()])", "return sum(1 for _ in self.ids())"),
-    # the asyncio Cluster client learns its nodes at its first command; listing needs them
-    ("""        if self.layout.cluster:
-            try:
-                self.client.initialize()  # the async Cluster client learns its nodes lazily
-            except RedisError as exc:
-                raise self.health.failed(exc) from None
-        return self.client.get_primaries()""", "        return self.client.get_primaries()"),
 ]
 
 

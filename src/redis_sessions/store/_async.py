@@ -212,12 +212,16 @@ class AsyncRedisStore(StoreBase):
                     break
 
     async def _nodes(self) -> list[Any]:
-        if self.layout.cluster:
-            try:
-                await self.client.initialize()  # the async Cluster client learns its nodes lazily
-            except RedisError as exc:
-                raise self.health.failed(exc) from None
-        return self.client.get_primaries() if self.layout.cluster else [None]  # type: ignore[union-attr]
+        if not self.layout.cluster:
+            return [None]
+        try:
+            # The primaries as they are now: after a failover the client's cached slot map
+            # still names the dead one until a command to a key finds out.
+            await self.client.nodes_manager.initialize()  # type: ignore[union-attr]
+        except RedisError as exc:
+            raise self.health.failed(exc) from None
+        primaries: list[Any] = self.client.get_primaries()  # type: ignore[union-attr]
+        return primaries
 
     async def describe(self, handle: str, user_field: str = "user") -> SessionInfo | None:
         """One session's metadata, or None if it does not exist (1 round trip)."""

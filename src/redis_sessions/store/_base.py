@@ -79,6 +79,8 @@ class StoreBase:
     def _bind(self, *, cluster: bool) -> None:
         # What the client is decides how commands are shaped (see HashLayout.cluster).
         self.layout.cluster = cluster
+        if cluster:
+            self.health.settle = 0.5  # one node down, the others serving: one outage
         if cluster and self.layout.wait is not None:
             raise ConfigError("wait_replicas / wait_aof: not available with a Cluster client "
                               "(WAIT must follow the write on the same node connection)")

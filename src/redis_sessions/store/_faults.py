@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 
 from redis import exceptions as rx
 from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundError
@@ -88,7 +89,9 @@ def classify(exc: BaseException) -> StoreUnavailableError | None:
         code = getattr(exc, "status_code", None) or _script_error_code(str(exc))
         if code in _UNAVAILABLE_PREFIXES:
             return StoreUnavailableError(code)
-    if isinstance(exc, rx.RedisClusterException):
+    if isinstance(exc, (rx.RedisClusterException, rx.ClusterError)):
+        # Topology trouble the Cluster client gave up on: no node for a slot, or redirections
+        # (MOVED/ASK/TRYAGAIN during a migration) past its limit ("TTL exhausted").
         return StoreUnavailableError("cluster")
     return None
 
@@ -101,14 +104,22 @@ _WRITE_REFUSALS = ("OOM", "MISCONF", "NOREPLICAS", "READONLY")
 class Health:
     """Tracks whether the store is reachable: one WARNING when an outage starts, one INFO when
     it ends, whatever the number of requests in between. Refused writes (OOM, MISCONF,
-    NOREPLICAS, READONLY) are an outage of their own, ended by a successful write."""
+    NOREPLICAS, READONLY) are an outage of their own, ended by a successful write.
 
-    __slots__ = ("available", "name", "writable")
+    With `settle` > 0 (a Cluster, where one node can fail while the others serve), the outage
+    ends only with a success `settle` seconds after the last failure: otherwise every success
+    on another slot would end it and the next failure start a new one. The INFO that ends an
+    outage names the other reasons seen during it (e.g. a dead node, then CLUSTERDOWN)."""
 
-    def __init__(self, name: str) -> None:
+    __slots__ = ("_last_failure", "_reasons", "available", "name", "settle", "writable")
+
+    def __init__(self, name: str, settle: float = 0.0) -> None:
         self.name = name
         self.available = True
         self.writable = True
+        self.settle = settle
+        self._last_failure = 0.0
+        self._reasons: list[str] = []
 
     def failed(self, exc: BaseException) -> BaseException:
         """Translate `exc`; log the start of an outage. Returns the exception to raise."""
@@ -121,17 +132,25 @@ class Health:
                 logger.warning("session store %s refuses writes (%s); answering 503 to "
                                "requests that write until it accepts them", self.name,
                                error.reason)
-        elif self.available:
-            self.available = False
-            logger.warning("session store %s unavailable (%s); answering 503 until it is back",
-                           self.name, error.reason)
+        else:
+            self._last_failure = time.monotonic()
+            if self.available:
+                self.available = False
+                self._reasons = [error.reason]
+                logger.warning("session store %s unavailable (%s); answering 503 until it is "
+                               "back", self.name, error.reason)
+            elif error.reason not in self._reasons and len(self._reasons) < 8:
+                self._reasons.append(error.reason)
         return error
 
     def ok(self, wrote: bool = True) -> None:
         """Record a successful command (`wrote`: it was a write); log the end of an outage."""
-        if not self.available:
+        if not self.available and (
+                self.settle <= 0 or time.monotonic() - self._last_failure >= self.settle):
             self.available = True
-            logger.info("session store %s available again", self.name)
+            also = self._reasons[1:]
+            logger.info("session store %s available again%s", self.name,
+                        f" (during the outage also: {', '.join(also)})" if also else "")
         if wrote and not self.writable:
             self.writable = True
             logger.info("session store %s accepts writes again", self.name)

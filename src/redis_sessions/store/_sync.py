@@ -209,7 +209,16 @@ class RedisStore(StoreBase):
                     break
 
     def _nodes(self) -> list[Any]:
-        return self.client.get_primaries() if self.layout.cluster else [None]  # type: ignore[union-attr]
+        if not self.layout.cluster:
+            return [None]
+        try:
+            # The primaries as they are now: after a failover the client's cached slot map
+            # still names the dead one until a command to a key finds out.
+            self.client.nodes_manager.initialize()  # type: ignore[union-attr]
+        except RedisError as exc:
+            raise self.health.failed(exc) from None
+        primaries: list[Any] = self.client.get_primaries()  # type: ignore[union-attr]
+        return primaries
 
     def describe(self, handle: str, user_field: str = "user") -> SessionInfo | None:
         """One session's metadata, or None if it does not exist (1 round trip)."""
