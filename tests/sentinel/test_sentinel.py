@@ -256,33 +256,42 @@ def test_s2_wait_for_both_replicas_loses_no_acknowledged_write(
     check_group_invariants(app, group, caplog, outages=2)
 
 
+def graceful_failover(group: SentinelGroup, app: FaultApp, timeout: float,
+                      connections_left: bool) -> tuple[Writes, int, list[Exchange], float, float]:
+    """Warm up, ``SENTINEL FAILOVER``, write until a save lands on the new master (and, with
+    `connections_left`, the app holds no connection to the old one) within `timeout`, then 10
+    more saves that must all succeed. Returns (writes, seed, the exchanges since the command,
+    when it was sent, when the first save on the new master was acknowledged)."""
+    writes = Writes.start(app)
+    seed = warm_up(writes)
+    first = len(app.log)
+    old = group.master()
+    with group.sentinels[0].client(timeout=5) as sentinel:
+        assert sentinel.execute_command("SENTINEL", "FAILOVER", group.service)
+    asked_at = time.monotonic()
+
+    def moved(exchange: Exchange) -> bool:
+        address = group.master_address()
+        return exchange.ok and address is not None and address[1] != old.port and (
+            not connections_left or library_connections(old) == 0)
+
+    ok = writes.until(moved, timeout, f"no save on the new master {timeout} s after FAILOVER")
+    for _ in range(10):
+        assert writes.write().ok, "a write failed after the failover"
+    window = app.log[first:]
+    assert_clean_failures(window)
+    return writes, seed, window, asked_at, ok.started + ok.seconds
+
+
 def test_s3_graceful_failover_moves_writes_within_5s_and_no_readonly_reaches_the_app(
     group: SentinelGroup, caplog: pytest.LogCaptureFixture
 ) -> None:
     capture_store_log(caplog)
     with FaultApp(group.url()) as app:
-        writes = Writes.start(app)
-        seed = warm_up(writes)
-        first = len(app.log)
-        old = group.master()
-        with group.sentinels[0].client(timeout=5) as sentinel:
-            assert sentinel.execute_command("SENTINEL", "FAILOVER", group.service)
-        asked_at = time.monotonic()
-
         # The old master stays a master (and keeps every connection) until a Sentinel turns
         # it into a replica, seconds later: only the client can notice the switch sooner.
-        def moved(exchange: Exchange) -> bool:
-            address = group.master_address()
-            return exchange.ok and address is not None and address[1] != old.port \
-                and library_connections(old) == 0
-
-        ok = writes.until(moved, GRACEFUL, (
-            f"the app still writes to the old master {GRACEFUL} s after SENTINEL FAILOVER"))
-        moved_at = ok.started + ok.seconds
-        for _ in range(10):
-            assert writes.write().ok, "a write failed after the failover"
-        window = app.log[first:]
-        assert_clean_failures(window)
+        writes, seed, window, asked_at, moved_at = graceful_failover(
+            group, app, GRACEFUL, connections_left=True)
         # The new master's data is what survives: the old one resyncs from it once a Sentinel
         # turns it into a replica, discarding whatever it accepted after the promotion.
         audit = writes.audit()
@@ -310,24 +319,9 @@ def test_s3_graceful_failover_with_wait_replicas_loses_nothing(
     capture_store_log(caplog)
     options = {"wait_replicas": 2, "wait_timeout": 0.1}
     with FaultApp(group.url(), store_options=options) as app:
-        writes = Writes.start(app)
-        seed = warm_up(writes)
-        first = len(app.log)
-        old = group.master()
-        with group.sentinels[0].client(timeout=5) as sentinel:
-            assert sentinel.execute_command("SENTINEL", "FAILOVER", group.service)
-        asked_at = time.monotonic()
-
-        def moved(exchange: Exchange) -> bool:
-            address = group.master_address()
-            return exchange.ok and address is not None and address[1] != old.port
-
-        ok = writes.until(moved, RECOVERY, "no save on the new master within 15 s")
-        moved_at = ok.started + ok.seconds
-        for _ in range(10):
-            assert writes.write().ok, "a write failed after the failover"
-        window = app.log[first:]
-        assert_clean_failures(window)
+        # Saves need both replicas: they succeed once both follow the new master.
+        writes, seed, window, asked_at, moved_at = graceful_failover(
+            group, app, RECOVERY, connections_left=False)
         audit = writes.audit()
         figure("S3-wait", wait_replicas=2, seconds_to_new_master_writes=moved_at - asked_at,
                requests_503=sum(1 for e in window if not e.ok),
@@ -505,6 +499,7 @@ def test_shared_group_serves_sessions_through_the_sentinel_url(
     sentinel_group: SentinelGroup,
 ) -> None:
     # The session-wide group (non-destructive users only): the URL reaches its master.
+    sentinel_group.flush()  # other tests leave their sessions behind
     with FaultApp(sentinel_group.url()) as app:
         cookie = app.new_session(a="1")
         assert app.read(cookie) == {"a": "1"}
