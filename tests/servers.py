@@ -48,8 +48,10 @@ def wait_until(
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """One server for the whole test session (no AOF: tests do not need durability)."""
-    server = LocalServer(data_dir=tmp_path_factory.mktemp("redis-server"), appendonly=False)
+    """One server for the whole test session (no AOF: tests do not need durability), on TCP
+    and on a unix socket."""
+    server = LocalServer(data_dir=tmp_path_factory.mktemp("redis-server"), appendonly=False,
+                         unix_socket=True)
     server.start()
     try:
         yield server

@@ -3,24 +3,28 @@
 `store` / `make_store` run every test for "sync" (`RedisStore` on the test server), "async"
 (`AsyncRedisStore` driven on one event loop per test), "memory" (`MemoryStore`), "acl" (a
 `RedisStore` connected as the least-privilege session user of `redis_sessions.acl`, on a server
-of its own), and the topologies: "sentinel" / "sentinel-async" (through the session's Sentinel
-group) and "cluster" / "cluster-async" (on the session's 6-node Cluster). `redis_store` /
-`make_redis_store` run the Redis-specific tests (command counts, server settings) on one
-server: "sync", "async" and "acl". An autouse spy fails any store test that deserialises with
-pickle.
+of its own), and the topologies, each sync and async: "unix" (the test server's unix socket),
+"tls" (``rediss://`` through a TLS proxy to it), "sentinel" (through the session's Sentinel
+group) and "cluster" (on the session's 6-node Cluster). `redis_store` / `make_redis_store` run
+the Redis-specific tests (command counts, server settings) on one server: "sync", "async" and
+"acl". An autouse spy fails any store test that deserialises with pickle.
 """
 
 from __future__ import annotations
 
 import pickle  # noqa: TID251 - only to spy on it: nothing may call it
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import redis
+import trustme
 from storekit import AclServer, MakeStore, StoreFactory, StoreProxy, acl_denials
 
 from redis_sessions.server import LocalServer
+from tlsproxy import TLSProxy
 
 __all__ = ["MakeStore", "StoreProxy"]
 
@@ -50,7 +54,24 @@ def clean_acl_redis(acl_server: AclServer) -> Iterator[redis.Redis]:
         client.close()
 
 
-TOPOLOGIES = ["sentinel", "sentinel-async", "cluster", "cluster-async"]
+TOPOLOGIES = ["unix", "unix-async", "tls", "tls-async",
+              "sentinel", "sentinel-async", "cluster", "cluster-async"]
+
+
+@pytest.fixture(scope="session")
+def tls_url(redis_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``rediss://`` URL to the session server, through a TLS proxy with a throwaway CA
+    (the bundled server has no TLS; tests/store/test_tls.py covers the TLS cases)."""
+    folder = tmp_path_factory.mktemp("tls-runner")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(folder / "ca.pem")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    proxy = TLSProxy(redis_server.host, redis_server.port, context).start()
+    try:
+        yield f"{proxy.url}?{urlencode({'ssl_ca_certs': str(folder / 'ca.pem')})}"
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture(params=["sync", "async", "memory", "acl", *TOPOLOGIES])

@@ -137,9 +137,10 @@ class StoreFactory:
 
     Kinds: "sync", "async", "memory", and "acl": a `RedisStore` connected as the session user
     of its prefix on the ACL server (`acl_server`; `clean_acl_redis` fails the test on any ACL
-    denial); "sentinel" / "sentinel-async": through the session's Sentinel group
-    (``redis+sentinel://``); "cluster" / "cluster-async": on the session's 6-node Cluster
-    (``redis+cluster://``; `raw` is then a Cluster client).
+    denial); "unix" / "unix-async" and "tls" / "tls-async": the test server through its unix
+    socket and through a TLS proxy; "sentinel" / "sentinel-async": through the session's
+    Sentinel group (``redis+sentinel://``); "cluster" / "cluster-async": on the session's
+    6-node Cluster (``redis+cluster://``; `raw` is then a Cluster client).
     """
 
     def __init__(self, kind: str, request: pytest.FixtureRequest) -> None:
@@ -163,10 +164,15 @@ class StoreFactory:
                 url = acl.user_url(raw, store_options.get("prefix", "sess:"))
             elif self.kind.startswith(("sentinel", "cluster")) and url is None:
                 raw, url = self._topology()
+            elif self.kind.startswith(("unix", "tls")) and url is None:
+                raw = self.request.getfixturevalue("clean_redis")
+                url = (self.request.getfixturevalue("redis_server").unix_url
+                       if self.kind.startswith("unix")
+                       else self.request.getfixturevalue("tls_url"))
             elif url is None:
                 raw = self.request.getfixturevalue("clean_redis")
                 url = self.request.getfixturevalue("redis_url")
-            if self.kind in ("sync", "acl", "sentinel", "cluster"):
+            if self.kind in ("sync", "acl", "unix", "tls", "sentinel", "cluster"):
                 inner: Any = RedisStore(connect(url, options), **store_options)
                 proxy = StoreProxy("sync", inner, raw, None)
             else:
