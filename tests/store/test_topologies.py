@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -38,8 +39,9 @@ from redis_sessions._connect import parse_target
 from redis_sessions._errors import ConfigError
 from redis_sessions.acl import acl_rules
 from redis_sessions.asgi import SessionMiddleware
-from redis_sessions.server import free_port
+from redis_sessions.server import find_server_binary, free_port
 from sentinelkit import SentinelGroup
+from servers import wait_until
 
 SECRET = "topology-secret-0123456789abcdef"
 
@@ -326,3 +328,67 @@ def test_cluster_store_runs_as_the_cluster_session_user(redis_cluster: Any) -> N
         for node in nodes:
             node.execute_command("ACL", "DELUSER", "sessions")
             node.close()
+
+
+# -- Sentinel with passwords ---------------------------------------------------------------------
+
+@pytest.fixture
+def guarded_sentinel(make_server: Any, tmp_path: Any) -> Iterator[tuple[int, int]]:
+    """A master with a password and one Sentinel with a password of its own (quorum 1):
+    yields (sentinel port, master port). Stopped by the PID started."""
+    master = make_server(password="data-pw", appendonly=False)
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text("\n".join([
+        f"port {port}", "bind 127.0.0.1", f"dir {tmp_path}", f"logfile {tmp_path}/sentinel.log",
+        "requirepass sentinel-pw",
+        f"sentinel monitor guarded 127.0.0.1 {master.port} 1",
+        "sentinel auth-pass guarded data-pw", "sentinel resolve-hostnames no", ""]))
+    proc = subprocess.Popen([find_server_binary(), str(conf), "--sentinel"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def knows_master() -> bool:
+            try:
+                with redis.Redis(port=port, password="sentinel-pw", socket_timeout=0.5,
+                                 decode_responses=True) as sentinel:
+                    state = sentinel.execute_command("SENTINEL", "MASTER", "guarded")
+            except (redis.RedisError, OSError):
+                return False
+            return state.get("flags") == "master"  # seen and not down
+
+        wait_until(knows_master, 10, message="the Sentinel never saw its master")
+        yield port, master.port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_sentinel_password_apart_from_the_data_password(
+        guarded_sentinel: tuple[int, int]) -> None:
+    port, master_port = guarded_sentinel
+    base = f"127.0.0.1:{port}/guarded/0"
+    store = RedisStore(url=f"redis+sentinel://:data-pw@{base}?sentinel_password=sentinel-pw")
+    try:
+        assert store.set("h", {"a": 1})
+        assert store.get("h") == {"a": 1}
+    finally:
+        store.close()
+    with redis.Redis(port=master_port, password="data-pw") as master:
+        assert master.exists(store.layout.key("h")) == 1
+    # Each password is checked where it belongs: the Sentinel refuses the client without its
+    # own, the master refuses a wrong data password.
+    for url, reason in ((f"redis+sentinel://:data-pw@{base}", "Sentinel: no master"),
+                        (f"redis+sentinel://:wrong@{base}?sentinel_password=sentinel-pw",
+                         "authentication failed")):
+        bad = RedisStore(connect(url, ConnectOptions(retries=0)))
+        try:
+            with pytest.raises(StoreUnavailableError) as caught:
+                bad.get("h")
+            assert caught.value.reason.startswith(reason)
+        finally:
+            bad.close()

@@ -71,7 +71,8 @@ def classify(exc: BaseException) -> StoreUnavailableError | None:
     Connection errors (including LOADING and an exhausted pool), timeouts and the error replies
     LOADING, READONLY, OOM, NOREPLICAS, MISCONF, CLUSTERDOWN, MASTERDOWN, TRYAGAIN and BUSY
     are unavailability; anything else (a bug, a wrong argument) is not. A TLS failure (wrong CA,
-    refused client certificate) gets a reason starting with "TLS: ", a Sentinel group that
+    refused client certificate) gets a reason starting with "TLS: ", a refused user or password
+    "authentication failed", a Sentinel group that
     names no usable master one starting with "Sentinel: " (with how many Sentinels could not
     be asked).
     """
@@ -79,6 +80,8 @@ def classify(exc: BaseException) -> StoreUnavailableError | None:
         return StoreUnavailableError("LOADING")
     if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
         return StoreUnavailableError(_sentinel_reason(str(exc)))
+    if isinstance(exc, rx.AuthenticationError):  # a ConnectionError to redis-py: name it
+        return StoreUnavailableError("authentication failed")
     if isinstance(exc, (rx.TimeoutError, socket.timeout, TimeoutError)):
         return StoreUnavailableError("timeout")
     if isinstance(exc, (rx.ConnectionError, ConnectionError, OSError)):
