@@ -333,7 +333,9 @@ def _sentinel_kwargs(opts: ConnectOptions, target: Target,
 
 def _cluster_kwargs(kwargs: dict[str, Any], target: Target) -> dict[str, Any]:
     merged = {**(target.kwargs or {}), **kwargs}
-    merged.pop("timeout", None)  # no blocking pool per node in redis-py's Cluster clients
+    # redis-py's Cluster clients have no waiting pool per node (a full one fails at once with
+    # MaxConnectionsError): the store's runner waits instead (`StoreBase.pool_wait`).
+    merged.pop("timeout", None)
     if merged.get("max_connections") is None:
         merged.pop("max_connections", None)
     return merged

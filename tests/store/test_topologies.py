@@ -8,6 +8,7 @@ The store contract itself runs on the Sentinel group and the Cluster as runners 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import socket
 import subprocess
@@ -392,3 +393,30 @@ def test_sentinel_password_apart_from_the_data_password(
             assert caught.value.reason.startswith(reason)
         finally:
             bad.close()
+
+
+# -- Cluster connection bursts -------------------------------------------------------------------
+
+def test_cluster_bursts_wait_for_a_connection_instead_of_failing(redis_cluster: Any) -> None:
+    """More concurrent commands than a node's pool: they queue (sync threads and asyncio
+    tasks), none fails while the Cluster is healthy."""
+    redis_cluster.flush()
+    small = ConnectOptions(max_connections=2)
+
+    async def burst() -> list[bool]:
+        store = AsyncRedisStore(connect_async(redis_cluster.url, small))
+        try:
+            return list(await asyncio.gather(*(store.set(f"a{i}", {"i": i})
+                                               for i in range(60))))
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(burst()) == [True] * 60
+    store = RedisStore(connect(redis_cluster.url, small))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            done = list(pool.map(lambda i: store.set(f"s{i}", {"i": i}), range(60)))
+        assert done == [True] * 60
+        assert store.length() == 120
+    finally:
+        store.close()

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._connect import ConnectOptions
 from .._errors import ConfigError
 from .._serializers import Serializer, default_serializer
 from ._faults import Health
@@ -79,6 +80,8 @@ class StoreBase:
     def _bind(self, *, cluster: bool) -> None:
         # What the client is decides how commands are shaped (see HashLayout.cluster).
         self.layout.cluster = cluster
+        # A Cluster client's node pools do not wait for a free connection: the runner does.
+        self.pool_wait = ConnectOptions().pool_timeout if cluster else 0.0
         if cluster:
             self.health.settle = 0.5  # one node down, the others serving: one outage
         if cluster and self.layout.wait is not None:

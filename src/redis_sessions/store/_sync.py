@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 import redis.cluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 
 from .._connect import Client, connect
 from .._engine import Load, Loaded, Plan, Touch
@@ -22,15 +22,18 @@ from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, 
 
 __all__ = ["RedisStore", "SyncRunner"]
 
+_POLL = 0.002  # seconds between looks for a free Cluster connection
+
 
 class SyncRunner:
     """Runs flows on a `redis.Redis`-compatible client; translates errors once."""
 
-    __slots__ = ("client", "health")
+    __slots__ = ("client", "health", "pool_wait")
 
-    def __init__(self, client: Any, health: Health) -> None:
+    def __init__(self, client: Any, health: Health, pool_wait: float = 0.0) -> None:
         self.client = client
         self.health = health
+        self.pool_wait = pool_wait
 
     def run(self, flow: Flow) -> Any:
         """Drive `flow` to completion, one round trip per yielded command."""
@@ -47,12 +50,23 @@ class SyncRunner:
 
     def execute(self, command: Command) -> Any:
         """Run one command; unavailability becomes `StoreUnavailableError`."""
-        try:
-            reply = self._dispatch(command)
-        except RedisError as exc:
-            raise self.health.failed(exc) from None
-        except OSError as exc:
-            raise self.health.failed(exc) from None
+        waits = int(self.pool_wait / _POLL)
+        while True:
+            try:
+                reply = self._dispatch(command)
+                break
+            except MaxConnectionsError as exc:
+                # A Cluster client's per-node pool fails at once when all its connections
+                # are busy: a burst waits here for one instead (up to `pool_wait`), as it does
+                # in the pools of `connect`.
+                if waits <= 0:
+                    raise self.health.failed(exc) from None
+                waits -= 1
+                time.sleep(_POLL)
+            except RedisError as exc:
+                raise self.health.failed(exc) from None
+            except OSError as exc:
+                raise self.health.failed(exc) from None
         self.health.ok(command.writes)
         return reply
 
@@ -122,7 +136,7 @@ class RedisStore(StoreBase):
         super().__init__(**options)
         self.client = client if client is not None else connect(url, cluster=cluster)
         self._bind(cluster=isinstance(self.client, redis.cluster.RedisCluster))
-        self._runner = SyncRunner(self.client, self.health)
+        self._runner = SyncRunner(self.client, self.health, self.pool_wait)
 
     def load(self, spec: Load) -> Loaded | None:
         """Read a session, refreshing its TTL when due (1 round trip)."""
