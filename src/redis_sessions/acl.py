@@ -16,7 +16,7 @@ from .store._layouts import _glob_escape
 __all__ = ["SESSION_USER_ACL", "acl_rules"]
 
 # What redis-py's Cluster client adds: the slot map (CLUSTER SLOTS) and the command table it
-# learns key positions from (COMMAND, COMMAND GETKEYS for scripts sent in a pipeline).
+# learns key positions from (COMMAND).
 _CLUSTER = ("cluster|slots", "command")
 
 # What the store's durability options send after a save.
