@@ -331,3 +331,28 @@ def test_help_and_version() -> None:
     for name in ("demo", "ls", "show", "rm", "stats", "purge", "server", "dashboard"):
         assert re.search(rf"^  {name}\s", out, re.MULTILINE), name
     assert "redis-sessions, version " in invoke(None, "--version").stdout
+
+
+# -- topologies ---------------------------------------------------------------------------------
+
+
+def test_commands_on_a_cluster_and_through_sentinel(redis_cluster: Any,
+                                                   sentinel_group: Any) -> None:
+    """ls / stats / show / rm / purge with ``redis+cluster://`` and ``redis+sentinel://`` URLs:
+    a Cluster is listed primary by primary, every session once."""
+    redis_cluster.flush()
+    sentinel_group.flush()
+    for url in (redis_cluster.url, sentinel_group.url()):
+        store = RedisStore(url=url)
+        try:
+            for i in range(30):
+                store.set(f"h{i:02}", {"user": f"u{i % 3}"})
+        finally:
+            store.close()
+        listed = [row["handle"] for row in ls_json(url, "--limit", "0")]
+        assert sorted(listed) == [f"h{i:02}" for i in range(30)]
+        stats = json.loads(invoke(url, "stats", "--json").stdout)
+        assert stats["count"] == 30
+        assert json.loads(invoke(url, "show", "h01", "--json").stdout)["data"] == {"user": "u1"}
+        invoke(url, "rm", "h01")
+        assert invoke(url, "purge", "--yes").stdout.startswith("deleted 29 sessions")
