@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from storekit import create_session, now_ms, open_session
+from storekit import StoreProxy, create_session, now_ms, open_session
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -179,9 +179,8 @@ def test_wait_replicas_puts_every_save_on_both_replicas(sentinel_group: Sentinel
     replicas = [redis.Redis(port=r.port, decode_responses=False)
                 for r in sentinel_group.replicas()]
     try:
-        engine_store = store
         for i in range(20):
-            assert engine_store.set(f"h{i}", {"i": i})
+            assert store.set(f"h{i}", {"i": i})
             key = store.layout.key(f"h{i}")
             # No waiting here: WAIT returned only once both replicas had the write.
             assert [r.exists(key) for r in replicas] == [1, 1]
@@ -251,11 +250,10 @@ def test_wait_aof_waits_for_the_fsync(make_server: Any) -> None:
         slow.close()
 
 
-def test_durable_regenerate_and_lock_release(make_server: Any) -> None:
+def test_regenerate_with_wait_aof(make_server: Any) -> None:
     server = make_server(appendonly=True, appendfsync="always")  # on disk before the reply
     store = RedisStore(connect(server.url), wait_aof=True)
     try:
-        from storekit import StoreProxy
         proxy = StoreProxy("sync", store, None, None)
         engine = proxy.engine()
         session = create_session(proxy, engine, user="alice")
@@ -300,7 +298,6 @@ def test_cluster_store_runs_as_the_cluster_session_user(redis_cluster: Any) -> N
         url = redis_cluster.url.replace("redis+cluster://", "redis+cluster://sessions:pw@")
         store = RedisStore(url=url)
         try:
-            from storekit import StoreProxy
             proxy = StoreProxy("sync", store, None, None)
             engine = proxy.engine()
             for _ in range(20):

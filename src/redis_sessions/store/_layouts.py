@@ -489,11 +489,11 @@ class HashLayout:
             # sent before and applied: the new session then exists (a rare extra command).
             return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
         seed = taken[0]
-        reply = yield self.durable(self._write(
-            plan.handle, plan.fields, plan.delete, plan.ttl_ms, "c", None,
-            dataclasses.replace(plan, lock=None), seed))
+        # No `durable()` here: the durability options are refused with a Cluster client.
+        reply = yield self._write(plan.handle, plan.fields, plan.delete, plan.ttl_ms, "c", None,
+                                  dataclasses.replace(plan, lock=None), seed)
         applied = self._applied(plan, reply)
-        yield self.durable(_DROP(keys, (plan.lock if plan.release else "-",)))
+        yield _DROP(keys, (plan.lock if plan.release else "-",))
         return applied
 
     def _applied(self, plan: Write | Touch | Destroy | Release, reply: Any) -> bool:
