@@ -690,14 +690,20 @@ def test_health_refused_writes_are_one_outage_while_reads_succeed(
 
 def test_async_pool_hands_connections_to_waiters_in_order_and_times_out(redis_url: str) -> None:
     async def scenario() -> None:
+        # 300 commands on 2 connections: all served in turn. The last waits for the 298
+        # before it, so the timeout is generous (a loaded CI machine took over 0.3 s).
+        patient = connect_async(redis_url, ConnectOptions(max_connections=2, pool_timeout=30))
+        try:
+            results = await asyncio.gather(*(patient.execute_command("PING")
+                                             for _ in range(300)))
+            assert results == [True] * 300
+            pool = patient.connection_pool
+            assert len(pool._in_use_connections) == 0 and len(pool._available_connections) == 2
+        finally:
+            await patient.aclose()
         client = connect_async(redis_url, ConnectOptions(max_connections=2, pool_timeout=0.3))
         pool = client.connection_pool
         try:
-            # 300 commands on 2 connections: all served, none waits past the timeout.
-            results = await asyncio.gather(*(client.execute_command("PING")
-                                             for _ in range(300)))
-            assert results == [True] * 300
-            assert len(pool._in_use_connections) == 0 and len(pool._available_connections) == 2
             # Both connections held elsewhere: a command waits pool_timeout, then fails.
             held = [await pool.get_connection(), await pool.get_connection()]
             started = time.monotonic()
