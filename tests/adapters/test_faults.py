@@ -128,7 +128,7 @@ async def test_i6_event_loop_keeps_serving_during_a_redis_hang(make_server: Any)
             for _ in range(5):
                 started = time.monotonic()
                 assert (await http.get("/health")).status_code == 200
-                assert time.monotonic() - started < 0.1
+                assert time.monotonic() - started < 0.3  # the hung request takes > 1 s
             assert (await hung).status_code == 503
         finally:
             server.resume()

@@ -213,9 +213,9 @@ def test_engine_saves_wait_and_a_short_wait_answers_503(sentinel_group: Sentinel
         request.session["n"] = request.session.get("n", 0) + 1
         return JSONResponse(dict(request.session))
 
-    def app(wait_replicas: int) -> TestClient:
+    def app(wait_replicas: int, wait_timeout: float) -> TestClient:
         store = AsyncRedisStore(connect_async(sentinel_group.url()),
-                                wait_replicas=wait_replicas, wait_timeout=0.05)
+                                wait_replicas=wait_replicas, wait_timeout=wait_timeout)
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -226,10 +226,10 @@ def test_engine_saves_wait_and_a_short_wait_answers_503(sentinel_group: Sentinel
         asgi = SessionMiddleware(inner, store, secret=SECRET, retry_after=3)
         return TestClient(asgi, raise_server_exceptions=False)
 
-    with app(2) as ok:
+    with app(2, 2.0) as ok:  # both replicas ack (a loaded machine may take > 50 ms)
         assert [ok.get("/").json()["n"] for _ in range(3)] == [1, 2, 3]
         cookie = ok.cookies.get("session")
-    with app(3) as short:
+    with app(3, 0.05) as short:  # there are only 2 replicas
         response = short.get("/", headers={"cookie": f"session={cookie}"})
         assert response.status_code == 503
         assert response.headers["retry-after"] == "3"
