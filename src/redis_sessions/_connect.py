@@ -16,8 +16,9 @@ import contextlib
 import json
 import os
 import time
+import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 import redis
@@ -279,10 +280,10 @@ def connect(url: str | None = None, options: ConnectOptions | None = None, *,
     kwargs = {**opts.client_kwargs(), **client_kwargs}
     retry = Retry(opts.backoff(), opts.retries)
     if target.kind == "cluster":
-        return redis.cluster.RedisCluster(
+        return _remember_limits(redis.cluster.RedisCluster(
             startup_nodes=[redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
                            for h, p in target.nodes],
-            retry=retry, **_cluster_kwargs(kwargs, target))
+            retry=retry, **_cluster_kwargs(kwargs, target)), kwargs)
     if target.kind == "sentinel":
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             list(target.nodes),
@@ -306,9 +307,9 @@ def connect_async(url: str | None = None, options: ConnectOptions | None = None,
     kwargs = {**opts.client_kwargs(), **client_kwargs}
     retry = AsyncRetry(opts.backoff(), opts.retries)
     if target.kind == "cluster":
-        return redis.asyncio.cluster.RedisCluster(
+        return _remember_limits(redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
-            retry=retry, **_cluster_kwargs(kwargs, target))
+            retry=retry, **_cluster_kwargs(kwargs, target)), kwargs)
     if target.kind == "sentinel":
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             list(target.nodes),
@@ -331,10 +332,39 @@ def _sentinel_kwargs(opts: ConnectOptions, target: Target,
             **(target.sentinel_kwargs or {})}
 
 
+# What each Cluster client `connect` built was asked for: connections per node and the wait
+# for a free one (its node pools do not wait, and the client keeps no record of the wait).
+_CLUSTER_LIMITS: weakref.WeakKeyDictionary[Any, tuple[int | None, float]] = (
+    weakref.WeakKeyDictionary())
+
+
+def cluster_limits(client: Any) -> tuple[int | None, float]:
+    """A Cluster `client`'s connections per node (None: no limit known) and the seconds a
+    command may wait for a free one: what `connect` was asked for, else what the client
+    says and the default wait."""
+    known = _CLUSTER_LIMITS.get(client)
+    if known is not None:
+        return known
+    manager = getattr(client, "nodes_manager", None)  # sync clients keep the kwargs there
+    kwargs = getattr(manager, "connection_kwargs", None) or getattr(
+        client, "connection_kwargs", None) or {}
+    limit = kwargs.get("max_connections")
+    return (limit if isinstance(limit, int) and limit > 0 else None,
+            ConnectOptions().pool_timeout)
+
+
+_C = TypeVar("_C")
+
+
+def _remember_limits(client: _C, kwargs: dict[str, Any]) -> _C:
+    _CLUSTER_LIMITS[client] = (kwargs.get("max_connections"), kwargs["timeout"])
+    return client
+
+
 def _cluster_kwargs(kwargs: dict[str, Any], target: Target) -> dict[str, Any]:
     merged = {**(target.kwargs or {}), **kwargs}
     # redis-py's Cluster clients have no waiting pool per node (a full one fails at once with
-    # MaxConnectionsError): the store's runner waits instead (`StoreBase.pool_wait`).
+    # MaxConnectionsError): the store's runner waits instead (`ThreadGate`, `cluster_limits`).
     merged.pop("timeout", None)
     if merged.get("max_connections") is None:
         merged.pop("max_connections", None)

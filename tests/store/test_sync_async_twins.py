@@ -25,6 +25,8 @@ RENAMES = [
     ("redis.asyncio.Redis", "redis.Redis"),
     ("AsyncRedisStore", "RedisStore"),
     ("AsyncRunner", "SyncRunner"),
+    ("TaskGate", "ThreadGate"),
+    ("cluster_ready_async", "cluster_ready"),
     ("AsyncClient", "Client"),
     ("AsyncIterator", "Iterator"),
     ("connect_async", "connect"),

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio.cluster
 import redis.cluster
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,11 +37,12 @@ from redis_sessions import (
     connect_async,
     handle_for,
 )
-from redis_sessions._connect import parse_target
+from redis_sessions._connect import cluster_limits, parse_target
 from redis_sessions._errors import ConfigError
 from redis_sessions.acl import acl_rules
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import find_server_binary, free_port
+from redis_sessions.store._base import TaskGate
 from sentinelkit import SentinelGroup
 from servers import wait_until
 
@@ -417,3 +419,130 @@ def test_cluster_bursts_wait_for_a_connection_instead_of_failing(redis_cluster: 
         assert store.length() == 120
     finally:
         store.close()
+
+
+def test_cluster_store_keeps_its_commands_to_the_pool_and_waits_pool_timeout(
+        redis_cluster: Any) -> None:
+    """A Cluster store keeps no more commands in flight than a node pool has connections
+    (a full node pool fails a pipeline as if the node were down): a burst of threads on one
+    connection all succeed; with its turns all taken, a command waits the client's
+    `pool_timeout` (not a fixed default), then is unavailable ("no free connection")."""
+    redis_cluster.flush()
+    store = RedisStore(connect(redis_cluster.url,
+                               ConnectOptions(max_connections=1, pool_timeout=0.2)))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(lambda i: store.set(f"t{i}", {"i": i}), range(40))) == [
+                True] * 40
+        assert dict(store.all()) == {f"t{i}": {"i": i} for i in range(40)}
+        gate = store._runner.gate
+        assert gate is not None and gate.acquire()  # the one turn, taken elsewhere
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailableError, match="no free connection"):
+                store.get("t1")
+            assert 0.2 <= time.monotonic() - started < 1.0  # not the default 1 s
+        finally:
+            gate.release()
+        assert store.get("t1") == {"i": 1}
+    finally:
+        store.close()
+
+
+def test_async_cluster_store_waits_its_turn_first_come_first_served(redis_cluster: Any) -> None:
+    redis_cluster.flush()
+
+    async def scenario() -> None:
+        store = AsyncRedisStore(connect_async(
+            redis_cluster.url, ConnectOptions(max_connections=1, pool_timeout=0.2)))
+        try:
+            assert await asyncio.gather(*(store.set(f"a{i}", {"i": i}) for i in range(40))) == [
+                True] * 40
+            gate = store._runner.gate
+            assert gate is not None and await gate.acquire()
+            try:
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailableError, match="no free connection"):
+                    await store.get("a1")
+                assert 0.2 <= time.monotonic() - started < 1.0
+                # A waiter gets the turn released while it waits.
+                waiting = asyncio.ensure_future(store.get("a2"))
+                await asyncio.sleep(0)  # let it queue (a scheduling step, not a timed wait)
+            finally:
+                gate.release()
+            assert await waiting == {"i": 2}
+            assert await store.length() == 40
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_task_gate_hands_turns_in_order_and_passes_on_a_cancelled_waiters_turn() -> None:
+    async def scenario() -> None:
+        gate = TaskGate(1, wait=5.0)
+        assert await gate.acquire()
+        first = asyncio.ensure_future(gate.acquire())
+        second = asyncio.ensure_future(gate.acquire())
+        await asyncio.sleep(0)  # both queue (a scheduling step, not a timed wait)
+        gate.release()  # handed to `first`...
+        first.cancel()  # ...which is cancelled before it runs
+        (outcome,) = await asyncio.gather(first, return_exceptions=True)
+        if outcome is True:  # it kept the turn it was handed (wait_for may swallow a cancel)
+            gate.release()
+        else:  # it passed the turn on
+            assert isinstance(outcome, asyncio.CancelledError)
+        assert await second is True  # either way no turn is lost
+        gate.release()
+        assert await gate.acquire()
+        assert gate._free == 0 and not gate._waiters  # exactly one turn, none lost or made
+        short = TaskGate(1, wait=0.05)
+        assert await short.acquire() and not await short.acquire()
+
+    asyncio.run(scenario())
+
+
+def test_cluster_limits_of_our_clients_and_of_clients_built_elsewhere(
+        redis_cluster: Any) -> None:
+    options = ConnectOptions(max_connections=3, pool_timeout=0.4)
+    ours = connect(redis_cluster.url, options)
+    ours_async = connect_async(redis_cluster.url, options)
+    port = redis_cluster.nodes[0].port
+    theirs = redis.cluster.RedisCluster(host="127.0.0.1", port=port, max_connections=5)
+    theirs_async = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=port,
+                                                      max_connections=7)
+    default_wait = ConnectOptions().pool_timeout
+    try:
+        assert cluster_limits(ours) == cluster_limits(ours_async) == (3, 0.4)
+        assert cluster_limits(theirs) == (5, default_wait)
+        assert cluster_limits(theirs_async) == (7, default_wait)
+        assert RedisStore(theirs)._runner.gate is not None
+    finally:
+        ours.close()
+        theirs.close()
+        asyncio.run(ours_async.aclose())
+        asyncio.run(theirs_async.aclose())
+
+
+def test_async_cluster_store_reads_the_slot_map_before_a_burst_of_first_commands(
+        redis_cluster: Any) -> None:
+    """Many tasks starting on a fresh asyncio Cluster client: without the store waiting for
+    the slot map, commands sent while it is read went to the wrong node (MOVED), and every
+    5th MOVED made redis-py close all the client's connections under the other commands."""
+    redis_cluster.flush()
+    for node in redis_cluster.primaries():
+        redis_cluster._call(node, "CONFIG", "RESETSTAT")
+
+    async def burst() -> list[bool]:
+        store = AsyncRedisStore(connect_async(redis_cluster.url))
+        try:
+            return list(await asyncio.gather(*(store.set(f"b{i}", {"i": i})
+                                               for i in range(200))))
+        finally:
+            await store.aclose()
+
+    for _ in range(3):
+        assert asyncio.run(burst()) == [True] * 200
+    stats = [redis_cluster._call(node, "INFO", "errorstats")
+             for node in redis_cluster.primaries()]
+    assert not [line for text in stats for line in text.splitlines() if "MOVED" in line]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._connect import ConnectOptions
+from .._connect import cluster_limits
 from .._errors import ConfigError
 from .._serializers import Serializer, default_serializer
 from ._faults import Health
 from ._layouts import HashLayout
 
-__all__ = ["StoreBase", "now_ms"]
+__all__ = ["StoreBase", "TaskGate", "ThreadGate", "cluster_ready", "cluster_ready_async", "now_ms"]
 
 TTL = float | Callable[[Mapping[str, Any]], float]
 
@@ -20,6 +24,96 @@ TTL = float | Callable[[Mapping[str, Any]], float]
 def now_ms() -> int:
     """Wall-clock time in integer milliseconds (what session metadata stores)."""
     return int(time.time() * 1000)
+
+
+# The turns of a Cluster store whose client gives no connection limit.
+_UNBOUNDED = 1 << 30
+
+
+def cluster_ready(client: Any) -> None:
+    """Nothing to do: a sync Cluster client reads the slot map in its constructor."""
+
+
+async def cluster_ready_async(client: Any) -> None:
+    """Have an asyncio Cluster `client` read the slot map before a command when it has none:
+    at first use, and after redis-py closed it (on every 5th MOVED by default, or a pipeline's
+    connection error). Commands of other tasks sent while it reads are routed without it
+    (measured: MOVED replies for a burst of first commands, then the client closing every
+    connection, in-flight commands included, on the 5th); waiting for it here avoids that."""
+    if getattr(client, "_initialize", False):
+        await client.initialize()
+
+
+class ThreadGate:
+    """At most `limit` commands of a Cluster store in flight across threads; the others wait
+    up to `wait` seconds for their turn.
+
+    redis-py's Cluster clients have no waiting pool per node: a command that finds its node's
+    connections all busy fails with MaxConnectionsError, and inside a pipeline that error is
+    taken for a failed node (the sync client re-reads the slot map, the asyncio one closes
+    every connection of the client, measured). Keeping the commands in flight to the pool size
+    means no node pool runs out.
+    """
+
+    __slots__ = ("_slots", "_wait")
+
+    def __init__(self, limit: int, wait: float) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        self._wait = wait
+
+    def acquire(self) -> bool:
+        """Take a turn; False when none came within the wait."""
+        return self._slots.acquire(timeout=self._wait)
+
+    def release(self) -> None:
+        """End a turn taken by `acquire`."""
+        self._slots.release()
+
+
+class TaskGate:
+    """`ThreadGate` for asyncio tasks: turns are handed first come, first served, and the gate
+    belongs to no event loop (a store may serve several, one after the other)."""
+
+    __slots__ = ("_free", "_wait", "_waiters")
+
+    def __init__(self, limit: int, wait: float) -> None:
+        self._free = limit
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._wait = wait
+
+    async def acquire(self) -> bool:
+        """Take a turn; False when none came within the wait."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            # shield: a timeout must not cancel a hand-over that is happening right now
+            await asyncio.wait_for(asyncio.shield(waiter), self._wait)
+            return True
+        except asyncio.TimeoutError:  # not TimeoutError on 3.10
+            if waiter.done():
+                return True  # handed over as the wait ran out
+            waiter.cancel()
+            return False
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over to a task cancelled meanwhile: pass it on
+            waiter.cancel()
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    def release(self) -> None:
+        """End a turn: the oldest waiter gets it, else it is free again."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 class StoreBase:
@@ -77,11 +171,14 @@ class StoreBase:
         if wait_replicas or wait_aof:
             self.layout.wait = (wait_replicas, max(1, round(wait_timeout * 1000)), wait_aof)
 
-    def _bind(self, *, cluster: bool) -> None:
+    def _bind(self, client: Any, *, cluster: bool) -> None:
         # What the client is decides how commands are shaped (see HashLayout.cluster).
         self.layout.cluster = cluster
-        # A Cluster client's node pools do not wait for a free connection: the runner does.
-        self.pool_wait = ConnectOptions().pool_timeout if cluster else 0.0
+        # A Cluster client's node pools do not wait for a free connection: the runner does
+        # (see ThreadGate).
+        self.pool_limit, self.pool_wait = cluster_limits(client) if cluster else (None, 0.0)
+        if cluster and self.pool_limit is None:
+            self.pool_limit = _UNBOUNDED
         if cluster:
             self.health.settle = 0.5  # one node down, the others serving: one outage
         if cluster and self.layout.wait is not None:

@@ -68,18 +68,20 @@ def _sentinel_reason(message: str) -> str:
 def classify(exc: BaseException) -> StoreUnavailableError | None:
     """Return a `StoreUnavailableError` when `exc` means Redis cannot serve, else None.
 
-    Connection errors (including LOADING and an exhausted pool), timeouts and the error replies
-    LOADING, READONLY, OOM, NOREPLICAS, MISCONF, CLUSTERDOWN, MASTERDOWN, TRYAGAIN and BUSY
-    are unavailability; anything else (a bug, a wrong argument) is not. A TLS failure (wrong CA,
-    refused client certificate) gets a reason starting with "TLS: ", a refused user or password
-    "authentication failed", a Sentinel group that
-    names no usable master one starting with "Sentinel: " (with how many Sentinels could not
+    Connection errors (including LOADING and an exhausted pool: "no free connection"),
+    timeouts and the error replies LOADING, READONLY, OOM, NOREPLICAS, MISCONF, CLUSTERDOWN,
+    MASTERDOWN, TRYAGAIN and BUSY are unavailability; anything else (a bug, a wrong argument)
+    is not. A TLS failure (wrong CA, refused client certificate) gets a reason starting with
+    "TLS: ", a refused user or password "authentication failed", a Sentinel group that names
+    no usable master one starting with "Sentinel: " (with how many Sentinels could not
     be asked).
     """
     if isinstance(exc, rx.BusyLoadingError):
         return StoreUnavailableError("LOADING")
     if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
         return StoreUnavailableError(_sentinel_reason(str(exc)))
+    if isinstance(exc, rx.MaxConnectionsError):  # a ConnectionError to redis-py: name it
+        return StoreUnavailableError("no free connection")
     if isinstance(exc, rx.AuthenticationError):  # a ConnectionError to redis-py: name it
         return StoreUnavailableError("authentication failed")
     if isinstance(exc, (rx.TimeoutError, socket.timeout, TimeoutError)):

@@ -16,7 +16,7 @@ from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 from .._connect import Client, connect
 from .._engine import Load, Loaded, Plan, Touch
 from .._errors import StoreUnavailableError
-from ._base import StoreBase, now_ms
+from ._base import StoreBase, ThreadGate, cluster_ready, now_ms
 from ._faults import Health
 from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
 
@@ -28,12 +28,16 @@ _POLL = 0.002  # seconds between looks for a free Cluster connection
 class SyncRunner:
     """Runs flows on a `redis.Redis`-compatible client; translates errors once."""
 
-    __slots__ = ("client", "health", "pool_wait")
+    __slots__ = ("client", "gate", "health", "pool_wait")
 
-    def __init__(self, client: Any, health: Health, pool_wait: float = 0.0) -> None:
+    def __init__(self, client: Any, health: Health, pool_wait: float = 0.0,
+                 pool_limit: int | None = None) -> None:
         self.client = client
         self.health = health
         self.pool_wait = pool_wait
+        # Only with a Cluster client: no more commands in flight than a node pool has
+        # connections.
+        self.gate = ThreadGate(pool_limit, pool_wait) if pool_limit else None
 
     def run(self, flow: Flow) -> Any:
         """Drive `flow` to completion, one round trip per yielded command."""
@@ -50,6 +54,18 @@ class SyncRunner:
 
     def execute(self, command: Command) -> Any:
         """Run one command; unavailability becomes `StoreUnavailableError`."""
+        gate = self.gate
+        if gate is None:
+            return self._execute(command)
+        if not gate.acquire():
+            raise self.health.failed(MaxConnectionsError("no free connection in time"))
+        try:
+            cluster_ready(self.client)
+            return self._execute(command)
+        finally:
+            gate.release()
+
+    def _execute(self, command: Command) -> Any:
         waits = int(self.pool_wait / _POLL)
         while True:
             try:
@@ -57,8 +73,8 @@ class SyncRunner:
                 break
             except MaxConnectionsError as exc:
                 # A Cluster client's per-node pool fails at once when all its connections
-                # are busy: a burst waits here for one instead (up to `pool_wait`), as it does
-                # in the pools of `connect`.
+                # are busy (the gate keeps this store's own commands below that; the client
+                # may be shared): wait here for one instead (up to `pool_wait`).
                 if waits <= 0:
                     raise self.health.failed(exc) from None
                 waits -= 1
@@ -135,8 +151,8 @@ class RedisStore(StoreBase):
                  cluster: bool = False, **options: Any) -> None:
         super().__init__(**options)
         self.client = client if client is not None else connect(url, cluster=cluster)
-        self._bind(cluster=isinstance(self.client, redis.cluster.RedisCluster))
-        self._runner = SyncRunner(self.client, self.health, self.pool_wait)
+        self._bind(self.client, cluster=isinstance(self.client, redis.cluster.RedisCluster))
+        self._runner = SyncRunner(self.client, self.health, self.pool_wait, self.pool_limit)
 
     def load(self, spec: Load) -> Loaded | None:
         """Read a session, refreshing its TTL when due (1 round trip)."""
