@@ -514,6 +514,7 @@ def test_cluster_limits_of_our_clients_and_of_clients_built_elsewhere(
     default_wait = ConnectOptions().pool_timeout
     try:
         assert cluster_limits(ours) == cluster_limits(ours_async) == (3, 0.4)
+        assert ours_async.reinitialize_steps == 0  # MOVED patches the map, closes nothing
         assert cluster_limits(theirs) == (5, default_wait)
         assert cluster_limits(theirs_async) == (7, default_wait)
         assert RedisStore(theirs)._runner.gate is not None
