@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types install browser nginx reliability clean
+.PHONY: demo test lint types install browser nginx reliability screenshot clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ types: $(BIN)/.installed
 
 test: lint types browser nginx
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
+
+# Rewrites docs/dashboard.png from the browser test.
+screenshot: $(BIN)/.installed browser
+	REDIS_SESSIONS_SCREENSHOT=1 $(BIN)/python -m pytest -q --no-cov -p no:cacheprovider \
+		tests/dashboard/test_dash_browser.py
 
 # Runs the measuring tests and rewrites the figures block of docs/reliability.md.
 reliability: $(BIN)/.installed
