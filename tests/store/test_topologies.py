@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from storekit import StoreProxy, create_session, now_ms, open_session
 
+from faultproxy import FaultProxy
 from redis_sessions import (
     AsyncRedisStore,
     ConnectOptions,
@@ -547,3 +548,30 @@ def test_async_cluster_store_reads_the_slot_map_before_a_burst_of_first_commands
     stats = [redis_cluster._call(node, "INFO", "errorstats")
              for node in redis_cluster.primaries()]
     assert not [line for text in stats for line in text.splitlines() if "MOVED" in line]
+
+
+def test_async_cluster_store_unreachable_at_first_use_is_unavailable_then_recovers(
+        redis_cluster: Any) -> None:
+    """No startup node answers when the app first uses the store: 503s ("no node reachable"
+    is not a RedisError to redis-py), and the store works once one answers, no restart."""
+    redis_cluster.flush()
+    fast = ConnectOptions(socket_connect_timeout=0.2, socket_timeout=0.2, retries=0)
+    with FaultProxy("127.0.0.1", redis_cluster.primaries()[0].port) as proxy:
+        proxy.mode = "reset"
+
+        async def first_use() -> None:
+            store = AsyncRedisStore(connect_async(f"redis+cluster://127.0.0.1:{proxy.port}/",
+                                                  fast))
+            try:
+                with pytest.raises(StoreUnavailableError):
+                    await store.get("h")
+                with pytest.raises(StoreUnavailableError):
+                    await store.length()
+                proxy.mode = "pass"  # the slot map then names the nodes themselves
+                assert await store.set("h", {"a": 1})
+                assert await store.get("h") == {"a": 1}
+                assert await store.length() == 1
+            finally:
+                await store.aclose()
+
+        asyncio.run(first_use())

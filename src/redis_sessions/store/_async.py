@@ -11,7 +11,12 @@ from typing import Any
 
 import redis.asyncio
 import redis.asyncio.cluster
-from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
+from redis.exceptions import (
+    MaxConnectionsError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+)
 
 from .._connect import AsyncClient, connect_async
 from .._engine import Load, Loaded, Plan, Touch
@@ -60,15 +65,16 @@ class AsyncRunner:
         if not await gate.acquire():
             raise self.health.failed(MaxConnectionsError("no free connection in time"))
         try:
-            await cluster_ready_async(self.client)
-            return await self._execute(command)
+            return await self._execute(command, cluster=True)
         finally:
             gate.release()
 
-    async def _execute(self, command: Command) -> Any:
+    async def _execute(self, command: Command, cluster: bool = False) -> Any:
         waits = int(self.pool_wait / _POLL)
         while True:
             try:
+                if cluster:
+                    await cluster_ready_async(self.client)
                 reply = await self._dispatch(command)
                 break
             except MaxConnectionsError as exc:
@@ -79,7 +85,7 @@ class AsyncRunner:
                     raise self.health.failed(exc) from None
                 waits -= 1
                 await asyncio.sleep(_POLL)
-            except RedisError as exc:
+            except (RedisError, RedisClusterException) as exc:  # the latter: no node reachable
                 raise self.health.failed(exc) from None
             except OSError as exc:
                 raise self.health.failed(exc) from None
@@ -247,8 +253,9 @@ class AsyncRedisStore(StoreBase):
         try:
             # The primaries as they are now: after a failover the client's cached slot map
             # still names the dead one until a command to a key finds out.
-            await self.client.nodes_manager.initialize()  # type: ignore[union-attr]
-        except RedisError as exc:
+            if not await cluster_ready_async(self.client):
+                await self.client.nodes_manager.initialize()  # type: ignore[union-attr]
+        except (RedisError, RedisClusterException) as exc:
             raise self.health.failed(exc) from None
         primaries: list[Any] = self.client.get_primaries()  # type: ignore[union-attr]
         return primaries

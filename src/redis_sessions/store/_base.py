@@ -30,18 +30,22 @@ def now_ms() -> int:
 _UNBOUNDED = 1 << 30
 
 
-def cluster_ready(client: Any) -> None:
-    """Nothing to do: a sync Cluster client reads the slot map in its constructor."""
+def cluster_ready(client: Any) -> bool:
+    """Nothing to do (False): a sync Cluster client reads the slot map in its constructor."""
+    return False
 
 
-async def cluster_ready_async(client: Any) -> None:
+async def cluster_ready_async(client: Any) -> bool:
     """Have an asyncio Cluster `client` read the slot map before a command when it has none:
     at first use, and after redis-py closed it (on every 5th MOVED by default, or a pipeline's
     connection error). Commands of other tasks sent while it reads are routed without it
     (measured: MOVED replies for a burst of first commands, then the client closing every
-    connection, in-flight commands included, on the 5th); waiting for it here avoids that."""
+    connection, in-flight commands included, on the 5th); waiting for it here avoids that.
+    True when the map was read by this call."""
     if getattr(client, "_initialize", False):
         await client.initialize()
+        return True
+    return False
 
 
 class ThreadGate:

@@ -11,7 +11,12 @@ from typing import Any
 
 import redis
 import redis.cluster
-from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
+from redis.exceptions import (
+    MaxConnectionsError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+)
 
 from .._connect import Client, connect
 from .._engine import Load, Loaded, Plan, Touch
@@ -60,15 +65,16 @@ class SyncRunner:
         if not gate.acquire():
             raise self.health.failed(MaxConnectionsError("no free connection in time"))
         try:
-            cluster_ready(self.client)
-            return self._execute(command)
+            return self._execute(command, cluster=True)
         finally:
             gate.release()
 
-    def _execute(self, command: Command) -> Any:
+    def _execute(self, command: Command, cluster: bool = False) -> Any:
         waits = int(self.pool_wait / _POLL)
         while True:
             try:
+                if cluster:
+                    cluster_ready(self.client)
                 reply = self._dispatch(command)
                 break
             except MaxConnectionsError as exc:
@@ -79,7 +85,7 @@ class SyncRunner:
                     raise self.health.failed(exc) from None
                 waits -= 1
                 time.sleep(_POLL)
-            except RedisError as exc:
+            except (RedisError, RedisClusterException) as exc:  # the latter: no node reachable
                 raise self.health.failed(exc) from None
             except OSError as exc:
                 raise self.health.failed(exc) from None
@@ -244,8 +250,9 @@ class RedisStore(StoreBase):
         try:
             # The primaries as they are now: after a failover the client's cached slot map
             # still names the dead one until a command to a key finds out.
-            self.client.nodes_manager.initialize()  # type: ignore[union-attr]
-        except RedisError as exc:
+            if not cluster_ready(self.client):
+                self.client.nodes_manager.initialize()  # type: ignore[union-attr]
+        except (RedisError, RedisClusterException) as exc:
             raise self.health.failed(exc) from None
         primaries: list[Any] = self.client.get_primaries()  # type: ignore[union-attr]
         return primaries
