@@ -47,7 +47,7 @@ from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped
 from django.utils.deprecation import MiddlewareMixin  # type: ignore[import-untyped]
 
 from ._adapter import unavailable_body, unavailable_headers
-from ._connect import ConnectOptions, connect, connect_async
+from ._connect import ConnectOptions
 from ._engine import Destroy, Load, Loaded, Plan, Touch, Write
 from ._errors import ConfigError, SessionTooLargeError, StoreUnavailableError
 from ._ids import handle_for, is_well_formed, new_id
@@ -178,10 +178,10 @@ class _Backend:
         self._lock = threading.Lock()
         self._async: dict[asyncio.AbstractEventLoop, AsyncRedisStore] = {}
         try:
-            self.store = RedisStore(
-                connect(options.url, options.connect, **options.client_kwargs),
-                **self._store_options(),
-            )
+            # From the URL, not a client: the store then starts even while no Cluster node
+            # answers (redis-py's sync Cluster client would raise in its constructor).
+            self.store = RedisStore(url=options.url, connect_options=options.connect,
+                                    client_kwargs=options.client_kwargs, **self._store_options())
         except ConfigError as exc:
             raise ImproperlyConfigured(f"REDIS_SESSIONS: {exc}") from None
 
@@ -197,8 +197,8 @@ class _Backend:
                 for closed in [other for other in self._async if other.is_closed()]:
                     del self._async[closed]  # its connections died with their loop
                 o = self.options
-                store = AsyncRedisStore(connect_async(o.url, o.connect, **o.client_kwargs),
-                                        **self._store_options())
+                store = AsyncRedisStore(url=o.url, connect_options=o.connect,
+                                        client_kwargs=o.client_kwargs, **self._store_options())
                 self._async[loop] = store
         return store
 

@@ -752,3 +752,26 @@ def test_health_with_settle_keeps_a_partial_outage_as_one(
                        "CLUSTERDOWN)"),
     ]
     assert classify(rx.ClusterError("TTL exhausted.")) is not None
+
+
+def test_store_from_a_url_takes_connect_options_and_client_kwargs(redis_url: str) -> None:
+    store = RedisStore(url=redis_url, connect_options=ConnectOptions(max_connections=3),
+                       client_kwargs={"client_name": "checkout-7"})
+    try:
+        assert store.set("h", {"a": 1}) and store.get("h") == {"a": 1}
+        assert store.client.connection_pool.max_connections == 3
+        assert store.client.client_getname() == "checkout-7"
+    finally:
+        store.close()
+
+    async def from_url() -> None:
+        astore = AsyncRedisStore(url=redis_url, connect_options=ConnectOptions(max_connections=2),
+                                 client_kwargs={"client_name": "checkout-8"})
+        try:
+            assert await astore.get("h") == {"a": 1}
+            assert astore.client.connection_pool.max_connections == 2
+            assert await astore.client.client_getname() == "checkout-8"
+        finally:
+            await astore.aclose()
+
+    asyncio.run(from_url())

@@ -44,6 +44,7 @@ ALLOWED = [
     ("This file and `_sync.py` differ only by ``async``/``await`` and the client type",
      "This file and `_async.py` differ only by ``async``/``await`` and the client type"),
     # imports sorted by their own names
+    ("import time\nimport functools\n", "import functools\nimport time\n"),
     ("from collections.abc import Iterator, Callable, Mapping\n",
      "from collections.abc import Callable, Iterator, Mapping\n"),
     # first line of the store class docstring

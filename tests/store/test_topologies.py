@@ -550,28 +550,42 @@ def test_async_cluster_store_reads_the_slot_map_before_a_burst_of_first_commands
     assert not [line for text in stats for line in text.splitlines() if "MOVED" in line]
 
 
-def test_async_cluster_store_unreachable_at_first_use_is_unavailable_then_recovers(
+def test_cluster_store_made_while_no_node_answers_is_unavailable_then_recovers(
         redis_cluster: Any) -> None:
-    """No startup node answers when the app first uses the store: 503s ("no node reachable"
-    is not a RedisError to redis-py), and the store works once one answers, no restart."""
+    """The app starts before the Cluster does: the store is made anyway (redis-py's sync
+    client would raise in its constructor), answers unavailable ("no node reachable" is not a
+    RedisError to redis-py), and works once a node answers, without a restart."""
     redis_cluster.flush()
-    fast = ConnectOptions(socket_connect_timeout=0.2, socket_timeout=0.2, retries=0)
     with FaultProxy("127.0.0.1", redis_cluster.primaries()[0].port) as proxy:
         proxy.mode = "reset"
+        url = f"redis+cluster://127.0.0.1:{proxy.port}/"
+        store = RedisStore(url=url)
+        try:
+            assert store.client is None
+            with pytest.raises(StoreUnavailableError, match="cluster"):
+                store.get("h")
+            with pytest.raises(StoreUnavailableError, match="cluster"):
+                store.length()
+            proxy.mode = "pass"  # the slot map then names the nodes themselves
+            assert store.set("h", {"a": 1})
+            assert store.get("h") == {"a": 1}
+            assert store.length() == 1
+            assert isinstance(store.client, redis.cluster.RedisCluster)
+        finally:
+            store.close()
 
         async def first_use() -> None:
-            store = AsyncRedisStore(connect_async(f"redis+cluster://127.0.0.1:{proxy.port}/",
-                                                  fast))
+            proxy.mode = "reset"
+            astore = AsyncRedisStore(url=url)
             try:
-                with pytest.raises(StoreUnavailableError):
-                    await store.get("h")
-                with pytest.raises(StoreUnavailableError):
-                    await store.length()
-                proxy.mode = "pass"  # the slot map then names the nodes themselves
-                assert await store.set("h", {"a": 1})
-                assert await store.get("h") == {"a": 1}
-                assert await store.length() == 1
+                with pytest.raises(StoreUnavailableError, match="cluster"):
+                    await astore.get("h")
+                with pytest.raises(StoreUnavailableError, match="cluster"):
+                    await astore.length()
+                proxy.mode = "pass"
+                assert await astore.get("h") == {"a": 1}
+                assert await astore.length() == 1
             finally:
-                await store.aclose()
+                await astore.aclose()
 
         asyncio.run(first_use())

@@ -6,6 +6,7 @@ This file and `_sync.py` differ only by ``async``/``await`` and the client type 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -18,7 +19,7 @@ from redis.exceptions import (
     RedisError,
 )
 
-from .._connect import AsyncClient, connect_async
+from .._connect import AsyncClient, ConnectOptions, connect_async
 from .._engine import Load, Loaded, Plan, Touch
 from .._errors import StoreUnavailableError
 from ._base import StoreBase, TaskGate, cluster_ready_async, now_ms
@@ -33,11 +34,13 @@ _POLL = 0.002  # seconds between looks for a free Cluster connection
 class AsyncRunner:
     """Runs flows on a `redis.asyncio.Redis`-compatible client; translates errors once."""
 
-    __slots__ = ("client", "gate", "health", "pool_wait")
+    __slots__ = ("client", "connect_later", "gate", "health", "pool_wait")
 
     def __init__(self, client: Any, health: Health, pool_wait: float = 0.0,
-                 pool_limit: int | None = None) -> None:
-        self.client = client
+                 pool_limit: int | None = None,
+                 connect_later: Callable[[], Any] | None = None) -> None:
+        self.client = client  # None until `connect_later` succeeds
+        self.connect_later = connect_later
         self.health = health
         self.pool_wait = pool_wait
         # Only with a Cluster client: no more commands in flight than a node pool has
@@ -74,7 +77,7 @@ class AsyncRunner:
         while True:
             try:
                 if cluster:
-                    await cluster_ready_async(self.client)
+                    await self.ready()
                 reply = await self._dispatch(command)
                 break
             except MaxConnectionsError as exc:
@@ -91,6 +94,15 @@ class AsyncRunner:
                 raise self.health.failed(exc) from None
         self.health.ok(command.writes)
         return reply
+
+    async def ready(self) -> bool:
+        """Make the Cluster client ready for a command: build it if no node answered when the
+        store was made, read its slot map if it has none. True when the map was just read."""
+        if self.client is None:
+            assert self.connect_later is not None
+            self.client = self.connect_later()
+            return True
+        return await cluster_ready_async(self.client)
 
     async def _dispatch(self, command: Command) -> Any:
         client = self.client
@@ -147,6 +159,10 @@ class AsyncRedisStore(StoreBase):
             timeouts and retries), `url` defaulting to ``REDIS_URL``.
         url: Redis URL when no client is given (any topology: see `parse_target`).
         cluster: with `url`, the URL names Cluster nodes (as ``redis+cluster://`` does).
+        connect_options: with `url`, the client's timeouts, retries and pool
+            (`ConnectOptions`; default ``ConnectOptions()``).
+        client_kwargs: with `url`, more keyword arguments for the client's connections
+            (e.g. ``ssl_ca_certs``).
         **options: the `StoreBase` options (prefix, ttl, serializer, max_size, ...).
 
     Every method costs the round trips it names; all raise `StoreUnavailableError` when Redis
@@ -154,11 +170,28 @@ class AsyncRedisStore(StoreBase):
     """
 
     def __init__(self, client: AsyncClient | None = None, *, url: str | None = None,
-                 cluster: bool = False, **options: Any) -> None:
+                 cluster: bool = False, connect_options: ConnectOptions | None = None,
+                 client_kwargs: Mapping[str, Any] | None = None, **options: Any) -> None:
         super().__init__(**options)
-        self.client = client if client is not None else connect_async(url, cluster=cluster)
-        self._bind(self.client, cluster=isinstance(self.client, redis.asyncio.cluster.RedisCluster))
-        self._runner = AsyncRunner(self.client, self.health, self.pool_wait, self.pool_limit)
+        later = None
+        if client is None:
+            build = functools.partial(connect_async, url, connect_options, cluster=cluster,
+                                      **(client_kwargs or {}))
+            try:
+                client = build()
+            except RedisClusterException:
+                # No Cluster node answers yet (the app may start before Redis does): the store
+                # answers unavailable and builds the client once one answers.
+                later = build
+        is_cluster = later is not None or isinstance(client, redis.asyncio.cluster.RedisCluster)
+        self._bind(client, cluster=is_cluster, connect_options=connect_options)
+        self._runner = AsyncRunner(client, self.health, self.pool_wait, self.pool_limit, later)
+
+    @property
+    def client(self) -> AsyncClient:
+        """The redis-py client (built at the first command when no Cluster node answered
+        when the store was made; None until then)."""
+        return self._runner.client  # type: ignore[no-any-return]
 
     async def load(self, spec: Load) -> Loaded | None:
         """Read a session, refreshing its TTL when due (1 round trip)."""
@@ -253,7 +286,7 @@ class AsyncRedisStore(StoreBase):
         try:
             # The primaries as they are now: after a failover the client's cached slot map
             # still names the dead one until a command to a key finds out.
-            if not await cluster_ready_async(self.client):
+            if not await self._runner.ready():
                 await self.client.nodes_manager.initialize()  # type: ignore[union-attr]
         except (RedisError, RedisClusterException) as exc:
             raise self.health.failed(exc) from None
@@ -267,4 +300,5 @@ class AsyncRedisStore(StoreBase):
 
     async def aclose(self) -> None:
         """Close the client's connections."""
-        await self.client.aclose()
+        if self._runner.client is not None:
+            await self._runner.client.aclose()

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._connect import cluster_limits
+from .._connect import ConnectOptions, cluster_limits
 from .._errors import ConfigError
 from .._serializers import Serializer, default_serializer
 from ._faults import Health
@@ -175,12 +175,19 @@ class StoreBase:
         if wait_replicas or wait_aof:
             self.layout.wait = (wait_replicas, max(1, round(wait_timeout * 1000)), wait_aof)
 
-    def _bind(self, client: Any, *, cluster: bool) -> None:
+    def _bind(self, client: Any, *, cluster: bool,
+              connect_options: ConnectOptions | None = None) -> None:
         # What the client is decides how commands are shaped (see HashLayout.cluster).
         self.layout.cluster = cluster
         # A Cluster client's node pools do not wait for a free connection: the runner does
         # (see ThreadGate).
-        self.pool_limit, self.pool_wait = cluster_limits(client) if cluster else (None, 0.0)
+        if not cluster:
+            self.pool_limit, self.pool_wait = None, 0.0
+        elif client is None:  # to be built by `connect` with these options
+            opts = connect_options or ConnectOptions()
+            self.pool_limit, self.pool_wait = opts.max_connections, opts.pool_timeout
+        else:
+            self.pool_limit, self.pool_wait = cluster_limits(client)
         if cluster and self.pool_limit is None:
             self.pool_limit = _UNBOUNDED
         if cluster:
