@@ -188,7 +188,7 @@ class RedisStore(StoreBase):
         self._runner = SyncRunner(client, self.health, self.pool_wait, self.pool_limit, later)
 
     @property
-    def client(self) -> Client:
+    def client(self) -> Client | None:
         """The redis-py client (built at the first command when no Cluster node answered
         when the store was made; None until then)."""
         return self._runner.client  # type: ignore[no-any-return]
