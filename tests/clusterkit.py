@@ -107,13 +107,14 @@ class LocalCluster:
     """Six cluster-mode servers under `base_dir` (one directory each), 3 primaries + 3 replicas.
 
     Use as a context manager or call `start` and `stop`. Node *i* (0-2) starts as a primary of
-    a third of the slots and node *i + 3* as its replica; failovers change that, so the role
-    questions ask the running nodes. Nodes keep their ports and directories (``nodes.conf``,
-    append-only files) across `restart`.
+    a third of the slots and node *i + 3* as its replica (none with ``replicas=False``);
+    failovers change that, so the role questions ask the running nodes. Nodes keep their ports
+    and directories (``nodes.conf``, append-only files) across `restart`.
     """
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, *, replicas: bool = True) -> None:
         self.base_dir = Path(base_dir)
+        self.with_replicas = replicas  # False: the 3 primaries only
         self.nodes: list[LocalServer] = []
         self._ids: dict[int, str] = {}  # port -> node id (kept in nodes.conf across restarts)
         self._bus_ports: dict[int, int] = {}  # port -> cluster bus port
@@ -126,7 +127,7 @@ class LocalCluster:
         Whatever was started is stopped again when this fails.
         """
         try:
-            for index in range(2 * _PRIMARIES):
+            for index in range(2 * _PRIMARIES if self.with_replicas else _PRIMARIES):
                 self.nodes.append(self._start_node(index))
             self._form(timeout)
         except BaseException:
@@ -190,7 +191,7 @@ class LocalCluster:
 
         wait_until(all_known, max(deadline - time.monotonic(), 0.1),
                    message="the nodes did not all meet")
-        for primary, replica in zip(primaries, replicas, strict=True):
+        for primary, replica in zip(primaries, replicas, strict=self.with_replicas):
             self._call(replica, "CLUSTER", "REPLICATE", self._ids[primary.port])
         self.wait_ok(max(deadline - time.monotonic(), 0.1))
 

@@ -97,7 +97,7 @@ def classify(exc: BaseException) -> StoreUnavailableError | None:
     if isinstance(exc, (rx.RedisClusterException, rx.ClusterError)):
         # Topology trouble the Cluster client gave up on: no node for a slot, or redirections
         # (MOVED/ASK/TRYAGAIN during a migration) past its limit ("TTL exhausted").
-        return StoreUnavailableError("cluster")
+        return StoreUnavailableError(_tls_reason(exc) or "cluster")
     return None
 
 

@@ -1,0 +1,137 @@
+"""A Cluster over TLS, for real: three primaries, each behind a TLS-terminating proxy
+(tests/tlsproxy.py, throwaway CA from `trustme`) that it announces as its client port, so
+CLUSTER SLOTS and MOVED name the TLS endpoints and every command goes through TLS, as on a
+managed Cluster (ElastiCache, Memorystore, Azure) with in-transit encryption.
+
+No replicas: a replica follows its primary through the announced port, and the bundled
+server speaks no TLS (the proxies stand in for a server that does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import trustme
+
+from clusterkit import HOST, LocalCluster
+from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, StoreUnavailableError
+from servers import wait_until
+from tlsproxy import TLSProxy
+
+pytestmark = [pytest.mark.cluster]
+
+
+@dataclass
+class TLSCluster:
+    """The cluster, a proxy per node, and the CA files a client may be given."""
+
+    cluster: LocalCluster
+    proxies: list[TLSProxy]
+    ca_pem: Path
+    other_ca_pem: Path
+
+    def url(self, ca: Path) -> str:
+        nodes = ",".join(f"{HOST}:{p.port}" for p in self.proxies[:2])  # two startup nodes
+        return f"rediss+cluster://{nodes}/?{urlencode({'ssl_ca_certs': str(ca)})}"
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSCluster]:
+    folder = tmp_path_factory.mktemp("cluster-tls")
+    ca, other_ca = trustme.CA(), trustme.CA()
+    ca.cert_pem.write_to_path(folder / "ca.pem")
+    other_ca.cert_pem.write_to_path(folder / "other-ca.pem")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST).configure_cert(context)
+    cluster = LocalCluster(folder / "nodes", replicas=False).start()
+    proxies: list[TLSProxy] = []
+    try:
+        for node in cluster.nodes:
+            proxy = TLSProxy(HOST, node.port, context).start()
+            proxies.append(proxy)
+            cluster._call(node, "CONFIG", "SET", "cluster-announce-port", str(proxy.port))
+        announced = {p.port for p in proxies}
+
+        def everyone_announces_tls() -> bool:
+            for node in cluster.nodes:
+                ports = {int(r[2][1]) for r in cluster._raw(node, "CLUSTER", "SLOTS")}
+                if ports != announced:
+                    return False
+            return True
+
+        wait_until(everyone_announces_tls, 10, message="the TLS ports were not announced")
+        yield TLSCluster(cluster, proxies, folder / "ca.pem", folder / "other-ca.pem")
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+        cluster.stop()
+
+
+def sessions_round(stored: dict[str, dict[str, Any]], listed: dict[str, Any],
+                   tls: TLSCluster) -> None:
+    assert listed == stored
+    # Every primary's TLS endpoint completed handshakes: no command went around TLS.
+    assert all(p.peers for p in tls.proxies), [len(p.peers) for p in tls.proxies]
+    assert not [p.refused for p in tls.proxies if p.refused]
+
+
+def test_cluster_over_tls_sync(tls_cluster: TLSCluster) -> None:
+    tls_cluster.cluster.flush()
+    store = RedisStore(url=tls_cluster.url(tls_cluster.ca_pem))
+    try:
+        stored = {f"t{i}": {"i": i} for i in range(60)}  # over all three primaries
+        for handle, data in stored.items():
+            assert store.set(handle, data)
+        assert store.length() == 60
+        sessions_round(stored, dict(store.all()), tls_cluster)
+        assert store.destroy(*stored) == 60
+        assert store.length() == 0
+    finally:
+        store.close()
+
+
+def test_cluster_over_tls_async(tls_cluster: TLSCluster) -> None:
+    tls_cluster.cluster.flush()
+
+    async def scenario() -> None:
+        store = AsyncRedisStore(url=tls_cluster.url(tls_cluster.ca_pem))
+        try:
+            stored = {f"a{i}": {"i": i} for i in range(60)}
+            assert await asyncio.gather(*(store.set(h, d) for h, d in stored.items())) == [
+                True] * 60
+            assert await store.length() == 60
+            sessions_round(stored, {h: d async for h, d in store.all()}, tls_cluster)
+            assert await store.destroy(*stored) == 60
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_cluster_with_a_wrong_ca_is_unavailable_with_the_tls_reason(
+        tls_cluster: TLSCluster) -> None:
+    once = ConnectOptions(retries=0)
+    store = RedisStore(url=tls_cluster.url(tls_cluster.other_ca_pem), connect_options=once)
+    try:
+        with pytest.raises(StoreUnavailableError, match="TLS: certificate verify failed"):
+            store.get("h")
+    finally:
+        store.close()
+
+    async def scenario() -> None:
+        astore = AsyncRedisStore(url=tls_cluster.url(tls_cluster.other_ca_pem),
+                                 connect_options=once)
+        try:
+            with pytest.raises(StoreUnavailableError, match="TLS: certificate verify failed"):
+                await astore.get("h")
+        finally:
+            await astore.aclose()
+
+    asyncio.run(scenario())
