@@ -27,16 +27,23 @@ from loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
 __all__ = ["TLSProxy"]
 
 _CHUNK = 65536
+_HANDSHAKE_RECORD = b"\x16"  # the first byte of a TLS ClientHello
 _EOF = "EOF"  # in `TLSProxy.refused`: the client closed during the handshake, without an alert
 
 
 class TLSProxy(LoopProxy):
     """TLS on ``127.0.0.1:port``, forwarded in clear to ``target_host:target_port``."""
 
-    def __init__(self, target_host: str, target_port: int, context: ssl.SSLContext) -> None:
-        """Configure the proxy; `start` (or ``with``) opens the listening port."""
+    def __init__(self, target_host: str, target_port: int, context: ssl.SSLContext, *,
+                 plain_too: bool = False) -> None:
+        """Configure the proxy; `start` (or ``with``) opens the listening port. With
+        `plain_too`, a client whose first byte is not a TLS handshake record is forwarded in
+        clear (servers behind it that talk to each other, e.g. a Sentinel watching a master,
+        speak no TLS; the clients under test do)."""
         super().__init__(target_host, target_port)
         self.context = context
+        self.plain_too = plain_too
+        self.plain = 0  # connections forwarded in clear
         self.peers: list[dict[str, Any] | None] = []
         self.refused: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -66,6 +73,16 @@ class TLSProxy(LoopProxy):
         upstream: asyncio.StreamWriter | None = None
         try:
             tls = _ServerTLS(self.context, reader, writer)
+            if self.plain_too:
+                first = await asyncio.wait_for(reader.read(1), TIMEOUT)
+                if first and first != _HANDSHAKE_RECORD:
+                    self.plain += 1
+                    upstream_reader, upstream = await asyncio.wait_for(
+                        asyncio.open_connection(self.target_host, self.target_port), TIMEOUT)
+                    upstream.write(first)
+                    await pump_both_ways(_copy(reader, upstream), _copy(upstream_reader, writer))
+                    return
+                tls.incoming.write(first)
             try:
                 await asyncio.wait_for(tls.handshake(), TIMEOUT)
             except ssl.SSLError as exc:
@@ -148,6 +165,13 @@ class _ServerTLS:
     async def send(self, data: bytes) -> None:
         self.tls.write(data)
         await self.flush()
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(_CHUNK):
+            writer.write(data)
+            await writer.drain()
 
 
 async def _decrypt(tls: _ServerTLS, upstream: asyncio.StreamWriter) -> None:
