@@ -20,11 +20,17 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
+import pytest
+import trustme
 
-__all__ = ["TLSProxy"]
+from loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
+from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, StoreUnavailableError
+
+__all__ = ["TLSProxy", "ThrowawayPKI", "assert_unavailable_sync_and_async", "throwaway_pki"]
 
 _CHUNK = 65536
 _HANDSHAKE_RECORD = b"\x16"  # the first byte of a TLS ClientHello
@@ -185,3 +191,45 @@ async def _encrypt(reader: asyncio.StreamReader, tls: _ServerTLS) -> None:
     with contextlib.suppress(OSError):
         while data := await reader.read(_CHUNK):
             await tls.send(data)
+
+
+@dataclass(frozen=True)
+class ThrowawayPKI:
+    """CA files for clients (ours, and one that signed nothing of ours: "the wrong CA") and a
+    server context holding a certificate for 127.0.0.1 from ours."""
+
+    ca_pem: Path
+    other_ca_pem: Path
+    server_context: ssl.SSLContext
+
+
+def throwaway_pki(folder: Path) -> ThrowawayPKI:
+    """Make the CAs and write their certificates under `folder`."""
+    ca, other_ca = trustme.CA(), trustme.CA()
+    ca.cert_pem.write_to_path(folder / "ca.pem")
+    other_ca.cert_pem.write_to_path(folder / "other-ca.pem")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST).configure_cert(context)
+    return ThrowawayPKI(folder / "ca.pem", folder / "other-ca.pem", context)
+
+
+def assert_unavailable_sync_and_async(url: str, match: str) -> None:
+    """A sync and an asyncio store made from `url` (one attempt per command) fail a read as
+    unavailable, with a reason matching `match`."""
+    once = ConnectOptions(retries=0)
+    store = RedisStore(url=url, connect_options=once)
+    try:
+        with pytest.raises(StoreUnavailableError, match=match):
+            store.get("h")
+    finally:
+        store.close()
+
+    async def scenario() -> None:
+        astore = AsyncRedisStore(url=url, connect_options=once)
+        try:
+            with pytest.raises(StoreUnavailableError, match=match):
+                await astore.get("h")
+        finally:
+            await astore.aclose()
+
+    asyncio.run(scenario())

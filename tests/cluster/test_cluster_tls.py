@@ -10,7 +10,6 @@ server speaks no TLS (the proxies stand in for a server that does).
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import trustme
 
 from clusterkit import HOST, LocalCluster
-from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, StoreUnavailableError
+from redis_sessions import AsyncRedisStore, RedisStore
 from servers import wait_until
-from tlsproxy import TLSProxy
+from tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
 
 pytestmark = [pytest.mark.cluster]
 
@@ -45,16 +43,12 @@ class TLSCluster:
 @pytest.fixture(scope="module")
 def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSCluster]:
     folder = tmp_path_factory.mktemp("cluster-tls")
-    ca, other_ca = trustme.CA(), trustme.CA()
-    ca.cert_pem.write_to_path(folder / "ca.pem")
-    other_ca.cert_pem.write_to_path(folder / "other-ca.pem")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(HOST).configure_cert(context)
+    pki = throwaway_pki(folder)
     cluster = LocalCluster(folder / "nodes", replicas=False).start()
     proxies: list[TLSProxy] = []
     try:
         for node in cluster.nodes:
-            proxy = TLSProxy(HOST, node.port, context).start()
+            proxy = TLSProxy(HOST, node.port, pki.server_context).start()
             proxies.append(proxy)
             cluster._call(node, "CONFIG", "SET", "cluster-announce-port", str(proxy.port))
         announced = {p.port for p in proxies}
@@ -67,7 +61,7 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSCluster
             return True
 
         wait_until(everyone_announces_tls, 10, message="the TLS ports were not announced")
-        yield TLSCluster(cluster, proxies, folder / "ca.pem", folder / "other-ca.pem")
+        yield TLSCluster(cluster, proxies, pki.ca_pem, pki.other_ca_pem)
     finally:
         for proxy in proxies:
             proxy.stop()
@@ -117,21 +111,5 @@ def test_cluster_over_tls_async(tls_cluster: TLSCluster) -> None:
 
 def test_cluster_with_a_wrong_ca_is_unavailable_with_the_tls_reason(
         tls_cluster: TLSCluster) -> None:
-    once = ConnectOptions(retries=0)
-    store = RedisStore(url=tls_cluster.url(tls_cluster.other_ca_pem), connect_options=once)
-    try:
-        with pytest.raises(StoreUnavailableError, match="TLS: certificate verify failed"):
-            store.get("h")
-    finally:
-        store.close()
-
-    async def scenario() -> None:
-        astore = AsyncRedisStore(url=tls_cluster.url(tls_cluster.other_ca_pem),
-                                 connect_options=once)
-        try:
-            with pytest.raises(StoreUnavailableError, match="TLS: certificate verify failed"):
-                await astore.get("h")
-        finally:
-            await astore.aclose()
-
-    asyncio.run(scenario())
+    assert_unavailable_sync_and_async(tls_cluster.url(tls_cluster.other_ca_pem),
+                                      "TLS: certificate verify failed")

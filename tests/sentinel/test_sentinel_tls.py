@@ -10,19 +10,17 @@ is the address it gives clients; that proxy also forwards the Sentinel's own pla
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-import trustme
 
-from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, StoreUnavailableError
+from redis_sessions import AsyncRedisStore, RedisStore
 from redis_sessions.server import LocalServer
 from sentinelkit import HOST, SentinelProcess
-from tlsproxy import TLSProxy
+from tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
 
 pytestmark = [pytest.mark.sentinel]
 
@@ -46,11 +44,8 @@ class TLSSentinel:
 @pytest.fixture(scope="module")
 def tls_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSentinel]:
     folder = tmp_path_factory.mktemp("sentinel-tls")
-    ca, other_ca = trustme.CA(), trustme.CA()
-    ca.cert_pem.write_to_path(folder / "ca.pem")
-    other_ca.cert_pem.write_to_path(folder / "other-ca.pem")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(HOST).configure_cert(context)
+    pki = throwaway_pki(folder)
+    context = pki.server_context
     master = LocalServer(data_dir=folder / "master", appendonly=False)
     master.start()
     proxies: list[TLSProxy] = []
@@ -63,8 +58,7 @@ def tls_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSentin
         assert sentinel.port is not None
         sentinel_proxy = TLSProxy(HOST, sentinel.port, context).start()
         proxies.append(sentinel_proxy)
-        yield TLSSentinel(master_proxy, sentinel_proxy, folder / "ca.pem",
-                          folder / "other-ca.pem")
+        yield TLSSentinel(master_proxy, sentinel_proxy, pki.ca_pem, pki.other_ca_pem)
     finally:
         for proxy in proxies:
             proxy.stop()
@@ -107,22 +101,6 @@ def test_sentinel_over_tls_sync_and_async(tls_sentinel: TLSSentinel) -> None:
 
 
 def test_sentinel_with_a_wrong_ca_is_unavailable(tls_sentinel: TLSSentinel) -> None:
-    once = ConnectOptions(retries=0)
-    store = RedisStore(url=tls_sentinel.url(tls_sentinel.other_ca_pem), connect_options=once)
-    try:
-        with pytest.raises(StoreUnavailableError, match="Sentinel: no master for 'tlsmaster'"):
-            store.get("h")
-    finally:
-        store.close()
-    assert tls_sentinel.sentinel_proxy.refused  # the client broke the handshake off
-
-    async def scenario() -> None:
-        astore = AsyncRedisStore(url=tls_sentinel.url(tls_sentinel.other_ca_pem),
-                                 connect_options=once)
-        try:
-            with pytest.raises(StoreUnavailableError, match="Sentinel: no master"):
-                await astore.get("h")
-        finally:
-            await astore.aclose()
-
-    asyncio.run(scenario())
+    assert_unavailable_sync_and_async(tls_sentinel.url(tls_sentinel.other_ca_pem),
+                                      "Sentinel: no master for 'tlsmaster'")
+    assert tls_sentinel.sentinel_proxy.refused  # the clients broke the handshake off

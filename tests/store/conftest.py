@@ -13,18 +13,16 @@ the Redis-specific tests (command counts, server settings) on one server: "sync"
 from __future__ import annotations
 
 import pickle  # noqa: TID251 - only to spy on it: nothing may call it
-import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 import redis
-import trustme
 from storekit import AclServer, MakeStore, StoreFactory, StoreProxy, acl_denials
 
 from redis_sessions.server import LocalServer
-from tlsproxy import TLSProxy
+from tlsproxy import TLSProxy, throwaway_pki
 
 __all__ = ["MakeStore", "StoreProxy"]
 
@@ -62,14 +60,10 @@ TOPOLOGIES = ["unix", "unix-async", "tls", "tls-async",
 def tls_url(redis_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A ``rediss://`` URL to the session server, through a TLS proxy with a throwaway CA
     (the bundled server has no TLS; tests/store/test_tls.py covers the TLS cases)."""
-    folder = tmp_path_factory.mktemp("tls-runner")
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(folder / "ca.pem")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    proxy = TLSProxy(redis_server.host, redis_server.port, context).start()
+    pki = throwaway_pki(tmp_path_factory.mktemp("tls-runner"))
+    proxy = TLSProxy(redis_server.host, redis_server.port, pki.server_context).start()
     try:
-        yield f"{proxy.url}?{urlencode({'ssl_ca_certs': str(folder / 'ca.pem')})}"
+        yield f"{proxy.url}?{urlencode({'ssl_ca_certs': str(pki.ca_pem)})}"
     finally:
         proxy.stop()
 
