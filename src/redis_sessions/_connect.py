@@ -17,8 +17,9 @@ import json
 import os
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote, unquote
 
 import redis
@@ -407,6 +408,56 @@ class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool,
             sentinel.close()
 
 
+_T = TypeVar("_T")
+
+
+class Handover(Generic[_T]):
+    """Items (pooled connections, turns) handed to the asyncio tasks waiting for one, first
+    come, first served, so a stream of newcomers cannot starve a waiter. It belongs to no
+    event loop: a store may serve several, one after the other."""
+
+    __slots__ = ("_put_back", "_waiters")
+
+    def __init__(self, put_back: Callable[[_T], None]) -> None:
+        self._put_back = put_back  # where an item goes when no task waits for it
+        self._waiters: collections.deque[asyncio.Future[_T]] = collections.deque()
+
+    @property
+    def waiting(self) -> bool:
+        """True while a task waits."""
+        return bool(self._waiters)
+
+    async def wait(self, timeout: float) -> _T:
+        """The next item given to this task; `asyncio.TimeoutError` after `timeout` s."""
+        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            # shield: a timeout must not cancel a hand-over that is happening right now
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:  # not TimeoutError on 3.10
+            if waiter.done():
+                return waiter.result()  # handed over as the wait ran out
+            waiter.cancel()
+            raise
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give(waiter.result())  # handed to a task cancelled meanwhile: pass it on
+            waiter.cancel()
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    def give(self, item: _T) -> None:
+        """Hand `item` to the oldest waiting task, else put it back."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        self._put_back(item)
+
+
 class _WaitingPool(redis.asyncio.ConnectionPool):
     """The asyncio connection pool of `connect_async`: lean, and waiting when exhausted.
 
@@ -425,7 +476,7 @@ class _WaitingPool(redis.asyncio.ConnectionPool):
     def __init__(self, *args: Any, timeout: float = 1.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._wait = timeout
-        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._handover: Handover[Any] = Handover(self._put_back)
         self._lean = hasattr(self, "_in_use_connections") and hasattr(
             self, "_available_connections")
 
@@ -435,34 +486,16 @@ class _WaitingPool(redis.asyncio.ConnectionPool):
         try:
             connection = self.get_available_connection()  # type: ignore[no-untyped-call]
         except MaxConnectionsError:
-            connection = await self._handed_over()
+            try:
+                connection = await self._handover.wait(self._wait)
+            except asyncio.TimeoutError:
+                raise MaxConnectionsError("Too many connections") from None
         try:
             await self.ensure_connection(connection)
         except BaseException:
             await self.release(connection)
             raise
         return connection
-
-    async def _handed_over(self) -> Any:
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        taken = False
-        try:
-            try:
-                # shield: a timeout must not cancel a hand-over that is happening right now
-                connection = await asyncio.wait_for(asyncio.shield(waiter), self._wait)
-            except asyncio.TimeoutError:  # not TimeoutError on 3.10
-                if not waiter.done():
-                    waiter.cancel()
-                    raise MaxConnectionsError("Too many connections") from None
-                connection = waiter.result()
-            taken = True
-            return connection
-        finally:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
-            if not taken and waiter.done() and not waiter.cancelled():
-                await self.release(waiter.result())  # handed over to a task cancelled meanwhile
 
     async def release(self, connection: Any) -> None:
         if not self._lean:
@@ -471,11 +504,9 @@ class _WaitingPool(redis.asyncio.ConnectionPool):
         if connection.should_reconnect():
             await connection.disconnect()
         await connection.re_auth()  # what redis-py's release event does
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(connection)  # stays in use, now the waiter's
-                return
+        self._handover.give(connection)  # stays in use when a waiter takes it
+
+    def _put_back(self, connection: Any) -> None:
         self._in_use_connections.remove(connection)
         self._available_connections.append(connection)
 

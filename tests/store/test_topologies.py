@@ -496,7 +496,7 @@ def test_task_gate_hands_turns_in_order_and_passes_on_a_cancelled_waiters_turn()
         assert await second is True  # either way no turn is lost
         gate.release()
         assert await gate.acquire()
-        assert gate._free == 0 and not gate._waiters  # exactly one turn, none lost or made
+        assert gate._free == 0 and not gate._handover.waiting  # exactly one turn, none lost or made
         short = TaskGate(1, wait=0.05)
         assert await short.acquire() and not await short.acquire()
 

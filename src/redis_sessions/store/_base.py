@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._connect import ConnectOptions, cluster_limits
+from .._connect import ConnectOptions, Handover, cluster_limits
 from .._errors import ConfigError
 from .._serializers import Serializer, default_serializer
 from ._faults import Health
@@ -75,48 +73,32 @@ class ThreadGate:
 
 
 class TaskGate:
-    """`ThreadGate` for asyncio tasks: turns are handed first come, first served, and the gate
-    belongs to no event loop (a store may serve several, one after the other)."""
+    """`ThreadGate` for asyncio tasks: turns are handed first come, first served (`Handover`),
+    and the gate belongs to no event loop (a store may serve several, one after the other)."""
 
-    __slots__ = ("_free", "_wait", "_waiters")
+    __slots__ = ("_free", "_handover", "_wait")
 
     def __init__(self, limit: int, wait: float) -> None:
         self._free = limit
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._handover: Handover[None] = Handover(self._put_back)
         self._wait = wait
 
     async def acquire(self) -> bool:
         """Take a turn; False when none came within the wait."""
-        if self._free > 0 and not self._waiters:
+        if self._free > 0 and not self._handover.waiting:
             self._free -= 1
             return True
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
         try:
-            # shield: a timeout must not cancel a hand-over that is happening right now
-            await asyncio.wait_for(asyncio.shield(waiter), self._wait)
-            return True
+            await self._handover.wait(self._wait)
         except asyncio.TimeoutError:  # not TimeoutError on 3.10
-            if waiter.done():
-                return True  # handed over as the wait ran out
-            waiter.cancel()
             return False
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # handed over to a task cancelled meanwhile: pass it on
-            waiter.cancel()
-            raise
-        finally:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
+        return True
 
     def release(self) -> None:
         """End a turn: the oldest waiter gets it, else it is free again."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        self._handover.give(None)
+
+    def _put_back(self, _: None) -> None:
         self._free += 1
 
 
