@@ -161,22 +161,22 @@ class StoreBase:
               connect_options: ConnectOptions | None = None) -> None:
         # What the client is decides how commands are shaped (see HashLayout.cluster).
         self.layout.cluster = cluster
-        # A Cluster client's node pools do not wait for a free connection: the runner does
-        # (see ThreadGate).
+        self.pool_limit: int | None = None
+        self.pool_wait = 0.0
         if not cluster:
-            self.pool_limit, self.pool_wait = None, 0.0
-        elif client is None:  # to be built by `connect` with these options
-            opts = connect_options or ConnectOptions()
-            self.pool_limit, self.pool_wait = opts.max_connections, opts.pool_timeout
-        else:
-            self.pool_limit, self.pool_wait = cluster_limits(client)
-        if cluster and self.pool_limit is None:
-            self.pool_limit = _UNBOUNDED
-        if cluster:
-            self.health.settle = 0.5  # one node down, the others serving: one outage
-        if cluster and self.layout.wait is not None:
+            return
+        if self.layout.wait is not None:
             raise ConfigError("wait_replicas / wait_aof: not available with a Cluster client "
                               "(WAIT must follow the write on the same node connection)")
+        # A Cluster client's node pools do not wait for a free connection: the runner does
+        # (see ThreadGate).
+        if client is None:  # to be built by `connect` with these options
+            opts = connect_options or ConnectOptions()
+            limit, self.pool_wait = opts.max_connections, opts.pool_timeout
+        else:
+            limit, self.pool_wait = cluster_limits(client)
+        self.pool_limit = _UNBOUNDED if limit is None else limit
+        self.health.settle = 0.5  # one node down, the others serving: one outage
 
     @property
     def prefix(self) -> str:
