@@ -511,8 +511,8 @@ def test_main_runs_until_signalled(tmp_path: Path, signum: signal.Signals) -> No
         _, err = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+            proc.terminate()  # stops the server it started too (a SIGKILL would orphan it)
+            proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert not answers_ping(port)
     assert (data / "server.log").is_file()  # --dir is kept

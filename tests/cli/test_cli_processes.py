@@ -52,7 +52,12 @@ def test_server_command_runs_a_server_until_ctrl_c(tmp_path: Path) -> None:
         assert [r["user"] for r in json.loads(done.stdout)] == ["erin"]
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=15)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # handled like Ctrl-C: stops the server it started too
+            proc.communicate(timeout=15)
+            raise
     assert proc.returncode == 0, err
     pid = int(err.decode().split("pid ", 1)[1].split(",", 1)[0])
     assert not pid_alive(pid)
