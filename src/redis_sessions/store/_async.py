@@ -88,9 +88,8 @@ class AsyncRunner:
                     raise self.health.failed(exc) from None
                 waits -= 1
                 await asyncio.sleep(_POLL)
-            except (RedisError, RedisClusterException) as exc:  # the latter: no node reachable
-                raise self.health.failed(exc) from None
-            except OSError as exc:
+            except (RedisError, RedisClusterException, OSError) as exc:
+                # RedisClusterException (no node reachable) is not a RedisError
                 raise self.health.failed(exc) from None
         self.health.ok(command.writes)
         return reply
