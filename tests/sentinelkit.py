@@ -48,11 +48,12 @@ def _info(client: redis.Redis, section: str) -> dict[str, str]:
     return fields
 
 
-def _client(port: int, timeout: float = _PROBE_TIMEOUT) -> redis.Redis:
+def _client(port: int, timeout: float = _PROBE_TIMEOUT,
+            password: str | None = None) -> redis.Redis:
     # No retries: a probe that fails is simply asked again by the next poll.
     return redis.Redis(host=HOST, port=port, socket_timeout=timeout,
                        socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
-                       decode_responses=True)
+                       password=password, decode_responses=True)
 
 
 class SentinelProcess:
@@ -65,8 +66,11 @@ class SentinelProcess:
 
     def __init__(self, data_dir: Path, master_port: int, service: str, *, quorum: int = 2,
                  down_after_ms: int = 1000, failover_timeout_ms: int = 5000,
-                 binary: str | None = None) -> None:
-        """Configure the Sentinel (monitoring 127.0.0.1:`master_port` as `service`)."""
+                 binary: str | None = None, password: str | None = None,
+                 master_password: str | None = None) -> None:
+        """Configure the Sentinel (monitoring 127.0.0.1:`master_port` as `service`); with
+        `password` it asks clients for one (``requirepass``), with `master_password` it gives
+        one to the servers it watches (``auth-pass``)."""
         self.data_dir = Path(data_dir).absolute()
         self.master_port = master_port
         self.service = service
@@ -74,6 +78,8 @@ class SentinelProcess:
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
         self.binary = binary
+        self.password = password
+        self.master_password = master_password
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -111,6 +117,9 @@ class SentinelProcess:
             f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}",
             f"sentinel parallel-syncs {self.service} 1",
             "sentinel resolve-hostnames no",
+            *([f"requirepass {self.password}"] if self.password else []),
+            *([f"sentinel auth-pass {self.service} {self.master_password}"]
+              if self.master_password else []),
             "",
         ]))
 
@@ -155,7 +164,7 @@ class SentinelProcess:
                 raise RuntimeError(f"sentinel exited with code {proc.returncode} while starting "
                                    f"on port {port}; see {self.log_path}")
             try:
-                with _client(port) as client:
+                with _client(port, password=self.password) as client:
                     # The pid tells our process from a foreign one that won the port.
                     return int(_info(client, "server").get("process_id", -1)) == proc.pid
             except (redis.RedisError, OSError, ValueError):
@@ -190,7 +199,7 @@ class SentinelProcess:
         """A new sync client (str replies) to this Sentinel; the caller closes it."""
         if self.port is None:
             raise RuntimeError("the sentinel has not been started")
-        return _client(self.port, timeout)
+        return _client(self.port, timeout, self.password)
 
     def master_state(self) -> dict[str, str] | None:
         """``SENTINEL MASTER <service>`` as strings, or None when the Sentinel does not answer."""

@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -42,9 +41,9 @@ from redis_sessions._connect import cluster_limits, parse_target
 from redis_sessions._errors import ConfigError
 from redis_sessions.acl import acl_rules
 from redis_sessions.asgi import SessionMiddleware
-from redis_sessions.server import find_server_binary, free_port
+from redis_sessions.server import free_port
 from redis_sessions.store._base import TaskGate
-from sentinelkit import SentinelGroup
+from sentinelkit import SentinelGroup, SentinelProcess
 from servers import wait_until
 
 SECRET = "topology-secret-0123456789abcdef"
@@ -336,37 +335,20 @@ def test_cluster_store_runs_as_the_cluster_session_user(redis_cluster: Any) -> N
 @pytest.fixture
 def guarded_sentinel(make_server: Any, tmp_path: Any) -> Iterator[tuple[int, int]]:
     """A master with a password and one Sentinel with a password of its own (quorum 1):
-    yields (sentinel port, master port). Stopped by the PID started."""
+    yields (sentinel port, master port)."""
     master = make_server(password="data-pw", appendonly=False)
-    port = free_port()
-    conf = tmp_path / "sentinel.conf"
-    conf.write_text("\n".join([
-        f"port {port}", "bind 127.0.0.1", f"dir {tmp_path}", f"logfile {tmp_path}/sentinel.log",
-        "requirepass sentinel-pw",
-        f"sentinel monitor guarded 127.0.0.1 {master.port} 1",
-        "sentinel auth-pass guarded data-pw", "sentinel resolve-hostnames no", ""]))
-    proc = subprocess.Popen([find_server_binary(), str(conf), "--sentinel"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    sentinel = SentinelProcess(tmp_path / "sentinel", master.port, "guarded", quorum=1,
+                               password="sentinel-pw", master_password="data-pw").start()
     try:
         def knows_master() -> bool:
-            try:
-                with redis.Redis(port=port, password="sentinel-pw", socket_timeout=0.5,
-                                 decode_responses=True) as sentinel:
-                    state = sentinel.execute_command("SENTINEL", "MASTER", "guarded")
-            except (redis.RedisError, OSError):
-                return False
-            return state.get("flags") == "master"  # seen and not down
+            state = sentinel.master_state()
+            return state is not None and state.get("flags") == "master"  # seen and not down
 
         wait_until(knows_master, 10, message="the Sentinel never saw its master")
-        yield port, master.port
+        assert sentinel.port is not None
+        yield sentinel.port, master.port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        sentinel.stop()
 
 
 def test_sentinel_password_apart_from_the_data_password(
