@@ -302,8 +302,7 @@ class SessionEngine:
         a new id: an id the server does not hold is never adopted (session fixation). A
         corrupt payload is logged once with a short hash of the handle, never the id.
         """
-        session._data = {}
-        session._raw = {}
+        session._reset({}, {})
         session._set.clear()
         session._deleted.clear()
         session._accessed.clear()
@@ -331,8 +330,7 @@ class SessionEngine:
             return
         if self._lifetime_ms and now_ms >= record.created_ms + self._lifetime_ms:
             return
-        session._data = record.data
-        session._raw = record.raw
+        session._reset(record.data, record.raw)
         session._created_ms = record.created_ms
         session._handle = incoming.handle
         session._id = incoming.session_id
@@ -347,21 +345,23 @@ class SessionEngine:
         absolute lifetime (<= 0 means the session is over)."""
         idle = self._idle_ms
         if self._callable_ttl:
-            idle = int(self.config.idle_timeout(session._data) * 1000)  # type: ignore[operator]
+            data = dict(dict.items(session))  # a copy: the callable's reads are not the app's
+            idle = int(self.config.idle_timeout(data) * 1000)  # type: ignore[operator]
         if self._lifetime_ms:
             return min(idle, session._created_ms + self._lifetime_ms - now_ms)
         return idle
 
     def _changed(self, session: Session, everything: bool) -> dict[str, bytes]:
         """Serialized values to write: set keys and read dicts/lists whose bytes differ."""
-        data = session._data
-        keys = data.keys() if everything else (
-            (session._set | session._accessed) & data.keys() - session._incr.keys()
+        # The dict's own methods: reading through Session's would count as the app's reads.
+        stored = dict.keys(session)
+        keys = stored if everything else (
+            (session._set | session._accessed) & stored - session._incr.keys()
             - session._setnx)
-        dumps, raw = self.serializer.dumps, session._raw
+        dumps, raw, get = self.serializer.dumps, session._raw, dict.__getitem__
         changed = {}
         for key in keys:
-            value = dumps(data[key])
+            value = dumps(get(session, key))
             if everything or (value != raw.get(key) and not self._same(raw.get(key), value)):
                 changed[field_name(key)] = value
         return changed
@@ -382,7 +382,7 @@ class SessionEngine:
         if not full:
             for key, value in session._raw.items():
                 name = field_name(key)
-                if name not in changed and key in session._data:
+                if name not in changed and dict.__contains__(session, key):
                     size += len(name.encode()) + len(value)
         if size > self.max_size:
             raise SessionTooLargeError(size, self.max_size)
@@ -419,7 +419,8 @@ class SessionEngine:
             return None  # a plain read: the common case, decided without the steps below
         if session._destroyed:
             return Destroy(old) if old else None
-        if self.config.unset == "destroy" and old and not session._data and session._deleted:
+        if self.config.unset == "destroy" and old and session._deleted \
+                and not dict.__len__(session):
             return Destroy(old)
         full = old is None or session._whole
         changed = self._changed(session, full)
@@ -428,9 +429,10 @@ class SessionEngine:
         if not full:
             incr = tuple((field_name(k), by) for k, by in session._incr.items() if by)
             dumps = self.serializer.dumps
-            setnx = tuple((field_name(k), dumps(session._data[k])) for k in session._setnx)
+            get = dict.__getitem__
+            setnx = tuple((field_name(k), dumps(get(session, k))) for k in session._setnx)
         modified = bool(session._deleted or incr or setnx) or (
-            bool(changed) if old else bool(session._data))
+            bool(changed) if old else dict.__len__(session) > 0)
         if session._regenerated and old:
             modified = True
         ttl = self.ttl_ms(session, now_ms)
@@ -491,7 +493,7 @@ class SessionEngine:
                 # What Redis holds after HINCRBY / HSETNX: other requests' changes included.
                 key = name[1:] if name[:2] == "$$" else name
                 try:
-                    session._data[key] = self.serializer.loads(value)
+                    dict.__setitem__(session, key, self.serializer.loads(value))
                 except ValueError:
                     continue  # changed meanwhile into something else: keep our value
                 session._raw[key] = value

@@ -101,7 +101,7 @@ class FlaskSession(Session, SessionMixin):
         """`permanent` without loading a session the request never looked at."""
         if self._loader is not None:
             return self._permanent_default
-        return bool(self._data.get("_permanent", self._permanent_default))
+        return bool(dict.get(self, "_permanent", self._permanent_default))
 
 
 class RedisSessionInterface(SessionInterface):

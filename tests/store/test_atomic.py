@@ -97,7 +97,7 @@ def test_increment_after_an_assignment_or_a_delete_is_an_assignment(store: Store
         session.incr("m")  # a deleted key starts again from 0
 
     session = begin(store, engine, sid)
-    session._data["m"] = 7  # as this request loaded it, before the other one's save
+    dict.__setitem__(session, "m", 7)  # as this request loaded it, before the other one's save
     work(session)
     plan = end(store, engine, session)
     assert isinstance(plan, Write) and plan.incr == ()

@@ -22,8 +22,7 @@ def make(data=None, **kwargs) -> Session:
 def stored(data) -> Session:
     """A session as the engine leaves it after loading `data` from the store."""
     s = make()
-    s._data = dict(data)
-    s._raw = {k: repr(v).encode() for k, v in data.items()}
+    s._reset(data, {k: repr(v).encode() for k, v in data.items()})
     s._is_new = False
     s._id = "stored-id-" + "x" * 30
     return s
@@ -205,7 +204,7 @@ def test_lazy_loader_runs_exactly_once_on_first_access():
 
     def loader(session):
         calls.append(session)
-        session._data["a"] = 1
+        session._reset({"a": 1}, {})
 
     s = make()
     s._loader = loader
@@ -236,7 +235,7 @@ def test_any_access_triggers_the_lazy_load(access):
 
     def loader(session):
         calls.append(1)
-        session._data["a"] = 1
+        session._reset({"a": 1}, {})
 
     s = make()
     s._loader = loader
@@ -251,7 +250,7 @@ def test_lazy_loader_that_raised_is_retried_on_next_access():
         attempts.append(1)
         if len(attempts) == 1:
             raise ConnectionError("store down")
-        session._data["a"] = 1
+        session._reset({"a": 1}, {})
 
     s = make()
     s._loader = loader
@@ -268,7 +267,7 @@ def test_destroy_loads_a_pending_lazy_session_first():
 
     def loader(session):
         calls.append(1)
-        session._data["a"] = 1
+        session._reset({"a": 1}, {})
 
     s = make()
     s._loader = loader
@@ -350,3 +349,66 @@ def test_repr_of_an_unloaded_session_does_not_load_it():
     s._loader = calls.append
     assert repr(s) == "<Session new, unloaded>"
     assert calls == []
+
+
+# -- a real dict ----------------------------------------------------------------------------
+
+
+def test_session_is_a_dict_and_its_copies_are_plain_dicts_without_the_binding():
+    import copy
+
+    s = stored({"a": 1, "cart": [1]})
+    s._binding = object()  # what an adapter attaches: never copied nor pickled
+    assert isinstance(s, dict)
+    for duplicate in (s.copy(), copy.copy(s), copy.deepcopy(s),
+                      s | {}, {} | s, dict(s)):
+        assert type(duplicate) is dict
+        assert duplicate == {"a": 1, "cart": [1]}
+    assert copy.deepcopy(s)["cart"] is not s["cart"]
+    # What pickle would store: the data as a plain dict, no store, lock or loader.
+    assert s.__reduce_ex__(5) == (dict, ({"a": 1, "cart": [1]},))
+    assert type(s.fromkeys(["k"])) is dict
+    assert s.is_modified is False
+
+
+def test_dict_errors_are_the_dicts():
+    s = stored({})
+    with pytest.raises(KeyError):
+        s.popitem()
+    with pytest.raises(KeyError):
+        s.pop("missing")
+    with pytest.raises(TypeError):
+        s | [("a", 1)]
+    with pytest.raises(TypeError, match="str"):
+        s.update({1: "x"})
+    assert s.pop("missing", 7) == 7
+    assert s.is_modified is False
+
+
+def test_json_and_orjson_serialize_the_session_as_a_dict():
+    import json
+
+    import orjson
+
+    s = stored({"a": 1, "cart": [1]})
+    assert json.loads(json.dumps(s)) == {"a": 1, "cart": [1]}
+    assert orjson.loads(orjson.dumps(s)) == {"a": 1, "cart": [1]}
+    assert s.is_modified is False
+
+
+def test_dict_of_a_lazy_session_loads_it_but_the_c_readers_see_empty_storage():
+    import json
+
+    import orjson
+
+    def loader(session):
+        session._reset({"a": 1}, {})
+
+    s = make()
+    s._loader = loader
+    # json's C encoder (empty storage: "{}" without calling items()) and orjson read the
+    # dict's storage, which only the load fills: the documented trap.
+    assert json.dumps(s) == "{}" and orjson.dumps(s) == b"{}"
+    assert s._loader is loader
+    assert dict(s) == {"a": 1}  # keys() and __getitem__: loads
+    assert json.dumps(s) == '{"a": 1}'
