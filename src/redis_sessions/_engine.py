@@ -54,6 +54,9 @@ __all__ = [
 
 logger = logging.getLogger("redis_sessions")
 
+# Sent with every Set-Cookie of a session: no shared cache may store that response.
+CACHE_CONTROL = 'private, no-cache="Set-Cookie"'
+
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
@@ -518,7 +521,15 @@ class SessionEngine:
         self, session: Session, incoming: Incoming, plan: Plan, applied: bool, secure: bool
     ) -> list[tuple[str, str]]:
         """Headers to add to the response: Set-Cookie plus ``Vary: Cookie`` and
-        ``Cache-Control: no-cache="Set-Cookie"`` whenever a cookie is set."""
+        ``Cache-Control: private, no-cache="Set-Cookie"`` whenever a cookie is set.
+
+        ``private`` forbids every shared cache to store the response (RFC 9111 5.2.2.7),
+        which a CDN honours even where it ignores the qualified ``no-cache="Set-Cookie"``
+        (RFC 9111 5.2.2.4: often handled as a plain ``no-cache``, which lets a cache store
+        the response and its cookie, then replay both after a revalidation). It is a field
+        line of its own: beside an app's ``public, max-age=...`` the combined list holds
+        both, and a cache that sees ``private`` does not store.
+        """
         cookie = self.config.cookie
         if not applied:
             # Gone meanwhile: a logout (whose response cleared the cookie) or a login elsewhere
@@ -542,7 +553,7 @@ class SessionEngine:
         return [
             ("set-cookie", value),
             ("vary", "Cookie"),
-            ("cache-control", 'no-cache="Set-Cookie"'),
+            ("cache-control", CACHE_CONTROL),
         ]
 
     def _render(self, value: str, max_age: int | None, secure: bool) -> str:

@@ -37,7 +37,7 @@ def test_write_creates_session_with_safe_cookie_and_hashed_key(
     assert "HttpOnly" in header and "SameSite=Lax" in header and "Path=/" in header
     assert "Max-Age=86400" in header and "Secure" not in header
     assert response.headers["vary"] == "Cookie"
-    assert response.headers["cache-control"] == 'no-cache="Set-Cookie"'
+    assert response.headers["cache-control"] == 'private, no-cache="Set-Cookie"'
     session_id = cookie_of(response).rsplit(".", 1)[0]
     keys = session_keys(clean_redis)
     assert keys == [f"sess:{{{handle_for(session_id)}}}".encode()]

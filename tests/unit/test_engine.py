@@ -600,7 +600,7 @@ def test_stored_new_session_sets_a_cookie_with_cache_headers(engine):
     session["a"] = 1
     plan, headers = run(engine, session, Incoming())
     assert ("vary", "Cookie") in headers
-    assert ("cache-control", 'no-cache="Set-Cookie"') in headers
+    assert ("cache-control", 'private, no-cache="Set-Cookie"') in headers
     cookie = set_cookie(headers)
     assert cookie.startswith(f"session={Signer(SECRET).sign(session.id)};")
     assert f"Max-Age={math.ceil(plan.ttl_ms / 1000)}" in attrs(cookie)
