@@ -181,25 +181,45 @@ class SessionConfig:
     ) -> SessionConfig:
         """Build a config from keyword options, over `config` when given.
 
-        Cookie options may be passed flat (``same_site="strict"``) or as ``cookie=``; the
+        Cookie options may be passed flat (``same_site="strict"``) or as ``cookie=``. The
         Starlette names ``secret_key``, ``session_cookie``, ``max_age`` and ``https_only`` are
-        accepted so the ASGI middleware is a drop-in for Starlette's.
+        accepted so the ASGI middleware is a drop-in for Starlette's, and ``secret_key`` (the
+        Starlette spelling of the one required option) brings Starlette's behaviour for what
+        the call does not set (`STARLETTE_DEFAULTS`): 14 days of inactivity, the cookie
+        re-sent on every response (``rolling``), an emptied session deleted (``unset``), and
+        an absolute `lifetime` never shorter than ``max_age``.
         """
         opts = dict(options)
-        aliases = {"secret_key": "secret", "max_age": "idle_timeout"}
-        for old, new in aliases.items():
+        for old, new in _ALIASES.items():
+            if old in opts and new in opts:
+                raise ConfigError(f"{old}: give {old} or {new}, not both")
+        starlette = config is None and "secret_key" in opts
+        if "max_age" in opts:
+            max_age = opts["max_age"]
+            if max_age is not None and (isinstance(max_age, bool) or not isinstance(
+                    max_age, (int, float)) or max_age <= 0):
+                raise ConfigError(f"max_age: must be a positive number of seconds or None "
+                                  f"(a browser-session cookie), got {max_age!r}")
+        if "https_only" in opts and not isinstance(opts["https_only"], bool):
+            raise ConfigError(f"https_only: must be True or False, got {opts['https_only']!r}")
+        for old, new in _ALIASES.items():
             if old in opts:
                 opts[new] = opts.pop(old)
         cookie_fields = {f.name for f in dataclasses.fields(CookieConfig)}
         cookie_opts = {k: opts.pop(k) for k in list(opts) if k in cookie_fields}
-        if "session_cookie" in opts:
-            cookie_opts["name"] = opts.pop("session_cookie")
         if "https_only" in opts:
+            # Starlette's False means "not forced": Secure exactly when the request is HTTPS.
             cookie_opts["secure"] = True if opts.pop("https_only") else "auto"
-        if opts.get("idle_timeout", 0) is None:
+        if "idle_timeout" in opts and opts["idle_timeout"] is None:
             # Starlette's max_age=None means a browser-session cookie.
             opts.pop("idle_timeout")
             cookie_opts["persist"] = False
+        if starlette:
+            for option, value in STARLETTE_DEFAULTS.items():
+                opts.setdefault(option, value)
+            idle = opts["idle_timeout"]
+            if "lifetime" not in opts and isinstance(idle, (int, float)):
+                opts["lifetime"] = max(30 * DAY, float(idle))
         try:
             if config is None:
                 base_cookie = opts.pop("cookie", None) or CookieConfig()
@@ -209,3 +229,15 @@ class SessionConfig:
             return dataclasses.replace(config, cookie=cookie, **opts)
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
+
+
+# Starlette's option names and the options they set (`SessionConfig.from_options`).
+_ALIASES = {"secret_key": "secret", "max_age": "idle_timeout", "session_cookie": "name"}
+
+# What Starlette's SessionMiddleware does where ours defaults otherwise, applied when the call
+# uses Starlette's spelling (``secret_key=``) and does not set the option itself.
+STARLETTE_DEFAULTS: Mapping[str, Any] = {
+    "idle_timeout": 14 * DAY,  # Starlette's max_age default
+    "rolling": True,  # Starlette re-sends the cookie on every response: max_age slides
+    "unset": "destroy",  # Starlette's session.clear() drops the session and its cookie
+}

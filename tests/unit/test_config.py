@@ -172,7 +172,7 @@ def test_from_options_https_only_false_keeps_auto_secure():
 def test_from_options_max_age_none_makes_a_browser_session_cookie():
     cfg = SessionConfig.from_options(None, {"secret_key": SECRET, "max_age": None})
     assert cfg.cookie.persist is False
-    assert cfg.idle_timeout == 86400  # the server-side TTL keeps its default
+    assert cfg.idle_timeout == 14 * 86400  # the server-side TTL: Starlette's max_age default
 
 
 def test_from_options_over_an_existing_config_keeps_what_is_not_given():
@@ -215,3 +215,51 @@ def test_from_options_invalid_value_is_a_config_error(config):
 def test_from_options_without_a_secret_is_a_config_error():
     with pytest.raises(ConfigError, match="secret"):
         SessionConfig.from_options(None, {"rolling": True})
+
+
+# -- Starlette's names bring Starlette's defaults (README, the drop-in paragraph) -----------
+
+
+def test_starlette_spelling_brings_starlettes_defaults():
+    cfg = SessionConfig.from_options(None, {"secret_key": SECRET})
+    assert cfg.idle_timeout == 14 * 86400
+    assert cfg.rolling is True
+    assert cfg.unset == "destroy"
+    assert cfg.lifetime == 30 * 86400
+    assert cfg.cookie.secure == "auto"  # https_only=False: Secure exactly on HTTPS
+
+
+def test_our_spelling_keeps_our_defaults():
+    assert SessionConfig.from_options(None, {"secret": SECRET}) == SessionConfig(secret=SECRET)
+
+
+def test_options_given_win_over_starlettes_defaults():
+    cfg = SessionConfig.from_options(None, {"secret_key": SECRET, "rolling": False,
+                                            "unset": "keep", "idle_timeout": 600,
+                                            "lifetime": None})
+    assert (cfg.rolling, cfg.unset, cfg.idle_timeout, cfg.lifetime) == (False, "keep", 600, None)
+
+
+def test_a_max_age_beyond_30_days_is_not_cut_by_the_absolute_lifetime():
+    cfg = SessionConfig.from_options(None, {"secret_key": SECRET, "max_age": 90 * 86400})
+    assert cfg.idle_timeout == cfg.lifetime == 90 * 86400
+
+
+@pytest.mark.parametrize("max_age", [-1, 0, True, "3600", [1]])
+def test_a_nonsense_max_age_is_a_config_error_naming_it(max_age):
+    with pytest.raises(ConfigError, match=r"^max_age: "):
+        SessionConfig.from_options(None, {"secret_key": SECRET, "max_age": max_age})
+
+
+def test_a_non_bool_https_only_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError, match=r"^https_only: "):
+        SessionConfig.from_options(None, {"secret_key": SECRET, "https_only": "yes"})
+
+
+@pytest.mark.parametrize(("old", "new", "value"), [("secret_key", "secret", SECRET),
+                                                   ("max_age", "idle_timeout", 60),
+                                                   ("session_cookie", "name", "sid")])
+def test_an_option_under_both_names_is_a_config_error(old, new, value):
+    options = {"secret": SECRET, old: value, new: value}
+    with pytest.raises(ConfigError, match=rf"^{old}: give {old} or {new}, not both"):
+        SessionConfig.from_options(None, options)
