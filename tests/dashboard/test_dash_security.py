@@ -108,6 +108,9 @@ def test_query_token_sets_a_cookie_and_leaves_the_url(
         assert "path=/_sessions" in lowered
         assert http.cookies.get(AUTH_COOKIE)
         listed = http.get(first.headers["location"])
+        # Signed in already: a token in the address is dropped from it all the same.
+        again = http.get("/_sessions/stats", params={"token": TOKEN})
+        assert again.status_code == 303 and again.headers["location"] == "/_sessions/stats"
         detail = http.get(f"/_sessions/s/{alice}")
         # The cookie authenticates; the delete still needs the CSRF token.
         refused = http.post(f"/_sessions/s/{alice}/delete", data={})

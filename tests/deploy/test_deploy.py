@@ -131,6 +131,19 @@ def test_compose_dashboard_needs_a_token_and_uses_the_apps_server() -> None:
     assert env["REDIS_URL"] == app_url
 
 
+def test_nginx_logs_the_dashboard_without_its_query() -> None:
+    # A ?token= visit must not reach the log: the dashboard's server logs $uri, not $request.
+    conf = NGINX_CONF.read_text()
+    server = conf[conf.index(f"listen {DASHBOARD_PORT};"):]
+    log_format = re.search(r"access_log\s+\S+\s+(\w+);", server)
+    assert log_format, "no access_log in the dashboard's server"
+    found = re.search(rf"log_format {log_format.group(1)}\b(.*?);", conf, re.DOTALL)
+    assert found, log_format.group(1)
+    assert "$uri" in found.group(1)
+    for leaky in ("$request ", '$request"', "$request_uri", "$args", "$query_string"):
+        assert leaky not in found.group(1), leaky
+
+
 def test_compose_depends_on_names_existing_services() -> None:
     services = load_compose()["services"]
     checked = 0

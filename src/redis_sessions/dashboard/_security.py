@@ -283,15 +283,16 @@ class Guard:
         if scheme.lower() == "bearer" and _same(credential.strip(), token):
             scope[_SCOPE_KEY] = "bearer"
             return None
-        if self.access.login_valid(request.cookies.get(AUTH_COOKIE)):
-            scope[_SCOPE_KEY] = "cookie"
-            return None
+        # Before the cookie: a token in the address is never left there.
         offered = request.query_params.get("token")
         if offered is not None and request.method in ("GET", "HEAD") and _same(offered, token):
             redirect = RedirectResponse(_without_token(scope), status_code=303)
             self.access.set_cookie(redirect, scope, AUTH_COOKIE, self.access.login_cookie(),
                                    max_age=self.access.login_ttl)
             return redirect
+        if self.access.login_valid(request.cookies.get(AUTH_COOKIE)):
+            scope[_SCOPE_KEY] = "cookie"
+            return None
         response = self._page(request, 401, "Access token required", _render.TOKEN_REQUIRED)
         response.headers["www-authenticate"] = 'Bearer realm="redis-sessions dashboard"'
         return response
