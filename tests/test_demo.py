@@ -65,6 +65,20 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
     try:
         wait_until(lambda: answering(url), 30, message="demo did not start")
         assert f"Demo at {url}" in log.read_text()
+        # The dashboard has a token (the same in every worker), printed in the URL to open.
+        found = re.search(rf"Sessions dashboard: ({re.escape(url)}_sessions/)\?token=([\w-]{{43}})",
+                          log.read_text())
+        assert found, log.read_text()
+        with httpx.Client() as admin:
+            assert admin.get(found.group(1)).status_code == 401
+            assert admin.get(found.group(1), headers={"x-forwarded-for": "127.0.0.1"}
+                             ).status_code == 401
+            login = admin.get(found.group(1), params={"token": found.group(2)})
+            assert login.status_code == 303 and login.headers["location"] == "/_sessions/"
+            # Every request on a new connection: both workers accept the login cookie.
+            pages = [admin.get(found.group(1), headers={"connection": "close"})
+                     for _ in range(6)]
+            assert {page.status_code for page in pages} == {200}
         with httpx.Client() as client:
             seen = [visit(client, url) for _ in range(20)]
             assert [count for count, _ in seen] == list(range(1, 21))
@@ -89,8 +103,14 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
         with httpx.Client(cookies=jar) as client:
             assert visit(client, url)[0] == visits + 1
             assert client.get(url + "api/me").status_code == 401
+            # The login form carries a CSRF token: a post without it (login CSRF) is refused.
+            assert client.post(url + "login", data={"user": "eve"}).status_code == 403
+            csrf = re.search(r"name=csrf value=([\w-]+)", client.get(url + "login").text)
+            assert csrf, "no CSRF field in the login form"
+            assert client.post(url + "login", data={"user": "eve", "csrf": "x" * 22}
+                               ).status_code == 403
             before = client.cookies["session"]
-            response = client.post(url + "login", data={"user": "ada"})
+            response = client.post(url + "login", data={"user": "ada", "csrf": csrf.group(1)})
             assert client.cookies["session"].split(".")[0] != before.split(".")[0]
             assert response.status_code == 303 and response.headers["location"] == "/"
             me = client.get(url + "api/me")

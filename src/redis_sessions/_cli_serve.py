@@ -76,19 +76,47 @@ def server_command(ctx: click.Context, port: int | None, data_dir: str, appendfs
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
               help="HTTP port.")
 @click.option("--token", default=None, envvar=_DASHBOARD_TOKEN_ENV, metavar="TOKEN",
-              help=f"Access token, 16+ characters (env {_DASHBOARD_TOKEN_ENV}); required "
-                   "off loopback.")
-def dashboard_command(host: str, port: int, token: str | None) -> None:
-    """Serve the sessions dashboard (list, search, detail, delete, stats).
+              help=f"Access token, 16+ characters (env {_DASHBOARD_TOKEN_ENV}: on the command "
+                   "line it shows in ps) [default: a new one, printed in the URL].")
+@click.option("--token-file", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Read the access token from this file.")
+@click.option("--no-token", is_flag=True,
+              help="No token: loopback clients only, never through a proxy.")
+@click.option("--secure-cookies", is_flag=True,
+              help="Mark the cookies Secure (behind a proxy that terminates TLS).")
+@click.pass_context
+def dashboard_command(ctx: click.Context, host: str, port: int, token: str | None,
+                      token_file: str | None, no_token: bool, secure_cookies: bool) -> None:
+    """Serve the sessions dashboard (list, search, detail, delete, stats) at /_dashboard/.
+
+    Without a token it makes one and prints the URL to open (it holds the token once: the
+    dashboard swaps it for a cookie and drops it from the address).
 
     \b
     Example:
       export REDIS_SESSIONS_DASHBOARD_TOKEN="$(openssl rand -base64 32)"
       redis-sessions dashboard --host 0.0.0.0
     """
+    import secrets
+
+    from click.core import ParameterSource
+
     from . import dashboard
     from .store._async import AsyncRedisStore
 
+    from_command_line = ctx.get_parameter_source("token") is ParameterSource.COMMANDLINE
+    if sum((from_command_line, token_file is not None, no_token)) > 1:
+        raise click.UsageError("--token, --token-file and --no-token exclude each other")
+    if token_file is not None:
+        token = Path(token_file).read_text(encoding="utf-8").strip()
+    elif no_token:
+        token = None
+    elif from_command_line:
+        click.echo(f"warning: --token shows in the process list (ps) of every user of this "
+                   f"machine: set {_DASHBOARD_TOKEN_ENV} or use --token-file", err=True)
+    generated = not no_token and not token
+    if generated:
+        token = secrets.token_urlsafe(32)
     try:
         dashboard.check_bind(host, token)
     except ValueError as exc:
@@ -98,14 +126,20 @@ def dashboard_command(host: str, port: int, token: str | None) -> None:
         store = AsyncRedisStore(url=settings.url, prefix=settings.prefix)
     except ValueError as exc:
         raise CliError(f"invalid Redis URL {safe_url(settings.url)!r}: {exc}") from None
-    app = _ClosesStore(dashboard.create_dashboard(store, token=token,
-                                                  user_field=settings.user_field), store)
+    app = dashboard.create_dashboard(store, token=token, no_token=no_token,
+                                     secure_cookies=True if secure_cookies else None,
+                                     user_field=settings.user_field)
+    served = _ClosesStore(dashboard.standalone(app), store)
     import uvicorn
 
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"dashboard at http://{shown}:{port}/ for {safe_url(settings.url)} "
+    address = f"http://{shown}:{port}{dashboard.STANDALONE_PATH}/"
+    click.echo(f"dashboard at {address} for {safe_url(settings.url)} "
                f"(prefix {settings.prefix!r}); Ctrl-C to stop")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if generated:
+        click.echo(f"open it with its access token (made for this run):\n"
+                   f"    {address}?token={token}")
+    uvicorn.run(served, host=host, port=port, log_level="warning")
 
 
 class _RefusedBind(CliError):

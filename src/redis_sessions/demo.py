@@ -10,6 +10,9 @@ demo. ``--url`` uses an existing Redis instead.
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import hmac
 import html
 import os
 import secrets
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["create_app", "create_app_from_env", "main", "run"]
+__all__ = ["create_app", "create_app_from_env", "dashboard_token", "main", "run"]
 
 DEFAULT_DIR = ".redis-sessions-data"
 _ENV_URL = "REDIS_SESSIONS_DEMO_URL"
@@ -37,6 +40,13 @@ def _page(title: str, body: str) -> str:
             f"<style>{_STYLE}</style><body><nav><a href=/>Counter</a><a href=/login>Log in</a>"
             f"<a href=/api/me>API: /api/me</a><a href=/_sessions/>Sessions dashboard</a></nav>"
             f"{body}</body>")
+
+
+def dashboard_token(secret: str) -> str:
+    """The token of the demo's dashboard, derived from its signing secret: the same in every
+    worker and across restarts, and it reveals nothing of the secret."""
+    mac = hmac.new(secret.encode(), b"redis-sessions demo dashboard token", hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
 
 
 def create_app(redis_url: str, secret: str, where: str | None = None) -> Any:
@@ -69,16 +79,26 @@ signed random id. Restart the demo: the count goes on and everyone stays logged 
         return HTMLResponse(_page("redis-sessions demo", body), headers={"connection": "close"})
 
     async def login(request: Request) -> Response:
+        session = get_session(request)
         if request.method == "POST":
             form = parse_qs((await request.body()).decode("utf-8", "replace"))
             name = (form.get("user") or [""])[0].strip()[:64]
+            # The form's token, kept in the session: another site cannot log a visitor in
+            # under a name of its choice (login CSRF).
+            sent = (form.get("csrf") or [""])[0]
+            if not sent or not hmac.compare_digest(sent.encode(),
+                                                   str(session.get("csrf", "")).encode()):
+                return HTMLResponse(_page("Log in", "<h1>Expired form</h1><p><a href=/login>"
+                                          "Reload the login page</a> and try again.</p>"),
+                                    status_code=403)
             if name:
-                session = get_session(request)
                 session.regenerate()  # a new id on login: defeats session fixation
                 session["user"] = name
                 return RedirectResponse("/", status_code=303)
-        body = """<h1>Log in</h1><form method=post><input name=user placeholder="your name"
-autofocus required maxlength=64> <button>Log in</button></form>
+        csrf = session.setdefault("csrf", secrets.token_urlsafe(16))
+        body = f"""<h1>Log in</h1><form method=post><input type=hidden name=csrf value={csrf}>
+<input name=user placeholder="your name" autofocus required maxlength=64> <button>Log in</button>
+</form>
 <form method=post action=/logout><button>Log out</button></form>"""
         return HTMLResponse(_page("Log in", body))
 
@@ -105,7 +125,7 @@ autofocus required maxlength=64> <button>Log in</button></form>
     except ImportError:  # pragma: no cover - the dashboard ships with the package
         pass
     else:
-        routes.append(Mount("/_sessions", create_dashboard(store)))
+        routes.append(Mount("/_sessions", create_dashboard(store, token=dashboard_token(secret))))
     app = Starlette(routes=routes)
     app.add_middleware(SessionMiddleware, store=store, secret=secret)  # type: ignore[arg-type]
     return app
@@ -153,6 +173,8 @@ def run(*, url: str | None, data_dir: str | os.PathLike[str] = DEFAULT_DIR, port
     try:
         print(f"Demo at http://127.0.0.1:{port}/  ({workers} workers; Ctrl-C to stop)",
               flush=True)
+        print(f"Sessions dashboard: http://127.0.0.1:{port}/_sessions/?token="
+              f"{dashboard_token(os.environ[_ENV_SECRET])}", flush=True)
         uvicorn.run("redis_sessions.demo:create_app_from_env", factory=True, host="127.0.0.1",
                     port=port, workers=workers, log_level="warning")
     finally:

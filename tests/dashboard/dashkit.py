@@ -45,6 +45,8 @@ def serve(url: str, *, mount: str = "", client: tuple[str, int] = LOOPBACK,
     """A TestClient on the dashboard (optionally mounted at `mount` in an outer app), for
     Redis at `url`; the store is closed on the client's event loop afterwards."""
     store = AsyncRedisStore(connect_async(url, connect_options))
+    if "token" not in options:
+        options.setdefault("no_token", True)  # the explicit opt-in of token-less access
     app: Any = create_dashboard(store, **options)
     if mount:
         app = Starlette(routes=[Mount(mount, app)])

@@ -123,9 +123,10 @@ def test_detail_of_a_missing_session_is_404(redis_url: str, clean_redis: redis.R
 def test_undecodable_payload_is_described_not_shown(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
-    clean_redis.hset("sess:{corrupt}", mapping={"user": b"\xff not json"})
+    handle = "c" * 43
+    clean_redis.hset(f"sess:{{{handle}}}", mapping={"user": b"\xff not json"})
     with serve(redis_url) as http:
-        page = http.get("/s/corrupt").text
+        page = http.get(f"/s/{handle}").text
         stats = http.get("/stats").text
     assert "could not be decoded" in page
     assert "<dt>Created</dt><dd>—</dd>" in page
@@ -240,7 +241,7 @@ def test_redis_down_is_a_503_page(redis_url: str) -> None:
 
     with serve(dead, connect_options=FAST_FAIL) as http:
         listed = http.get("/", params={"user": "x"})
-        detail = http.get("/s/abc")
+        detail = http.get("/s/" + "a" * 43)
     for page in (listed, detail):
         assert page.status_code == 503
         assert page.headers["retry-after"] == "5"

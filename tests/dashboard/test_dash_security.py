@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+from urllib.parse import quote
+
 import pytest
 import redis
-from dashkit import TOKEN, csrf_field, serve
+from dashkit import FAST_FAIL, TOKEN, csrf_field, serve
+from httpx import Response
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from redis_sessions import AsyncRedisStore
+from redis_sessions import AsyncRedisStore, ConfigError
 from redis_sessions.dashboard import check_bind, create_dashboard
-from redis_sessions.dashboard._security import AUTH_COOKIE, SECURITY_HEADERS, is_loopback
+from redis_sessions.dashboard._security import (
+    AUTH_COOKIE,
+    CSRF_COOKIE,
+    SECURITY_HEADERS,
+    Access,
+    is_loopback,
+)
 
 REMOTE = ("10.0.0.5", 1234)
 
@@ -93,6 +108,9 @@ def test_query_token_sets_a_cookie_and_leaves_the_url(
         assert "path=/_sessions" in lowered
         assert http.cookies.get(AUTH_COOKIE)
         listed = http.get(first.headers["location"])
+        # Signed in already: a token in the address is dropped from it all the same.
+        again = http.get("/_sessions/stats", params={"token": TOKEN})
+        assert again.status_code == 303 and again.headers["location"] == "/_sessions/stats"
         detail = http.get(f"/_sessions/s/{alice}")
         # The cookie authenticates; the delete still needs the CSRF token.
         refused = http.post(f"/_sessions/s/{alice}/delete", data={})
@@ -147,8 +165,136 @@ def test_short_tokens_and_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 16 characters"):
         check_bind("0.0.0.0", "short")
     store = AsyncRedisStore(url="redis://127.0.0.1:1/0")
-    with pytest.raises(ValueError, match="at least 16 characters"):
+    with pytest.raises(ConfigError, match="at least 16 characters"):
         create_dashboard(store, token="short")
-    with pytest.raises(ValueError, match="refresh"):
-        create_dashboard(store, refresh=-1)
-    create_dashboard(store, token="")  # empty means none: loopback only
+    with pytest.raises(ConfigError, match="refresh"):
+        create_dashboard(store, token=TOKEN, refresh=-1)
+    with pytest.raises(ConfigError, match="login_ttl"):
+        create_dashboard(store, token=TOKEN, login_ttl=0)
+    with pytest.raises(ConfigError, match="exclude each other"):
+        create_dashboard(store, token=TOKEN, no_token=True)
+    create_dashboard(store, token="", no_token=True)  # empty means none
+
+
+def login_with(http: TestClient, cookie: str, path: str, **post: Any) -> Response:
+    """GET `path` (POST when form data is given) with `cookie` as the only login cookie."""
+    http.cookies.clear()
+    http.cookies.set(AUTH_COOKIE, cookie)
+    return http.post(path, **post) if post else http.get(path)
+
+
+def test_a_token_is_required_by_default() -> None:
+    store = AsyncRedisStore(url="redis://127.0.0.1:1/0")
+    for token in (None, ""):
+        with pytest.raises(ConfigError, match=r"token: required.*no_token=True"):
+            create_dashboard(store, token=token)
+
+
+@pytest.mark.parametrize("header", [
+    ("forwarded", "for=203.0.113.9"), ("x-forwarded-for", "127.0.0.1"),
+    ("x-forwarded-host", "localhost"), ("x-forwarded-proto", "http"),
+    ("x-real-ip", "127.0.0.1"), ("via", "1.1 nginx"),
+])
+def test_without_a_token_a_relayed_request_is_refused(
+    redis_url: str, seeded: dict[str, str], header: tuple[str, str]
+) -> None:
+    with serve(redis_url) as http:
+        answer = http.get("/", headers=dict([header]))
+    assert answer.status_code == 403 and "proxy" in answer.text
+    assert seeded["alice"] not in answer.text
+
+
+def test_without_a_token_uvicorn_trusting_the_proxy_is_refused(
+    redis_url: str, seeded: dict[str, str]
+) -> None:
+    # --forwarded-allow-ips "*": uvicorn makes the peer 127.0.0.1 from X-Forwarded-For.
+    store = AsyncRedisStore(url=redis_url)
+    app = ProxyHeadersMiddleware(Starlette(routes=[Mount("/_sessions", create_dashboard(
+        store, no_token=True))]), trusted_hosts="*")
+    with TestClient(app, base_url="http://localhost", client=REMOTE) as http:
+        answer = http.get("/_sessions/", headers={"x-forwarded-for": "127.0.0.1"})
+        http.portal.call(store.aclose)
+    assert answer.status_code == 403 and seeded["alice"] not in answer.text
+
+
+def test_login_cookie_is_scoped_and_expires(redis_url: str, seeded: dict[str, str]) -> None:
+    with serve(redis_url, token=TOKEN, mount="/_sessions", login_ttl=600) as http:
+        first = http.get("/_sessions/", params={"token": TOKEN})
+        cookie = first.headers["set-cookie"].lower()
+        assert "path=/_sessions;" in cookie and "max-age=600" in cookie
+        assert "expires=" in cookie and "secure" not in cookie
+        value = http.cookies[AUTH_COOKIE]
+        expiry, _ = value.split(".")
+        assert int(expiry) - 600 <= time.time() < int(expiry)
+        # The signature covers the expiry: a later one is refused, and so is an old cookie.
+        access = Access(TOKEN, login_ttl=600)
+        forged = login_with(http, f"{int(expiry) + 9999}." + value.split(".")[1], "/_sessions/")
+        expired = login_with(http, access.login_cookie(now=time.time() - 601), "/_sessions/")
+        fresh = login_with(http, access.login_cookie(), "/_sessions/")
+    assert forged.status_code == 401 and expired.status_code == 401
+    assert fresh.status_code == 200
+
+
+def test_secure_cookies_over_https_or_when_asked(redis_url: str, seeded: dict[str, str]) -> None:
+    with serve(redis_url, token=TOKEN) as http:
+        https = http.get("https://localhost/", params={"token": TOKEN})
+    with serve(redis_url, token=TOKEN, secure_cookies=True) as http:
+        asked = http.get("/", params={"token": TOKEN})
+    assert "secure" in https.headers["set-cookie"].lower()
+    assert "secure" in asked.headers["set-cookie"].lower()
+    with serve(redis_url, secure_cookies=True) as http:  # token-less: the CSRF cookie
+        csrf = http.get(f"/s/{seeded['alice']}").headers["set-cookie"].lower()
+    assert "secure" in csrf and "rs_dashboard_csrf" in csrf
+
+
+def test_csrf_is_bound_to_the_login(
+    redis_url: str, seeded: dict[str, str], clean_redis: redis.Redis
+) -> None:
+    alice, bob = seeded["alice"], seeded["bob"]
+    with serve(redis_url, token=TOKEN) as http:
+        http.get("/", params={"token": TOKEN})
+        field = csrf_field(http.get(f"/s/{alice}").text)
+        # A planted double-submit pair (cookie = field) is not a signed token.
+        http.cookies.set(CSRF_COOKIE, "A" * 43)
+        planted = http.post(f"/s/{alice}/delete", data={"csrf": "A" * 43})
+        # Another login's token does not fit this login.
+        mine = http.cookies[AUTH_COOKIE]
+        foreign = login_with(http, Access(TOKEN).login_cookie(now=time.time() - 5),
+                             f"/s/{alice}/delete", data={"csrf": field})
+        login_with(http, mine, "/")
+        origin = http.post(f"/s/{alice}/delete", data={"csrf": field},
+                           headers={"origin": "http://localhost:8080"})
+        assert clean_redis.exists(f"sess:{{{alice}}}")
+        done = http.post(f"/s/{alice}/delete", data={"csrf": field},
+                         headers={"origin": "http://localhost"})
+    for refused in (planted, foreign, origin):
+        assert refused.status_code == 403
+    assert done.status_code == 303 and not clean_redis.exists(f"sess:{{{alice}}}")
+    # A script with the header needs no CSRF field: a browser never sends it by itself.
+    with serve(redis_url, token=TOKEN) as http:
+        script = http.post(f"/s/{bob}/delete", headers={"authorization": f"Bearer {TOKEN}"})
+    assert script.status_code == 303 and not clean_redis.exists(f"sess:{{{bob}}}")
+
+
+def test_without_a_token_a_foreign_origin_cannot_delete(
+    redis_url: str, seeded: dict[str, str], clean_redis: redis.Redis
+) -> None:
+    alice = seeded["alice"]
+    with serve(redis_url) as http:
+        field = csrf_field(http.get(f"/s/{alice}").text)
+        # Another port of 127.0.0.1 planted the cookie: its Origin gives it away.
+        sibling = http.post(f"/s/{alice}/delete", data={"csrf": field},
+                            headers={"origin": "http://127.0.0.1:9000"})
+    assert sibling.status_code == 403 and clean_redis.exists(f"sess:{{{alice}}}")
+
+
+@pytest.mark.parametrize("handle", ["x", "A" * 42, "A" * 44, "sess:{" + "A" * 37, "A" * 42 + "."])
+def test_a_bad_handle_is_a_404_without_a_redis_command(redis_url: str, handle: str) -> None:
+    # A dead server: any store call would be a 503.
+    with serve("redis://127.0.0.1:1/0", token=TOKEN, connect_options=FAST_FAIL) as http:
+        bearer = {"authorization": f"Bearer {TOKEN}"}
+        shown = http.get(f"/s/{quote(handle, safe='')}", headers=bearer)
+        deleted = http.post(f"/s/{quote(handle, safe='')}/delete", headers=bearer)
+        well_formed = http.get("/s/" + "A" * 43, headers=bearer)
+    assert shown.status_code == 404 and deleted.status_code == 404
+    assert well_formed.status_code == 503

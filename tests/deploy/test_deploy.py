@@ -131,6 +131,19 @@ def test_compose_dashboard_needs_a_token_and_uses_the_apps_server() -> None:
     assert env["REDIS_URL"] == app_url
 
 
+def test_nginx_logs_the_dashboard_without_its_query() -> None:
+    # A ?token= visit must not reach the log: the dashboard's server logs $uri, not $request.
+    conf = NGINX_CONF.read_text()
+    server = conf[conf.index(f"listen {DASHBOARD_PORT};"):]
+    log_format = re.search(r"access_log\s+\S+\s+(\w+);", server)
+    assert log_format, "no access_log in the dashboard's server"
+    found = re.search(rf"log_format {log_format.group(1)}\b(.*?);", conf, re.DOTALL)
+    assert found, log_format.group(1)
+    assert "$uri" in found.group(1)
+    for leaky in ("$request ", '$request"', "$request_uri", "$args", "$query_string"):
+        assert leaky not in found.group(1), leaky
+
+
 def test_compose_depends_on_names_existing_services() -> None:
     services = load_compose()["services"]
     checked = 0
@@ -277,7 +290,9 @@ def test_requests_alternate_and_share_one_session(topology: Topology) -> None:
         # Round robin: never the same instance twice in a row.
         assert all(a != b for a, b in itertools.pairwise(served)), served
         # A login on one instance (new session id) is seen by the other, with the count.
-        assert client.post("login", data={"user": "ada"}).status_code == 303
+        csrf = re.search(r"name=csrf value=([\w-]+)", client.get("login").text)
+        assert csrf, "no CSRF field in the login form"
+        assert client.post("login", data={"user": "ada", "csrf": csrf.group(1)}).status_code == 303
         answers = [client.get("api/me").json() for _ in range(2)]
         session_id = client.cookies["session"].split(".")[0]
         # The instances' own token-less dashboards are not reachable through nginx.
@@ -291,11 +306,18 @@ def test_requests_alternate_and_share_one_session(topology: Topology) -> None:
         assert visit(other, topology.url)[0] == 1
     # The dashboard, through nginx, with its token only, shows the session.
     with httpx.Client(base_url=topology.dashboard_url) as dashboard:
-        assert dashboard.get("").status_code == 401
+        assert dashboard.get("").headers["location"] == "/_dashboard/"
+        assert dashboard.get("_dashboard/").status_code == 401
         token = {"authorization": f"Bearer {ENV['DASHBOARD_TOKEN']}"}
-        page = dashboard.get("", params={"user": "ada"}, headers=token)
+        page = dashboard.get("_dashboard/", params={"user": "ada"}, headers=token)
+        login = dashboard.get("_dashboard/", params={"token": ENV["DASHBOARD_TOKEN"]})
     assert page.status_code == 200
     assert handle_for(session_id)[:12] in page.text and "ada" in page.text
+    assert login.status_code == 303 and login.headers["location"] == "/_dashboard/"
+    # The dashboard's access log has the path, not the query with the token.
+    wait_until(lambda: "GET /_dashboard/" in topology.nginx.log.read_text(), 5,
+               message="no dashboard line in the nginx log")
+    assert ENV["DASHBOARD_TOKEN"] not in topology.nginx.log.read_text()
 
 
 def test_the_session_survives_restarting_either_instance(topology: Topology) -> None:

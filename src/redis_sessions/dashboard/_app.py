@@ -12,15 +12,16 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
-from .._errors import StoreUnavailableError
+from .._errors import ConfigError, StoreUnavailableError
 from ..store._async import AsyncRedisStore
 from ..store._layouts import SessionInfo
 from . import _render, _security
 from ._stats import StatsCache, aclose
 
-__all__ = ["create_dashboard"]
+__all__ = ["STANDALONE_PATH", "create_dashboard", "standalone"]
 
 # Time budgets of one scan (seconds): a page answers in about this long on any keyspace size.
 LIST_BUDGET_S = 2.0
@@ -30,15 +31,17 @@ MAX_LIMIT = 1000
 MAX_FORM_BYTES = 4096
 MAX_QUERY_TEXT = 200
 TOP_USERS = 10
+STANDALONE_PATH = "/_dashboard"  # where the dashboard served alone lives: its cookies' path
 _FLASH_HANDLE = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
 
 class _Dashboard:
     """The route handlers, sharing the store and options."""
 
-    def __init__(self, store: AsyncRedisStore, *, user_field: str, title: str,
-                 refresh: int) -> None:
+    def __init__(self, store: AsyncRedisStore, access: _security.Access, *, user_field: str,
+                 title: str, refresh: int) -> None:
         self.store = store
+        self.access = access
         self.user_field = user_field
         self.title = title
         self.refresh = refresh
@@ -139,31 +142,33 @@ class _Dashboard:
     async def detail_page(self, request: Request) -> Response:
         """``GET /s/{handle}``: metadata, data as JSON, and the delete form."""
         handle = request.path_params["handle"]
+        if not _security.is_handle(handle):  # any other key under the prefix stays out of reach
+            return self._not_found(request)
         info = await self.store.describe(handle, self.user_field)
         if info is None:
             return self._not_found(request)
         data = await self.store.get(handle)
-        csrf = request.cookies.get(_security.CSRF_COOKIE, "")
-        fresh = not _security.is_csrf_token(csrf)
-        if fresh:
-            csrf = _security.new_csrf_token()
+        csrf, fresh = self.access.csrf_for(request)
         body = _render.detail_body(root=self._root(request), info=info, data=data,
                                    now_ms=int(time.time() * 1000), csrf=csrf,
                                    csrf_field=_security.CSRF_FIELD)
         response = self._html(request, body, heading=f"Session {handle[:12]}")
         if fresh:
-            _security.set_cookie(response, request.scope, _security.CSRF_COOKIE, csrf)
+            self.access.set_cookie(response, request.scope, _security.CSRF_COOKIE, csrf)
         return response
 
     async def delete(self, request: Request) -> Response:
         """``POST /s/{handle}/delete``: CSRF check, `store.destroy`, 303 back to the list."""
         handle = request.path_params["handle"]
-        if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        if request.headers.get("sec-fetch-site") in ("cross-site", "same-site") \
+                or _security.foreign_origin(request):
             return self._forbidden(request, "Cross-site requests cannot delete sessions.")
         field = await _form_field(request, _security.CSRF_FIELD)
-        if not _security.csrf_matches(request.cookies.get(_security.CSRF_COOKIE), field):
+        if not self.access.csrf_valid(request, field):
             return self._forbidden(
                 request, "Missing or wrong CSRF token: reload the session page and try again.")
+        if not _security.is_handle(handle):
+            return self._not_found(request)
         deleted = await self.store.destroy(handle)
         self.stats.invalidate()
         query = {"flash": "deleted", "h": handle[:8]} if deleted else {"flash": "gone"}
@@ -238,36 +243,56 @@ def create_dashboard(
     store: AsyncRedisStore,
     *,
     token: str | None = None,
+    no_token: bool = False,
+    secure_cookies: bool | None = None,
+    login_ttl: int = _security.DEFAULT_LOGIN_TTL,
     user_field: str = "user",
     title: str = "redis-sessions",
     refresh: int = 10,
 ) -> Starlette:
-    """The sessions dashboard, an ASGI app to serve alone or mount in any ASGI app.
+    """The sessions dashboard, an ASGI app to mount in any ASGI app, under a path of its own.
 
-    ``Mount("/_sessions", create_dashboard(store))``: every link stays under the mount point.
+    ``Mount("/_sessions", create_dashboard(store, token=TOKEN))``: every link stays under the
+    mount point, and its cookies are scoped to it (served alone, see `standalone`).
 
     Args:
         store: the `AsyncRedisStore` whose sessions to show (the caller keeps ownership and
             closes it).
-        token: access token (at least 16 characters). Without one the dashboard answers
-            loopback clients addressing it by a loopback name only (403 otherwise; behind a
-            reverse proxy on the same host every client looks local: set a token there);
-            with one, every request must carry it as
-            ``Authorization: Bearer <token>`` or a cookie set by a first ``?token=<token>``
-            visit. Serve on a non-loopback address only with a token (see `check_bind`).
+        token: the access token (at least 16 characters), required unless `no_token`. Every
+            request must carry it: ``Authorization: Bearer <token>`` (scripts), or the login
+            cookie that a visit with ``?token=<token>`` exchanges it for (the answer redirects
+            at once to the address without the token).
+        no_token: opt in to token-less access: loopback clients addressing the dashboard by a
+            loopback name only, and never through a proxy (a request carrying ``Forwarded``,
+            ``X-Forwarded-*``, ``X-Real-IP`` or ``Via`` gets a 403).
+        secure_cookies: True: the login and CSRF cookies are always ``Secure`` (behind a proxy
+            that terminates TLS); the default sets it on HTTPS requests only.
+        login_ttl: seconds the login cookie opens the dashboard (8 hours by default); then the
+            token is asked for again.
         user_field: the session key naming the user (shown, and searchable).
         title: shown in the header and the window title.
         refresh: auto-refresh period of the list and stats pages in seconds (0: off).
 
     Raises:
-        ValueError: the token is too short, or `refresh` is negative.
+        ConfigError: no token without `no_token` (or both), a token too short, `login_ttl` or
+            `refresh` out of range.
     """
     if token == "":
         token = None
+    if token is None and not no_token:
+        raise ConfigError(
+            "dashboard token: required (it shows and deletes every user's session); generate "
+            "one with secrets.token_urlsafe(32), or pass no_token=True for loopback-only "
+            "access without one")
+    if token is not None and no_token:
+        raise ConfigError("dashboard token: no_token=True and a token exclude each other")
     _security.check_token(token)
+    if not isinstance(login_ttl, int) or isinstance(login_ttl, bool) or login_ttl <= 0:
+        raise ConfigError(f"login_ttl: must be a positive int of seconds, got {login_ttl!r}")
     if not isinstance(refresh, int) or refresh < 0:
-        raise ValueError(f"refresh: must be a non-negative int of seconds, got {refresh!r}")
-    views = _Dashboard(store, user_field=user_field, title=title, refresh=refresh)
+        raise ConfigError(f"refresh: must be a non-negative int of seconds, got {refresh!r}")
+    access = _security.Access(token, secure_cookies=secure_cookies, login_ttl=login_ttl)
+    views = _Dashboard(store, access, user_field=user_field, title=title, refresh=refresh)
     routes = [
         Route("/", views.list_page, methods=["GET"]),
         Route("/stats", views.stats_page, methods=["GET"]),
@@ -280,6 +305,17 @@ def create_dashboard(
     }
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_security.Guard, token=token, title=title)],
+        middleware=[Middleware(_security.Guard, access=access, title=title)],
         exception_handlers=handlers,
     )
+
+
+def standalone(dashboard: ASGIApp, path: str = STANDALONE_PATH) -> Starlette:
+    """`dashboard` served alone: under `path` (so that its cookies are sent there only, not
+    to every other service of the host name), with ``/`` redirecting to it."""
+
+    async def to_dashboard(request: Request) -> Response:
+        return RedirectResponse(path + "/", status_code=307)
+
+    return Starlette(routes=[Route("/", to_dashboard, methods=["GET", "HEAD"]),
+                             Mount(path, dashboard)])

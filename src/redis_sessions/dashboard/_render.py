@@ -18,6 +18,7 @@ from ..store._layouts import SessionInfo
 
 __all__ = [
     "HOST_REFUSED",
+    "PROXY_REFUSED",
     "REMOTE_REFUSED",
     "TOKEN_REQUIRED",
     "bar_chart",
@@ -42,10 +43,15 @@ HOST_REFUSED = (
     "localhost, 127.0.0.1 or [::1] (other host names could be a DNS-rebinding attack). "
     "Configure a token to use it under another name."
 )
+PROXY_REFUSED = (
+    "No access token is configured, and this request came through a proxy (it carries a "
+    "Forwarded, X-Forwarded-*, X-Real-IP or Via header): behind a proxy every client looks "
+    "local. Configure a token to use the dashboard through a proxy."
+)
 TOKEN_REQUIRED = (
     "This dashboard needs its access token: send <code>Authorization: Bearer &lt;token&gt;</code>,"
     " or open it once with <code>?token=&lt;token&gt;</code> in the address (a cookie then keeps "
-    "you signed in and the token is removed from the address)."
+    "you signed in for a few hours and the token is removed from the address)."
 )
 
 _CSS = """
