@@ -35,11 +35,13 @@ from redis.exceptions import MaxConnectionsError
 from redis.retry import Retry
 
 from ._errors import ConfigError
+from ._loops import loop_bound
 
 __all__ = [
     "DEFAULT_URL",
     "ConnectOptions",
     "Target",
+    "bind_to_loops",
     "connect",
     "connect_async",
     "parse_target",
@@ -312,20 +314,48 @@ def connect_async(url: str | None = None, options: ConnectOptions | None = None,
         # every 5th: the asyncio client does that by closing every connection, in-flight
         # commands included (a 600-slot reshard under 64 writing tasks: ~1.5x the saves per
         # second without it, bench/cluster_moved.py). A dead node still triggers a re-read.
-        return _remember_limits(redis.asyncio.cluster.RedisCluster(
+        return bind_to_loops(_remember_limits(redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
             retry=retry, **{"reinitialize_steps": 0, **_cluster_kwargs(kwargs, target)}),
-            kwargs)
+            kwargs))
     if target.kind == "sentinel":
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             list(target.nodes),
             sentinel_kwargs=_sentinel_kwargs(opts, target, AsyncRetry(NoBackoff(), 0)))
-        return sentinel.master_for(  # type: ignore[no-any-return]
+        return bind_to_loops(sentinel.master_for(  # type: ignore[no-any-return]
             target.service, redis_class=redis.asyncio.Redis,
             connection_pool_class=_SentinelWaitingPool, retry=retry,
-            **{**(target.kwargs or {}), **kwargs})
+            **{**(target.kwargs or {}), **kwargs}))
     pool = _WaitingPool.from_url(target.url or "", retry=retry, **kwargs)
-    return redis.asyncio.Redis.from_pool(pool)
+    return bind_to_loops(redis.asyncio.Redis.from_pool(pool))
+
+
+_A = TypeVar("_A", bound=AsyncClient)
+
+
+def bind_to_loops(client: _A) -> _A:
+    """Make the connections an asyncio `client` opens from now on belong to the event loop
+    that opens them (see `redis_sessions._loops`): a call from another loop reconnects on it,
+    a closed loop's connections are closed without it. Works on a `redis.asyncio.Redis` (its
+    pool, and a Sentinel pool's Sentinel clients) and a `redis.asyncio.cluster.RedisCluster`
+    (every node); returns `client`. `connect_async` and `AsyncRedisStore` call it."""
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        # Nodes found later are built from these kwargs (the dict the nodes manager holds).
+        kwargs = client.nodes_manager.connection_kwargs
+        kwargs["connection_class"] = loop_bound(
+            kwargs.get("connection_class", redis.asyncio.Connection))
+        manager = client.nodes_manager
+        for node in [*manager.startup_nodes.values(), *manager.nodes_cache.values()]:
+            node.connection_class = loop_bound(node.connection_class)
+        return client
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.connection_class = loop_bound(pool.connection_class)
+        sentinels = getattr(getattr(pool, "sentinel_manager", None), "sentinels", ())
+        for sentinel in sentinels:
+            sentinel.connection_pool.connection_class = loop_bound(
+                sentinel.connection_pool.connection_class)
+    return client
 
 
 def _sentinel_kwargs(opts: ConnectOptions, target: Target,
