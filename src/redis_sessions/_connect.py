@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import json
 import os
 import time
@@ -35,11 +36,13 @@ from redis.exceptions import MaxConnectionsError
 from redis.retry import Retry
 
 from ._errors import ConfigError
+from ._loops import loop_bound
 
 __all__ = [
     "DEFAULT_URL",
     "ConnectOptions",
     "Target",
+    "bind_to_loops",
     "connect",
     "connect_async",
     "parse_target",
@@ -67,6 +70,12 @@ class ConnectOptions:
             instead of failing), after which it fails as unavailable (503).
         sentinel_timeout: connect and reply timeout of each Sentinel query, seconds (default
             0.2): a dead Sentinel costs at most this before the next one is asked.
+        protocol: the wire protocol, 2 (RESP2, default) or 3 (RESP3). Pinned rather than left
+            to redis-py, whose default became RESP3 in 8.0: the reply shapes the store reads
+            stay the ones it is tested with on every redis-py, both are equally fast here
+            (measured), and RESP3's push frames buy nothing to a pooled client (a client-side
+            cache's invalidations belong on one connection of their own, ``CLIENT TRACKING
+            ... REDIRECT``). The store passes its contract suite under both.
     """
 
     socket_timeout: float = 0.5
@@ -78,6 +87,11 @@ class ConnectOptions:
     max_connections: int | None = 64
     pool_timeout: float = 1.0
     sentinel_timeout: float = 0.2
+    protocol: int = 2
+
+    def __post_init__(self) -> None:
+        if self.protocol not in (2, 3) or isinstance(self.protocol, bool):
+            raise ConfigError(f"protocol: must be 2 (RESP2) or 3 (RESP3), got {self.protocol!r}")
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``from_url``, without the retry policy."""
@@ -88,6 +102,7 @@ class ConnectOptions:
             "max_connections": self.max_connections,
             "timeout": self.pool_timeout,  # the blocking pool's wait for a free connection
             "client_name": "redis-sessions",
+            "protocol": self.protocol,  # pinned: redis-py 8 changed its default to RESP3
             "decode_responses": False,  # values are bytes: msgpack and exact size accounting
         }
 
@@ -312,20 +327,52 @@ def connect_async(url: str | None = None, options: ConnectOptions | None = None,
         # every 5th: the asyncio client does that by closing every connection, in-flight
         # commands included (a 600-slot reshard under 64 writing tasks: ~1.5x the saves per
         # second without it, bench/cluster_moved.py). A dead node still triggers a re-read.
-        return _remember_limits(redis.asyncio.cluster.RedisCluster(
+        return bind_to_loops(_remember_limits(redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
             retry=retry, **{"reinitialize_steps": 0, **_cluster_kwargs(kwargs, target)}),
-            kwargs)
+            kwargs))
     if target.kind == "sentinel":
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             list(target.nodes),
             sentinel_kwargs=_sentinel_kwargs(opts, target, AsyncRetry(NoBackoff(), 0)))
-        return sentinel.master_for(  # type: ignore[no-any-return]
+        return bind_to_loops(sentinel.master_for(  # type: ignore[no-any-return]
             target.service, redis_class=redis.asyncio.Redis,
             connection_pool_class=_SentinelWaitingPool, retry=retry,
-            **{**(target.kwargs or {}), **kwargs})
+            **{**(target.kwargs or {}), **kwargs}))
     pool = _WaitingPool.from_url(target.url or "", retry=retry, **kwargs)
-    return redis.asyncio.Redis.from_pool(pool)
+    return bind_to_loops(redis.asyncio.Redis.from_pool(pool))
+
+
+_A = TypeVar("_A", bound=AsyncClient)
+
+
+def bind_to_loops(client: _A) -> _A:
+    """Make the connections an asyncio `client` opens from now on belong to the event loop
+    that opens them (see `redis_sessions._loops`): a call from another loop reconnects on it,
+    a closed loop's connections are closed without it. Works on a `redis.asyncio.Redis` (its
+    pool, and a Sentinel pool's Sentinel clients) and a `redis.asyncio.cluster.RedisCluster`
+    (every node); returns `client`. `connect_async` and `AsyncRedisStore` call it."""
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        # Nodes found later are built from these kwargs (the dict the nodes manager holds).
+        kwargs = client.nodes_manager.connection_kwargs
+        kwargs["connection_class"] = loop_bound(
+            kwargs.get("connection_class", redis.asyncio.Connection))
+        manager = client.nodes_manager
+        for node in [*manager.startup_nodes.values(), *manager.nodes_cache.values()]:
+            node.connection_class = loop_bound(node.connection_class)
+        return client
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.connection_class = loop_bound(pool.connection_class)
+        sentinels = getattr(getattr(pool, "sentinel_manager", None), "sentinels", ())
+        for sentinel in sentinels:
+            # Our lean pool for the Sentinel clients too: redis-py 6's pool takes an
+            # asyncio.Lock per connection, and a lock once waited on is bound to that loop.
+            old = sentinel.connection_pool
+            sentinel.connection_pool = _WaitingPool(
+                connection_class=loop_bound(old.connection_class),
+                max_connections=old.max_connections, **old.connection_kwargs)
+    return client
 
 
 def _sentinel_kwargs(opts: ConnectOptions, target: Target,
@@ -384,6 +431,10 @@ def _cluster_kwargs(kwargs: dict[str, Any], target: Target) -> dict[str, Any]:
 _MASTER_CHECK_INTERVAL = 0.5
 
 
+_BLOCKING_DISCONNECT_TAKES_ARGS = "inuse_connections" in inspect.signature(
+    redis.BlockingConnectionPool.disconnect).parameters
+
+
 class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool,
                             redis.BlockingConnectionPool):
     """The Sentinel master's pool, waiting for a free connection like `connect`'s pool,
@@ -402,8 +453,11 @@ class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool,
                 self.get_master_address()  # type: ignore[no-untyped-call]
         return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
 
-    def disconnect(self, inuse_connections: bool = True) -> None:
-        super().disconnect(inuse_connections)
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        if _BLOCKING_DISCONNECT_TAKES_ARGS:
+            super().disconnect(*args, **kwargs)
+        else:  # redis-py 6.0: the Sentinel pool passes inuse_connections, the blocking one
+            super().disconnect()  # takes none (and closes every connection)
         for sentinel in self.sentinel_manager.sentinels:
             sentinel.close()
 
@@ -479,6 +533,8 @@ class _WaitingPool(redis.asyncio.ConnectionPool):
         self._handover: Handover[Any] = Handover(self._put_back)
         self._lean = hasattr(self, "_in_use_connections") and hasattr(
             self, "_available_connections")
+        # redis-py 6.0's connections have no reconnect flag (maintenance notifications).
+        self._flagged = hasattr(redis.asyncio.Connection, "should_reconnect")
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if not self._lean:
@@ -501,7 +557,7 @@ class _WaitingPool(redis.asyncio.ConnectionPool):
         if not self._lean:
             await super().release(connection)
             return
-        if connection.should_reconnect():
+        if self._flagged and connection.should_reconnect():
             await connection.disconnect()
         await connection.re_auth()  # what redis-py's release event does
         self._handover.give(connection)  # stays in use when a waiter takes it

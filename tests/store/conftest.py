@@ -2,12 +2,13 @@
 
 `store` / `make_store` run every test for "sync" (`RedisStore` on the test server), "async"
 (`AsyncRedisStore` driven on one event loop per test), "memory" (`MemoryStore`), "acl" (a
-`RedisStore` connected as the least-privilege session user of `redis_sessions.acl`, on a server
-of its own), and the topologies, each sync and async: "unix" (the test server's unix socket),
-"tls" (``rediss://`` through a TLS proxy to it), "sentinel" (through the session's Sentinel
-group) and "cluster" (on the session's 6-node Cluster). `redis_store` / `make_redis_store` run
-the Redis-specific tests (command counts, server settings) on one server: "sync", "async" and
-"acl". An autouse spy fails any store test that deserialises with pickle.
+`RedisStore` connected as the least-privilege session user of `redis_sessions.acl`, on a server of
+its own), and the topologies, each sync and async: "unix" (the test server's unix socket), "tls"
+(``rediss://`` through a TLS proxy to it), "sentinel" (through the session's Sentinel group) and
+"cluster" (on the session's 6-node Cluster); "sync-resp3" and "async-resp3" are "sync" and "async"
+speaking RESP3 instead of the pinned RESP2. `redis_store` / `make_redis_store` run the
+Redis-specific tests (command counts, server settings) on one server: "sync", "async" and "acl". An
+autouse spy fails any store test that deserialises with pickle.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def tls_url(redis_server: LocalServer, tmp_path_factory: pytest.TempPathFactory)
         proxy.stop()
 
 
-@pytest.fixture(params=["sync", "async", "memory", "acl", *TOPOLOGIES])
+# The standalone runners again on RESP3 (the others use the pinned default, RESP2).
+RESP3 = ["sync-resp3", "async-resp3"]
+
+
+@pytest.fixture(params=["sync", "async", "memory", "acl", *RESP3, *TOPOLOGIES])
 def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
     """Factory of stores for every runner: ``make_store(**RedisStore options)``."""
     factory = StoreFactory(request.param, request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -135,12 +136,13 @@ def acl_denials(admin: redis.Redis) -> list[str]:
 class StoreFactory:
     """Builds stores of one kind for one test and closes them all at teardown.
 
-    Kinds: "sync", "async", "memory", and "acl": a `RedisStore` connected as the session user
-    of its prefix on the ACL server (`acl_server`; `clean_acl_redis` fails the test on any ACL
-    denial); "unix" / "unix-async" and "tls" / "tls-async": the test server through its unix
-    socket and through a TLS proxy; "sentinel" / "sentinel-async": through the session's
-    Sentinel group (``redis+sentinel://``); "cluster" / "cluster-async": on the session's
-    6-node Cluster (``redis+cluster://``; `raw` is then a Cluster client).
+    Kinds: "sync", "async", "memory", "sync-resp3" / "async-resp3" (on RESP3), and "acl": a
+    `RedisStore` connected as the session user of its prefix on the ACL server (`acl_server`;
+    `clean_acl_redis` fails the test on any ACL denial); "unix" / "unix-async" and "tls" /
+    "tls-async": the test server through its unix socket and through a TLS proxy; "sentinel" /
+    "sentinel-async": through the session's Sentinel group (``redis+sentinel://``); "cluster" /
+    "cluster-async": on the session's 6-node Cluster (``redis+cluster://``; `raw` is then a Cluster
+    client).
     """
 
     def __init__(self, kind: str, request: pytest.FixtureRequest) -> None:
@@ -153,6 +155,9 @@ class StoreFactory:
     def __call__(self, *, url: str | None = None, options: ConnectOptions | None = None,
                  **store_options: Any) -> StoreProxy:
         raw: redis.Redis | None = None
+        kind = self.kind.removesuffix("-resp3")
+        if kind != self.kind:
+            options = dataclasses.replace(options or ConnectOptions(), protocol=3)
         if self.kind == "memory":
             assert url is None, "the memory runner has no URL"
             proxy = StoreProxy("memory", MemoryStore(**store_options), None, None)
@@ -172,7 +177,7 @@ class StoreFactory:
             elif url is None:
                 raw = self.request.getfixturevalue("clean_redis")
                 url = self.request.getfixturevalue("redis_url")
-            if self.kind in ("sync", "acl", "unix", "tls", "sentinel", "cluster"):
+            if kind in ("sync", "acl", "unix", "tls", "sentinel", "cluster"):
                 inner: Any = RedisStore(connect(url, options), **store_options)
                 proxy = StoreProxy("sync", inner, raw, None)
             else:

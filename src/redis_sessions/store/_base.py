@@ -8,7 +8,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._connect import ConnectOptions, Handover, cluster_limits
+import redis.asyncio
+import redis.asyncio.cluster
+
+from .._connect import ConnectOptions, Handover, bind_to_loops, cluster_limits
 from .._errors import ConfigError
 from .._serializers import Serializer, default_serializer
 from ._faults import Health
@@ -161,6 +164,8 @@ class StoreBase:
               connect_options: ConnectOptions | None = None) -> None:
         # What the client is decides how commands are shaped (see HashLayout.cluster).
         self.layout.cluster = cluster
+        if isinstance(client, (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)):
+            bind_to_loops(client)  # a client of the app's own: usable from any event loop
         self.pool_limit: int | None = None
         self.pool_wait = 0.0
         if not cluster:
