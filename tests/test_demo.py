@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
+import redis
 
 from redis_sessions.server import free_port
 from servers import wait_until
@@ -92,7 +94,17 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
         print(f"\nworker pids seen over {len(seen)} requests: {sorted(workers)}")
         assert len(workers) > 1
         visits = len(seen)
-        assert (data_dir / "server.url").read_text().startswith("redis://127.0.0.1:")
+        server_url = (data_dir / "server.url").read_text().strip()
+        password = (data_dir / "server.password").read_text()
+        assert server_url.startswith(f"redis://:{password}@127.0.0.1:")
+        for private in ("server.url", "server.password", "demo-secret", "server.log"):
+            assert (data_dir / private).stat().st_mode & 0o777 == 0o600, private
+        assert data_dir.stat().st_mode & 0o777 == 0o700
+        anonymous = redis.Redis.from_url(server_url.replace(f":{password}@", ""))
+        with anonymous, pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        page = httpx.get(url).text
+        assert password not in page and "redis://:***@127.0.0.1:" in page
     finally:
         if proc.poll() is None:
             stop_demo(proc, log)
@@ -121,3 +133,26 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
     finally:
         if proc.poll() is None:
             stop_demo(proc, log)
+
+
+@pytest.mark.parametrize("plant", ["secret-of-another-user", "secret-readable-by-others",
+                                   "dir-writable-by-others"])
+def test_demo_refuses_a_planted_secret_or_data_dir(tmp_path: Path, plant: str) -> None:
+    data_dir, log = tmp_path / "data", tmp_path / "demo.log"
+    data_dir.mkdir(mode=0o700)
+    secret = data_dir / "demo-secret"
+    secret.write_text("known-to-the-planter")
+    secret.chmod(0o600)
+    if plant == "secret-of-another-user":
+        os.chown(secret, 65534, 65534)  # nobody
+    elif plant == "secret-readable-by-others":
+        secret.chmod(0o644)
+    else:
+        data_dir.chmod(0o777)
+    proc = start_demo(free_port(), data_dir, log)
+    assert proc.wait(timeout=30) == 1, log.read_text()
+    text = log.read_text()
+    assert "error: " in text and "Traceback" not in text, text
+    assert str(data_dir if plant.startswith("dir") else secret) in text, text
+    assert not (data_dir / "server.url").exists()
+    assert "Local server pid" not in text  # refused before any server started

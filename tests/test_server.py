@@ -62,6 +62,24 @@ def answers_ping(port: int) -> bool:
         return False
 
 
+def listening(port: int) -> bool:
+    """Whether anything accepts TCP connections on 127.0.0.1:port (password or not)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
+
+
+def refuses_anonymous(url_without_password: str) -> bool:
+    with client(url_without_password) as conn:
+        try:
+            conn.ping()
+        except redis.AuthenticationError:
+            return True
+    return False
+
+
 # -- find_server_binary -----------------------------------------------------------------------
 
 
@@ -483,6 +501,114 @@ def test_log_tail_of_a_missing_log(tmp_path: Path) -> None:
     assert server_module._log_tail(tmp_path / "missing.log") == "(log is empty)"
 
 
+def test_password_stays_off_the_command_line(make_server: MakeServer) -> None:
+    # The server rewrites its process title after start-up; keep the original argv in view.
+    server = make_server(appendonly=False, password="pw-on-disk-only",
+                         extra_args=["--set-proc-title", "no"])
+    cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes()
+    assert b"pw-on-disk-only" not in cmdline  # what `ps` shows every local user
+    config = server.data_dir / "server.conf"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert str(config).encode() in cmdline
+    assert refuses_anonymous(f"redis://127.0.0.1:{server.port}/0")
+
+
+def test_config_string_survives_any_password(make_server: MakeServer) -> None:
+    password = 'a "b" \\ c\nd\x00é'
+    server = make_server(appendonly=False, password=password)
+    with client(f"redis://127.0.0.1:{server.port}/0", password=password) as conn:
+        assert conn.config_get("requirepass") == {"requirepass": password}
+
+
+def test_protected_mode_stays_on(make_server: MakeServer) -> None:
+    server = make_server(appendonly=False)
+    with client(server.url) as conn:
+        assert conn.config_get("protected-mode") == {"protected-mode": "yes"}
+
+
+def test_files_are_private_under_umask_022(make_server: MakeServer, tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        server = make_server(data_dir=tmp_path / "new" / "data", appendfsync="always",
+                             unix_socket=True, password="pw")
+        with client(server.url) as conn:
+            conn.set("k", "v")
+            conn.bgrewriteaof()  # a second generation of AOF files, written by the server
+            wait_until(lambda: conn.info("persistence")["aof_rewrite_in_progress"] == 0, 10)
+    finally:
+        os.umask(previous)
+    paths = [server.data_dir, *server.data_dir.rglob("*")]
+    names = {p.name for p in paths}
+    assert {"server.log", "server.conf", "appendonlydir", "redis.sock"} <= names, names
+    assert any(name.endswith(".aof") for name in names), names
+    for path in paths:
+        assert path.stat().st_mode & 0o077 == 0, f"{path}: {path.stat().st_mode & 0o777:o}"
+    assert server.data_dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_an_existing_data_dir_is_made_private(make_server: MakeServer, tmp_path: Path) -> None:
+    data = tmp_path / "old"
+    data.mkdir(mode=0o755)
+    (data / "server.log").write_text("from before\n")
+    (data / "server.log").chmod(0o644)
+    make_server(data_dir=data, appendonly=False)
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / "server.log").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("plant", ["other-owner", "group-writable", "other-writable"])
+def test_a_data_dir_someone_else_could_write_is_refused(
+    make_server: MakeServer, tmp_path: Path, plant: str
+) -> None:
+    data = tmp_path / "planted"
+    data.mkdir()
+    if plant == "other-owner":
+        data.chmod(0o700)
+        os.chown(data, 65534, 65534)  # nobody
+    else:
+        data.chmod(0o770 if plant == "group-writable" else 0o707)
+    server = make_server(data_dir=data, appendonly=False, start=False)
+    with pytest.raises(server_module.UnsafePathError, match=str(data)) as info:
+        server.start()
+    assert ("uid 65534" if plant == "other-owner" else "writable by other users") in str(info.value)
+    assert not server.is_running
+    assert not (data / "server.log").exists()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "example.com"])
+def test_a_host_off_loopback_needs_an_opt_in_and_a_password(host: str) -> None:
+    with pytest.raises(ValueError, match="not a loopback address"):
+        LocalServer(data_dir="unused", host=host)
+    with pytest.raises(ValueError, match="needs a password"):
+        LocalServer(data_dir="unused", host=host, allow_remote=True)
+    LocalServer(data_dir="unused", host=host, allow_remote=True, password="pw")
+    for loopback in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        LocalServer(data_dir="unused", host=loopback)
+
+
+def test_dev_server_keeps_its_password_per_data_dir(tmp_path: Path) -> None:
+    first = server_module.dev_server(tmp_path / "data", port=6390)
+    second = server_module.dev_server(tmp_path / "data", port=6390)
+    password = (tmp_path / "data" / "server.password").read_text()
+    assert len(password) >= 40
+    assert first.url == second.url == f"redis://:{password}@127.0.0.1:6390/0"
+    assert (tmp_path / "data" / "server.password").stat().st_mode & 0o777 == 0o600
+    assert server_module.dev_server(tmp_path / "other", port=6390).url != first.url
+
+
+def test_main_refuses_a_planted_password_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "server.password").write_text("known-to-the-planter")
+    os.chown(data / "server.password", 65534, 65534)
+    assert main(["--dir", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert f"{data / 'server.password'} belongs to uid 65534" in err
+    assert not (data / "server.url").exists()
+
+
 # -- python -m redis_sessions.server ------------------------------------------------------------
 
 
@@ -504,9 +630,15 @@ def test_main_runs_until_signalled(tmp_path: Path, signum: signal.Signals) -> No
         # The URL is printed once the server answers PING: the signal must come after that.
         readable, _, _ = select.select([proc.stdout], [], [], 15)
         assert readable, "no URL printed within 15s"
-        assert proc.stdout.readline().decode().strip() == f"redis://127.0.0.1:{port}/0"
-        assert answers_ping(port)
-        assert (data / "server.url").read_text().strip() == f"redis://127.0.0.1:{port}/0"
+        # The password stays out of the terminal (and of the logs that capture it).
+        assert proc.stdout.readline().decode().strip() == f"redis://:***@127.0.0.1:{port}/0"
+        password = (data / "server.password").read_text()
+        url = (data / "server.url").read_text().strip()
+        assert url == f"redis://:{password}@127.0.0.1:{port}/0"
+        assert (data / "server.url").stat().st_mode & 0o777 == 0o600
+        with client(url) as conn:
+            assert conn.ping()
+        assert refuses_anonymous(f"redis://127.0.0.1:{port}/0")
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=15)
     finally:
@@ -514,7 +646,9 @@ def test_main_runs_until_signalled(tmp_path: Path, signum: signal.Signals) -> No
             proc.terminate()  # stops the server it started too (a SIGKILL would orphan it)
             proc.communicate(timeout=15)
     assert proc.returncode == 0, err
-    assert not answers_ping(port)
+    assert f"the URL with its password is in {data / 'server.url'}" in err.decode()
+    assert password not in err.decode()
+    assert not listening(port)
     assert (data / "server.log").is_file()  # --dir is kept
     assert not (data / "server.url").exists()
 
@@ -528,7 +662,8 @@ def test_main_in_process(
     real_wait = LocalServer.wait
 
     def wait_then_sigterm(self: LocalServer, timeout: float | None = None) -> int:
-        assert answers_ping(self.port)
+        with client(self.url) as conn:
+            assert conn.ping()
         os.kill(os.getpid(), signal.SIGTERM)  # handled by main(): it stops the server
         return real_wait(self, timeout)
 
@@ -538,9 +673,9 @@ def test_main_in_process(
     assert code == 0
     assert signal.getsignal(signal.SIGTERM) == before
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"redis://127.0.0.1:{port}/0"
-    assert out[1] == f"unix://{tmp_path / 'data' / 'redis.sock'}?db=0"
-    assert not answers_ping(port)
+    assert out[0] == f"redis://:***@127.0.0.1:{port}/0"
+    assert out[1] == f"unix://{tmp_path / 'data' / 'redis.sock'}?db=0&password=***"
+    assert not listening(port)
 
 
 def test_main_when_the_server_dies(

@@ -8,10 +8,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from ._private_files import UnsafePathError, read_private
+from ._redact import redact_url
 from .server import URL_FILE
 from .store._sync import RedisStore
 
@@ -37,8 +38,12 @@ def resolve_url(explicit: str | None, data_dir: str | os.PathLike[str] = DEFAULT
     """The Redis URL to use: `explicit` (``--url``), else ``$REDIS_URL``, else the URL the
     running demo wrote to ``<data_dir>/server.url``.
 
+    The URL file is used only when it and its directory belong to the current user and no one
+    else can write them (and the file, which holds the password, is 0600): another user could
+    otherwise plant one in a shared working directory and choose the server.
+
     Raises:
-        CliError: none of them is set.
+        CliError: none of them is set, or the URL file is refused.
     """
     if explicit:
         return explicit
@@ -46,22 +51,18 @@ def resolve_url(explicit: str | None, data_dir: str | os.PathLike[str] = DEFAULT
     if env:
         return env
     try:
-        written = (Path(data_dir) / URL_FILE).read_text().strip()
+        written = read_private(Path(data_dir) / URL_FILE)
+    except UnsafePathError as exc:
+        raise CliError(f"{exc}; or pass --url") from None
     except OSError:
-        written = ""
+        written = None
     if written:
         return written
     raise CliError(NO_URL)
 
 
-def safe_url(url: str) -> str:
-    """`url` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
+safe_url = redact_url
+"""`url` without its passwords, for messages (`redact_url`)."""
 
 
 @dataclass

@@ -7,6 +7,7 @@ one-pass, bounded-memory summary behind ``redis-sessions stats``.
 from __future__ import annotations
 
 import datetime
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ __all__ = [
     "human_ttl",
     "iso_time",
     "json_row",
+    "json_text",
+    "printable",
 ]
 
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400
@@ -34,6 +37,30 @@ _MINUTE, _HOUR, _DAY = 60, 3600, 86400
 # Bucket upper bounds in seconds; the last bucket is open-ended. 30 days is the default lifetime.
 TTL_EDGES: tuple[int, ...] = (_MINUTE, 10 * _MINUTE, _HOUR, 6 * _HOUR, _DAY, 7 * _DAY)
 AGE_EDGES: tuple[int, ...] = (_MINUTE, 10 * _MINUTE, _HOUR, 6 * _HOUR, _DAY, 7 * _DAY, 30 * _DAY)
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal could act on (C0 and C1 controls such as ESC and
+    CSI, DEL, bidi and other format characters) shown as ``?``: session data is user input."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a UTF-16 surrogate pair, as JSON spells characters past the BMP
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_text(document: Any, **options: Any) -> str:
+    """``json.dumps(document, ensure_ascii=False, **options)`` with every non-printable
+    character escaped as ``\\uXXXX``: json escapes only C0, and a C1 CSI (U+009B) would reach
+    the terminal raw. Lossless: the parsed document is the same."""
+    text = json.dumps(document, ensure_ascii=False, **options)
+    if all(line.isprintable() for line in text.split("\n")):  # the common case, at C speed
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else _escaped(c) for c in text)
 
 
 def human_duration(seconds: float | None) -> str:

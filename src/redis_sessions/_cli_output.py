@@ -4,14 +4,13 @@ one table chunk of sessions in memory."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import IO, Any
 
 from rich import box
 from rich.console import Console
-from rich.json import JSON
+from rich.highlighter import JSONHighlighter
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +24,8 @@ from ._cli_format import (
     human_ttl,
     iso_time,
     json_row,
+    json_text,
+    printable,
 )
 from .store._layouts import SessionInfo
 from .store._sync import RedisStore
@@ -47,15 +48,10 @@ def write_json_array(stream: IO[str], infos: Iterable[SessionInfo], limit: int,
     stream.write("[")
     for info in _limited(infos, limit):
         stream.write(",\n" if count else "\n")
-        stream.write(json.dumps(json_row(info, now_ms), ensure_ascii=False))
+        stream.write(json_text(json_row(info, now_ms)))
         count += 1
     stream.write("\n]\n" if count else "]\n")
     return count
-
-
-def _printable(text: str) -> str:
-    # Session data is user input: never let it send escape sequences to the terminal.
-    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _line(key: str, key_width: int, age: str, idle: str, ttl: str, size: str, user: str) -> str:
@@ -83,9 +79,9 @@ def print_table(console: Console, infos: Iterator[SessionInfo], limit: int, now_
             console.print(Text(header, style="bold"), Text("─" * len(header)), sep="\n",
                           soft_wrap=True)
         lines = [
-            _line(_printable(info.key), key_width, human_duration(age_s(info, now_ms)),
+            _line(printable(info.key), key_width, human_duration(age_s(info, now_ms)),
                   human_duration(info.idle_s), human_ttl(info.ttl_ms), human_bytes(info.size),
-                  _printable(info.user or "-"))
+                  printable(info.user or "-"))
             for info in chunk
         ]
         stream.write("\n".join(lines) + "\n")
@@ -118,13 +114,14 @@ def print_session(console: Console, info: SessionInfo, data: dict[str, Any] | No
         ("fields", f"{info.fields} (data keys and metadata)"),
     ]
     for name, value in rows:
-        grid.add_row(name, Text(value))
+        grid.add_row(name, Text(printable(value)))
     console.print(grid)
     console.print()
     if data is None:
         console.print("data: not readable (not a redis-sessions hash, corrupt, or too large)")
     else:
-        console.print(JSON.from_data(data, default=repr))
+        # rich's JSON view re-encodes with json.dumps, which lets C1 controls through.
+        console.print(JSONHighlighter()(json_text(data, indent=2, default=repr)))
 
 
 def _histogram_table(title: str, histogram: Histogram, total: int) -> Table:
@@ -146,7 +143,7 @@ def _histogram_table(title: str, histogram: Histogram, total: int) -> Table:
 
 def print_stats(console: Console, stats: Stats, where: str) -> None:
     """Print the stats report: summary, TTL and age histograms, top users."""
-    console.print(Text(f"Sessions under {where}", style="bold"))
+    console.print(Text(f"Sessions under {printable(where)}", style="bold"))
     summary = Table.grid(padding=(0, 2))
     summary.add_column()
     summary.add_column(justify="right")
@@ -177,7 +174,7 @@ def print_stats(console: Console, stats: Stats, where: str) -> None:
         table.add_column("user", overflow="fold")
         table.add_column("sessions", justify="right", no_wrap=True)
         for user, count in top:
-            table.add_row(Text(user), f"{count:,}")
+            table.add_row(Text(printable(user)), f"{count:,}")
         console.print(table)
 
 

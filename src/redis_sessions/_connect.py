@@ -37,6 +37,7 @@ from redis.retry import Retry
 
 from ._errors import ConfigError
 from ._loops import loop_bound
+from ._redact import redact_url as _redacted
 
 __all__ = [
     "DEFAULT_URL",
@@ -267,17 +268,6 @@ def _host_port(part: str, url: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ConfigError(f"bad host:port {part!r} in Redis URL: {_redacted(url)}")
     return host, int(port)
-
-
-def _redacted(url: str) -> str:
-    # Never show a password in an error message.
-    scheme, sep, rest = url.partition("://")
-    netloc, path, _ = _split(rest)
-    userinfo, at, hosts = netloc.rpartition("@")
-    if at:
-        user = userinfo.partition(":")[0]
-        netloc = f"{user}:***@{hosts}" if ":" in userinfo else f"{user}@{hosts}"
-    return f"{scheme}{sep}{netloc}{path}"
 
 
 def connect(url: str | None = None, options: ConnectOptions | None = None, *,

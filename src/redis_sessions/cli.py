@@ -9,7 +9,6 @@ sessions dashboard. Run ``redis-sessions --help`` or see ``docs/cli.md``. Also r
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -29,6 +28,7 @@ from ._cli_common import (
     resolve_url,
     safe_url,
 )
+from ._cli_format import json_text, printable
 from ._cli_serve import dashboard_command, demo_command, server_command
 from ._errors import StoreUnavailableError
 from .store._layouts import SessionInfo
@@ -47,7 +47,8 @@ class _Group(click.Group):
         except StoreUnavailableError as exc:
             raise CliError(f"Redis at {_where(ctx)} is unavailable ({exc.reason})") from None
         except RedisError as exc:
-            first_line = (str(exc) or type(exc).__name__).splitlines()[0]
+            # The server's words: printable, like everything else that came from Redis.
+            first_line = printable((str(exc) or type(exc).__name__).splitlines()[0])
             raise CliError(f"Redis at {_where(ctx)} refused the command: {first_line}") from None
 
 
@@ -176,7 +177,7 @@ def show_command(key: str, as_json: bool) -> None:
         from ._cli_format import json_row
 
         document = {"session": json_row(info, _now_ms()), "data": data}
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=repr))
+        click.echo(json_text(document, indent=2, default=repr))
         return
     print_session(console(width=_SHOW_WIDTH), info, data, _now_ms())
 
@@ -224,7 +225,7 @@ def stats_command(top: int, as_json: bool) -> None:
         stats.add(info)
     if as_json:
         document = {"url": safe_url(settings.url), "prefix": settings.prefix, **stats.as_json()}
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        click.echo(json_text(document, indent=2))
         return
     print_stats(console(), stats, f"{settings.prefix!r} at {safe_url(settings.url)}")
 

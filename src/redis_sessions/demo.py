@@ -16,10 +16,13 @@ import hmac
 import html
 import os
 import secrets
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+
+from ._redact import redact_url
 
 __all__ = ["create_app", "create_app_from_env", "dashboard_token", "main", "run"]
 
@@ -59,7 +62,7 @@ def create_app(redis_url: str, secret: str, where: str | None = None) -> Any:
     from .asgi import SessionMiddleware, get_session
     from .store._async import AsyncRedisStore
 
-    where = where or redis_url.split("@")[-1]
+    where = where or redact_url(redis_url)
     pid = os.getpid()
 
     async def counter(request: Request) -> Response:
@@ -137,13 +140,11 @@ def create_app_from_env() -> Any:
 
 
 def _secret(data_dir: Path) -> str:
-    # A stable secret per data dir, so cookies stay valid across restarts of the demo.
-    path = data_dir / "demo-secret"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    # A stable secret per data dir, so cookies stay valid across restarts of the demo; one
+    # planted by another user is refused (UnsafePathError).
+    from ._private_files import secret_file
+
+    return secret_file(data_dir / "demo-secret")
 
 
 def run(*, url: str | None, data_dir: str | os.PathLike[str] = DEFAULT_DIR, port: int = 8000,
@@ -155,21 +156,30 @@ def run(*, url: str | None, data_dir: str | os.PathLike[str] = DEFAULT_DIR, port
     """
     import uvicorn
 
-    from .server import URL_FILE, LocalServer
+    from ._private_files import UnsafePathError, private_dir, write_private
+    from .server import URL_FILE, dev_server
 
     directory = Path(data_dir).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
     server = None
     url_file = directory / URL_FILE
-    if url is None:
-        server = LocalServer(data_dir=directory, appendonly=True, appendfsync="everysec").start()
+    try:
+        private_dir(directory)
+        secret = _secret(directory)
+        if url is None:
+            # The data dir's password (server.password): any local user can reach the port.
+            server = dev_server(directory, appendonly=True, appendfsync="everysec").start()
+    except UnsafePathError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if server is not None:
         url = server.url
-        url_file.write_text(url + "\n")
-        where = f"{url} (pid {server.pid}, data in {directory}, AOF everysec)"
+        write_private(url_file, url + "\n")
+        where = f"{redact_url(url)} (pid {server.pid}, data in {directory}, AOF everysec)"
         print(f"Local server pid {server.pid}, data in {directory} (AOF, everysec)")
     else:
-        where = url.split("@")[-1]
-    os.environ.update({_ENV_URL: url, _ENV_SECRET: _secret(directory), _ENV_WHERE: where})
+        assert url is not None
+        where = redact_url(url)
+    os.environ.update({_ENV_URL: url, _ENV_SECRET: secret, _ENV_WHERE: where})
     try:
         print(f"Demo at http://127.0.0.1:{port}/  ({workers} workers; Ctrl-C to stop)",
               flush=True)

@@ -16,6 +16,7 @@ import argparse
 import atexit
 import contextlib
 import importlib.util
+import ipaddress
 import os
 import re
 import shutil
@@ -29,14 +30,20 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
+
+from ._private_files import UnsafePathError, private_dir, secret_file, write_private
+from ._redact import redact_url
 
 __all__ = [
     "ENV_VAR",
+    "PASSWORD_FILE",
     "URL_FILE",
     "LocalServer",
     "ServerNotFoundError",
+    "UnsafePathError",
+    "dev_server",
     "find_server_binary",
     "free_port",
     "main",
@@ -47,7 +54,12 @@ ENV_VAR = "REDIS_SESSIONS_SERVER"
 
 URL_FILE = "server.url"
 """File in a data directory holding the URL of the local server running on it (written by
-``redis-sessions demo`` and ``redis-sessions server``, read by the other commands)."""
+``redis-sessions demo`` and ``redis-sessions server``, read by the other commands). It carries
+the password, so it is mode 0600, and is refused unless it and its directory are the user's."""
+
+PASSWORD_FILE = "server.password"
+"""File in a data directory holding the password of the servers of `dev_server` (mode 0600,
+created on first use, so URLs stay valid across restarts)."""
 
 _APPENDFSYNC_VALUES = ("always", "everysec", "no")
 _POLL_INTERVAL = 0.02
@@ -257,6 +269,12 @@ class LocalServer:
     The server runs in its own session (a terminal Ctrl-C reaches only this interpreter, which
     then stops the server once), saves no RDB snapshots, and logs to ``<data_dir>/server.log``.
     Servers still running at interpreter exit are stopped.
+
+    Other local users get nothing: the data directory is made 0700 (and refused when someone
+    else owns it or can write to it, see `UnsafePathError`), the server's files are created
+    0600, protected mode stays on, and the password reaches the server through a 0600
+    configuration file rather than the command line that ``ps`` shows. Without a `password`
+    any local user can still connect over TCP: `dev_server` sets one.
     """
 
     def __init__(
@@ -271,13 +289,15 @@ class LocalServer:
         password: str | None = None,
         extra_args: Sequence[str] = (),
         binary: str | None = None,
+        allow_remote: bool = False,
     ) -> None:
         """Configure the server; nothing is started yet.
 
         Args:
             data_dir: Working directory (AOF, log, default socket). None: a new temporary one.
             port: TCP port. None: a free port chosen at the first `start`.
-            host: Address to bind and connect to.
+            host: Address to bind and connect to: a loopback address (or ``localhost``)
+                unless `allow_remote`.
             unix_socket: True to also listen on ``<data_dir>/redis.sock`` (a short directory
                 under /tmp instead when that path is too long for a unix socket), or a path.
             appendonly: Keep an append-only file, so `kill` followed by `restart` keeps data.
@@ -285,15 +305,24 @@ class LocalServer:
             password: Require this password (``requirepass``); it appears in `url`.
             extra_args: More command-line options, appended last (``["--maxmemory", "10mb"]``).
             binary: Server binary. None: `find_server_binary` at start.
+            allow_remote: Accept a `host` other machines can reach (``0.0.0.0``, a LAN
+                address); it then needs a `password`.
 
         Raises:
-            ValueError: `appendfsync`, `port` or an explicit `unix_socket` path is invalid.
+            ValueError: `appendfsync`, `port`, `host` or an explicit `unix_socket` path is
+                invalid.
         """
         if appendfsync not in _APPENDFSYNC_VALUES:
             allowed = ", ".join(repr(value) for value in _APPENDFSYNC_VALUES)
             raise ValueError(f"appendfsync must be one of {allowed}, not {appendfsync!r}")
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"port must be between 1 and 65535, not {port!r}")
+        if not allow_remote and not _is_loopback(host):
+            raise ValueError(f"host {host!r} is not a loopback address: the server would be "
+                             "reachable from other machines (pass allow_remote=True and a "
+                             "password if that is what you want)")
+        if allow_remote and password is None:
+            raise ValueError("allow_remote=True needs a password")
         self._owns_data_dir = data_dir is None
         if data_dir is None:
             self._data_dir = Path(tempfile.mkdtemp(prefix="redis-sessions-"))
@@ -390,11 +419,13 @@ class LocalServer:
             ServerNotFoundError: no binary (see `find_server_binary`).
             RuntimeError: the process exited or did not answer within `timeout` seconds; the
                 message carries the end of the server log.
+            UnsafePathError: the data directory belongs to another user or is writable by
+                others (a `RuntimeError` too).
         """
         if self.is_running:
             return self
         binary = self._binary or find_server_binary()
-        self._data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self._data_dir)
         unix_path = self._prepare_unix_socket()
         deadline = time.monotonic() + timeout
         requested = self._port
@@ -430,9 +461,17 @@ class LocalServer:
         self._unix_path = path
         return path
 
+    @property
+    def _config_path(self) -> Path:
+        return self._data_dir / "server.conf"
+
     def _command_line(self, binary: str, port: int, unix_path: str | None) -> list[str]:
-        argv = [
-            binary,
+        argv = [binary]
+        if self._password is not None:
+            # In a 0600 file rather than on the command line, which every local user can read.
+            write_private(self._config_path, f"requirepass {_config_string(self._password)}\n")
+            argv.append(str(self._config_path))
+        argv += [
             "--port", str(port),
             "--bind", self._host,
             "--dir", str(self._data_dir),
@@ -441,13 +480,9 @@ class LocalServer:
             "--appendonly", "yes" if self._appendonly else "no",
             "--appendfsync", self._appendfsync,
             "--logfile", str(self.log_path),
-            "--protected-mode", "no",
         ]  # fmt: skip
         if unix_path is not None:
             argv += ["--unixsocket", unix_path, "--unixsocketperm", "700"]
-        if self._password is not None:
-            # Visible in ps output: acceptable for a local development server.
-            argv += ["--requirepass", self._password]
         argv += self._extra_args
         return argv
 
@@ -458,13 +493,16 @@ class LocalServer:
         argv = self._command_line(binary, port, unix_path)
         # Bad options are reported on stderr before the log file is opened, so stderr goes to
         # the log as well: one place to read when a start fails.
-        with self.log_path.open("ab") as log:
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(log_fd, "ab") as log:
+            os.fchmod(log_fd, 0o600)
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,
+                umask=0o077,  # the AOF files and their directory: the user's alone
             )
         self._proc = proc
         try:
@@ -616,6 +654,34 @@ class LocalServer:
         return f"<LocalServer {self._host}:{port} {state} data_dir={str(self._data_dir)!r}>"
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
+def _config_string(value: str) -> str:
+    # Double-quoted with \xHH escapes, which the server's config parser decodes: any password
+    # survives, spaces, quotes and newlines included.
+    return '"' + "".join(chr(b) if chr(b).isalnum() and b < 128 else f"\\x{b:02x}"
+                         for b in value.encode()) + '"'
+
+
+def dev_server(data_dir: str | os.PathLike[str], **options: Any) -> LocalServer:
+    """A `LocalServer` (not started) on `data_dir` with the password kept there.
+
+    The directory is created 0700 (or checked, see `UnsafePathError`) and the password read
+    from ``<data_dir>/server.password``, created on first use: ``redis-sessions server`` and
+    ``redis-sessions demo`` run their server this way. `options` go to `LocalServer`.
+    """
+    directory = private_dir(data_dir)
+    password = secret_file(directory / PASSWORD_FILE)
+    return LocalServer(data_dir=directory, password=password, **options)
+
+
 class _Terminate(Exception):
     """Raised by the SIGTERM handler of `main` to leave the wait like Ctrl-C does."""
 
@@ -636,8 +702,11 @@ def _raise_terminate(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a server in the foreground until Ctrl-C or SIGTERM (``python -m redis_sessions.server``).
 
-    Prints the URL on stdout (then the unix URL with ``--unix-socket``) and details on stderr.
-    Returns 0 after a requested stop, 1 when the server fails to start or dies on its own.
+    Prints the URL on stdout with its password masked (then the unix URL with
+    ``--unix-socket``), and details on stderr: the full URL is in ``<dir>/server.url`` (0600),
+    since what a terminal prints often ends up in logs other users can read. The password is
+    the data directory's (`dev_server`). Returns 0 after a requested stop, 1 when the server
+    fails to start or dies on its own.
     """
     parser = argparse.ArgumentParser(
         prog="python -m redis_sessions.server",
@@ -660,14 +729,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        server = LocalServer(
-            data_dir=args.dir,
-            port=args.port,
-            unix_socket=args.unix_socket,
-            appendfsync=args.appendfsync,
+        server = dev_server(
+            args.dir, port=args.port, unix_socket=args.unix_socket, appendfsync=args.appendfsync
         )
     except ValueError as exc:
         parser.error(str(exc))
+    except UnsafePathError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     previous_term = _set_handler(signal.SIGTERM, _raise_terminate)
     try:
         try:
@@ -676,12 +745,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         # Where the other `redis-sessions` commands look for a local server without --url.
-        (server.data_dir / URL_FILE).write_text(server.url + "\n")
-        print(server.url, flush=True)
+        url_file = server.data_dir / URL_FILE
+        write_private(url_file, server.url + "\n")
+        print(redact_url(server.url), flush=True)
         if server.unix_path is not None:
-            print(server.unix_url, flush=True)
+            print(redact_url(server.unix_url), flush=True)
         print(
             f"pid {server.pid}, data in {server.data_dir}, log in {server.log_path}; "
+            f"the URL with its password is in {url_file} (REDIS_URL=\"$(cat {url_file})\"); "
             "Ctrl-C to stop",
             file=sys.stderr,
             flush=True,

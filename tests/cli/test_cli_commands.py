@@ -4,6 +4,7 @@ error paths: Redis down, no URL, a refused command."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -276,12 +277,104 @@ def test_url_from_env_then_from_the_demo_file(
     assert len(json.loads(invoke(None, "ls", "--json", env={"REDIS_URL": seeded.url}).stdout)) == 7
     result = invoke(None, "ls", env={"REDIS_URL": None}, expect=1)
     assert result.stderr == f"Error: {NO_URL}\n"
-    (tmp_path / ".redis-sessions-data").mkdir()
+    (tmp_path / ".redis-sessions-data").mkdir(mode=0o700)
     (tmp_path / ".redis-sessions-data" / "server.url").write_text(seeded.url + "\n")
+    (tmp_path / ".redis-sessions-data" / "server.url").chmod(0o600)
     assert len(json.loads(invoke(None, "ls", "--json", env={"REDIS_URL": None}).stdout)) == 7
     # An explicit --url wins over both.
     down = f"redis://127.0.0.1:{free_port()}/0"
     invoke(down, "ls", env={"REDIS_URL": seeded.url}, expect=1)
+
+
+@pytest.mark.parametrize("plant", ["file-of-another-user", "file-readable-by-others",
+                                   "file-writable-by-others", "dir-of-another-user",
+                                   "dir-writable-by-others", "symlink"])
+def test_a_planted_url_file_is_refused(
+    seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    directory = tmp_path / ".redis-sessions-data"
+    directory.mkdir(mode=0o700)
+    url_file = directory / "server.url"
+    target = tmp_path / "elsewhere.url"
+    (target if plant == "symlink" else url_file).write_text(seeded.url + "\n")
+    (target if plant == "symlink" else url_file).chmod(0o600)
+    if plant == "symlink":
+        url_file.symlink_to(target)
+    elif plant == "file-of-another-user":
+        os.chown(url_file, 65534, 65534)  # nobody
+    elif plant == "file-readable-by-others":
+        url_file.chmod(0o644)
+    elif plant == "file-writable-by-others":
+        url_file.chmod(0o602)
+    elif plant == "dir-of-another-user":
+        os.chown(directory, 65534, 65534)
+    else:
+        directory.chmod(0o777)
+    result = invoke(None, "ls", env={"REDIS_URL": None}, expect=1)
+    where = directory if plant.startswith("dir") else url_file
+    where = where.relative_to(tmp_path)
+    assert result.stderr.startswith("Error: ") and str(where) in result.stderr, result.stderr
+    assert "pass --url" in result.stderr
+    assert result.stdout == ""
+
+
+_SECRET_URLS = [
+    "redis://:hunter2@127.0.0.1:{port}/0",
+    "redis://app:hunter2@127.0.0.1:{port}/0",
+    "redis://127.0.0.1:{port}/0?password=hunter2",
+    "unix:///nonexistent/redis.sock?db=0&password=hunter2",
+    "redis+sentinel://:hunter2@127.0.0.1:{port}/mymaster?sentinel_password=hunter3",
+    "rediss://127.0.0.1:{port}/0?ssl_password=hunter4&socket_timeout=1",
+]
+
+
+@pytest.mark.parametrize("template", _SECRET_URLS)
+def test_no_password_form_reaches_an_error_message(template: str) -> None:
+    url = template.format(port=free_port())
+    result = invoke(url, "ls", expect=1)
+    assert result.stderr.startswith("Error: "), result.stderr
+    assert "hunter" not in result.output, result.output
+    assert "***" in result.output, result.output
+
+
+def test_stats_json_and_the_purge_prompt_hide_a_query_password(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_server(appendonly=False, password="hunter2", unix_socket=True)
+    url = server.unix_url  # unix:///...?db=0&password=hunter2, as LocalServer writes it
+    shown = url.replace("password=hunter2", "password=***")
+    assert json.loads(invoke(url, "stats", "--json").stdout)["url"] == shown
+    assert f"at {shown}" in invoke(url, "stats").stdout.replace("\n", "")  # wrapped
+    monkeypatch.setattr("redis_sessions.cli._stdin_is_tty", lambda: True)
+    result = invoke(url, "purge", input="n\n", expect=1)
+    assert f"Delete every session under 'sess:' at {shown}? [y/N]" in result.stdout
+    assert "hunter2" not in result.output
+
+
+_EVIL = "alice\x1b[2J\x1b]0;pwned\x07\x9b31m\u202e"
+
+
+def test_show_and_stats_clean_what_reaches_the_terminal(seeded: Seeded) -> None:
+    seeded.store.set("evil-1", {"user": _EVIL, "note\x1b[1m": "x\x9b2Jy"})
+    for out in (invoke(seeded.url, "show", "evil-1").stdout,
+                invoke(seeded.url, "stats").stdout):
+        assert not any(c in out for c in "\x1b\x07\x9b\u202e"), repr(out)
+        assert "alice?[2J?]0;pwned??31m?" in out
+    shown = invoke(seeded.url, "show", "evil-1").stdout
+    assert "\\u009b2Jy" in shown and "\\u001b[1m" in shown  # the data, escaped as in JSON
+
+
+@pytest.mark.parametrize("command", [["ls", "--json"], ["show", "--json", "evil-1"],
+                                     ["stats", "--json"]])
+def test_json_output_escapes_c1_controls_losslessly(seeded: Seeded, command: list[str]) -> None:
+    seeded.store.set("evil-1", {"user": _EVIL})
+    out = invoke(seeded.url, *command).stdout
+    assert not any(c in out for c in "\x1b\x07\x9b\u202e"), repr(out)
+    assert "\\u009b31m" in out
+    strings: list[str] = []
+    json.loads(out, object_hook=lambda obj: strings.extend(map(str, obj.values())) or obj)
+    assert _EVIL in strings  # nothing lost
 
 
 @pytest.mark.parametrize("command", [["ls"], ["ls", "--json"], ["show", "x"], ["rm", "x"],

@@ -72,7 +72,18 @@ def test_stats_with_unknown_values() -> None:
     assert json_row(info, 0)["age_s"] is None
 
 
-def test_safe_url_hides_only_the_password() -> None:
-    assert safe_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
-    assert safe_url("redis://:pw@h:1/0") == "redis://:***@h:1/0"
-    assert safe_url("rediss://user:p%40ss@h:1/2") == "rediss://user:***@h:1/2"
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+    ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
+    ("rediss://user:p%40ss@h:1/2", "rediss://user:***@h:1/2"),
+    ("redis://user@h:1/2", "redis://user@h:1/2"),
+    ("redis://:a/b@h:1/0", "redis://:***@h:1/0"),  # an unencoded "/" in the password
+    ("unix:///run/rs/redis.sock?db=0&password=s3cr3t", "unix:///run/rs/redis.sock?db=0&password=***"),
+    ("redis+sentinel://:pw@h1:26379,h2:26379/mymaster?sentinel_password=SPW&db=1",
+     "redis+sentinel://:***@h1:26379,h2:26379/mymaster?sentinel_password=***&db=1"),
+    ("rediss://h/0?ssl_password=k&ssl_cert_reqs=none&Sentinel_Password=x&auth_token=t&x=1",
+     "rediss://h/0?ssl_password=***&ssl_cert_reqs=none&Sentinel_Password=***&auth_token=***&x=1"),
+    ("user:pw@h:1", "user:***@h:1"),  # no scheme at all
+])
+def test_safe_url_masks_every_password_form(url: str, shown: str) -> None:
+    assert safe_url(url) == shown

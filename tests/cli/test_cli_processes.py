@@ -42,8 +42,10 @@ def test_server_command_runs_a_server_until_ctrl_c(tmp_path: Path) -> None:
                              "--appendfsync", "no"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
-        url = read_line(proc, 15)
-        assert url.startswith("redis://127.0.0.1:")
+        shown = read_line(proc, 15)
+        assert shown.startswith("redis://:***@127.0.0.1:")  # the password stays off the screen
+        url = (tmp_path / "data" / "server.url").read_text().strip()
+        assert url == shown.replace("***", (tmp_path / "data" / "server.password").read_text())
         store = RedisStore(url=url)
         store.set("via-server", {"user": "erin"})
         store.close()
