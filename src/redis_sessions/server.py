@@ -32,6 +32,8 @@ from types import FrameType, TracebackType
 from typing import Literal, Protocol
 from urllib.parse import quote
 
+from . import _tied
+
 __all__ = [
     "ENV_VAR",
     "URL_FILE",
@@ -459,7 +461,8 @@ class LocalServer:
         # Bad options are reported on stderr before the log file is opened, so stderr goes to
         # the log as well: one place to read when a start fails.
         with self.log_path.open("ab") as log:
-            proc = subprocess.Popen(
+            # Tied: the server dies with this interpreter, even one killed with SIGKILL.
+            proc = _tied.popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
