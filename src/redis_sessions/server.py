@@ -33,6 +33,7 @@ from types import FrameType, TracebackType
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
+from . import _tied
 from ._private_files import UnsafePathError, private_dir, secret_file, write_private
 from ._redact import redact_url
 
@@ -496,7 +497,8 @@ class LocalServer:
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(log_fd, "ab") as log:
             os.fchmod(log_fd, 0o600)
-            proc = subprocess.Popen(
+            # Tied: the server dies with this interpreter, even one killed with SIGKILL.
+            proc = _tied.popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from redis_sessions import _tied
 from servers import wait_until
 
 __all__ = [
@@ -224,7 +225,7 @@ class Process:
         """Start the process (output appended to `log`); `wait_ready` waits for it."""
         assert self.proc is None or self.proc.poll() is not None, f"{self.name} is running"
         with self.log.open("ab") as out:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
+            self.proc = _tied.popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env}, start_new_session=True)
         return self

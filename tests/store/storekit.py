@@ -31,6 +31,7 @@ from redis_sessions import (
 )
 from redis_sessions.acl import acl_rules
 from redis_sessions.server import LocalServer
+from servers import server_version
 
 
 class StoreProxy:
@@ -96,6 +97,12 @@ MakeStore = Callable[..., StoreProxy]
 ACL_PASSWORD = "sessions-secret"
 
 
+def session_rules(prefix: str = "sess:", **options: bool) -> str:
+    """`acl_rules` for the suite's server version (Redis 7.0 lacks three of the names)."""
+    version = ".".join(map(str, server_version()[1]))
+    return acl_rules(prefix, server_version=version, **options)
+
+
 class AclServer:
     """A server whose stores connect as least-privilege session users (`acl_rules`).
 
@@ -117,7 +124,7 @@ class AclServer:
             "sessions-" + hashlib.sha1(prefix.encode()).hexdigest()[:8])
         if user not in self.users:
             admin.execute_command("ACL", "SETUSER", user, "reset", "on", f">{ACL_PASSWORD}",
-                                  *acl_rules(prefix).split())
+                                  *session_rules(prefix).split())
             self.users.add(user)
         return f"redis://{user}:{ACL_PASSWORD}@127.0.0.1:{self.server.port}/0"
 

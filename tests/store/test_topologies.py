@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from storekit import StoreProxy, create_session, now_ms, open_session
+from storekit import StoreProxy, create_session, now_ms, open_session, session_rules
 
 from faultproxy import FaultProxy
 from redis_sessions import (
@@ -39,7 +39,6 @@ from redis_sessions import (
 )
 from redis_sessions._connect import cluster_limits, parse_target
 from redis_sessions._errors import ConfigError
-from redis_sessions.acl import acl_rules
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import free_port
 from redis_sessions.store._base import TaskGate
@@ -237,6 +236,7 @@ def test_engine_saves_wait_and_a_short_wait_answers_503(sentinel_group: Sentinel
         assert response.headers["retry-after"] == "3"
 
 
+@pytest.mark.server_version("7.2", reason="WAITAOF")
 def test_wait_aof_waits_for_the_fsync(make_server: Any) -> None:
     # everysec: the AOF reaches the disk within about a second, so a save waits up to that.
     server = make_server(appendonly=True, appendfsync="everysec")
@@ -252,6 +252,7 @@ def test_wait_aof_waits_for_the_fsync(make_server: Any) -> None:
         slow.close()
 
 
+@pytest.mark.server_version("7.2", reason="WAITAOF")
 def test_regenerate_with_wait_aof(make_server: Any) -> None:
     server = make_server(appendonly=True, appendfsync="always")  # on disk before the reply
     store = RedisStore(connect(server.url), wait_aof=True)
@@ -295,7 +296,7 @@ def test_cluster_store_runs_as_the_cluster_session_user(redis_cluster: Any) -> N
     try:
         for node in nodes:
             node.execute_command("ACL", "SETUSER", "sessions", "reset", "on", ">pw",
-                                 *acl_rules(cluster=True).split())
+                                 *session_rules(cluster=True).split())
             node.execute_command("ACL", "LOG", "RESET")
         url = redis_cluster.url.replace("redis+cluster://", "redis+cluster://sessions:pw@")
         store = RedisStore(url=url)

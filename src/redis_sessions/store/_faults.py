@@ -65,14 +65,35 @@ def _sentinel_reason(message: str) -> str:
     return f"Sentinel: no master for {service}{tail}"
 
 
+# Replies that mean "this server is too old for what the store sends": answered with 503 like an
+# outage (an upgraded server, or a failover to a newer one, ends it) but logged as an ERROR.
+# Before 7.0 a script header (`#!lua flags=no-writes`, the read script's) does not compile.
+UNSUPPORTED_SERVER = ("unsupported server: older than Redis 7.0 (it cannot compile the "
+                      "'#!lua flags=' script header); redis-sessions needs Redis 7.0+ or "
+                      "Valkey 7.2+")
+UNSUPPORTED_WAITAOF = ("unsupported server: wait_aof needs WAITAOF, which Redis 7.2+ and "
+                       "Valkey 7.2+ have")
+
+
+def _unsupported(message: str) -> str | None:
+    if "Error compiling script" in message and "near '#'" in message:
+        return UNSUPPORTED_SERVER
+    # 'WAITAOF' on 7.0 and 7.1, `WAITAOF` before.
+    if message.lower().replace("`", "'").startswith("unknown command 'waitaof'"):
+        return UNSUPPORTED_WAITAOF
+    return None
+
+
 def classify(exc: BaseException) -> StoreUnavailableError | None:
     """Return a `StoreUnavailableError` when `exc` means Redis cannot serve, else None.
 
     Connection errors (including LOADING and an exhausted pool: "no free connection"),
     timeouts and the error replies LOADING, READONLY, OOM, NOREPLICAS, MISCONF, CLUSTERDOWN,
     MASTERDOWN, TRYAGAIN and BUSY are unavailability; anything else (a bug, a wrong argument)
-    is not. A TLS failure (wrong CA, refused client certificate) gets a reason starting with
-    "TLS: ", a refused user or password "authentication failed", a Sentinel group that names
+    is not. A server too old for the store (before Redis 7.0, or without WAITAOF for
+    ``wait_aof``) is unavailable too, with a reason starting with "unsupported server: " (logged
+    as an ERROR). A TLS failure (wrong CA, refused client certificate) gets a reason starting
+    with "TLS: ", a refused user or password "authentication failed", a Sentinel group that names
     no usable master one starting with "Sentinel: " (with how many Sentinels could not
     be asked).
     """
@@ -94,6 +115,9 @@ def classify(exc: BaseException) -> StoreUnavailableError | None:
         code = getattr(exc, "status_code", None) or _script_error_code(str(exc))
         if code in _UNAVAILABLE_PREFIXES:
             return StoreUnavailableError(code)
+        unsupported = _unsupported(str(exc))
+        if unsupported is not None:
+            return StoreUnavailableError(unsupported)
     if isinstance(exc, (rx.RedisClusterException, rx.ClusterError)):
         # Topology trouble the Cluster client gave up on: no node for a slot, or redirections
         # (MOVED/ASK/TRYAGAIN during a migration) past its limit ("TTL exhausted").
@@ -142,6 +166,10 @@ class Health:
             if self.available:
                 self.available = False
                 self._reasons = [error.reason]
+                if error.reason.startswith("unsupported server"):
+                    logger.error("session store %s: %s; answering 503 until it is replaced",
+                                 self.name, error.reason)
+                    return error
                 logger.warning("session store %s unavailable (%s); answering 503 until it is "
                                "back", self.name, error.reason)
             elif error.reason not in self._reasons and len(self._reasons) < 8:
