@@ -24,6 +24,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from .._config import MAX_SECONDS
 from .._engine import Destroy, Load, Loaded, Plan, Release, Touch, Write
 from .._errors import ConfigError, SessionLockError, SessionStateError, SessionTooLargeError
 from .._record import CREATED, decode_record, field_name
@@ -125,6 +126,8 @@ class Durable:
 
 
 Command = Script | Call | Batch | Sleep | Durable
+
+MAX_TTL_MS = int(MAX_SECONDS * 1000)
 Flow = Generator[Command, Any, Any]
 
 # Reading a session, in one command. The body computes the TTL the session should have now:
@@ -214,6 +217,10 @@ local sp = 2 + 2 * (tonumber(h[13]) or 0)
 local ip = sp + 2 * ns
 local xp = ip + 2 * ni
 local dp = xp + 2 * nx
+-- HSET / HDEL of t[from..to] in chunks: unpack() refuses more than about 8,000 values.
+local function chunked(cmd, key, t, from, to)
+  for i = from, to, 1000 do redis.call(cmd, key, unpack(t, i, math.min(i + 999, to))) end
+end
 local function stored()
   if ni + nx == 0 then return 1 end
   local out = {1}
@@ -250,9 +257,9 @@ if old then
   if redis.call('TYPE', old)['ok'] ~= 'hash' then return refused(redis.call('EXISTS', k)) end
   -- Regenerate: the new key starts as a copy of the old one, as it is now.
   local all = redis.call('HGETALL', old)
-  if #all > 0 then redis.call('HSET', k, unpack(all)) end
+  chunked('HSET', k, all, 1, #all)
 elseif sp > 2 then
-  redis.call('HSET', k, unpack(ARGV, 2, sp - 1))
+  chunked('HSET', k, ARGV, 2, sp - 1)
 elseif mode == 'u' then
   if redis.call('TYPE', k)['ok'] ~= 'hash' then return refused(0) end
 end
@@ -269,7 +276,7 @@ for i = ip, xp - 1, 2 do
   if n == nil then return refused({-4, ARGV[i]}) end
   counts[#counts + 1] = n + tonumber(ARGV[i + 1])
 end
-if ns > 0 then redis.call('HSET', k, unpack(ARGV, sp, ip - 1)) end
+chunked('HSET', k, ARGV, sp, ip - 1)
 if mode == 'r' then
   -- Replace: drop the fields not written. HSET comes first so that, under maxmemory, the
   -- script is refused at its first write instead of deleting and then writing past the limit.
@@ -287,7 +294,7 @@ for i = ip, xp - 1, 2 do
   end
 end
 for i = xp, dp - 1, 2 do redis.call('HSETNX', k, ARGV[i], ARGV[i + 1]) end
-if #ARGV >= dp then redis.call('HDEL', k, unpack(ARGV, dp)) end
+chunked('HDEL', k, ARGV, dp, #ARGV)
 if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
 if old then redis.call('DEL', old) end
 return done(stored())
@@ -391,7 +398,8 @@ class HashLayout:
         return None
 
     def _ttl(self, ttl_ms: int) -> int:
-        return 0 if self.disable_ttl else ttl_ms
+        # Capped at 10 years: Lua writes 1e14 and more as '1e+14', which PEXPIRE refuses.
+        return 0 if self.disable_ttl else min(ttl_ms, MAX_TTL_MS)
 
     # -- what the adapters use --------------------------------------------------------------
 
@@ -463,7 +471,8 @@ class HashLayout:
             if isinstance(plan, Touch):
                 if self.disable_ttl:
                     return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
-                return (yield Call(("PEXPIRE", self.key(plan.handle), plan.ttl_ms))) == 1
+                ttl = min(plan.ttl_ms, MAX_TTL_MS)
+                return (yield Call(("PEXPIRE", self.key(plan.handle), ttl))) == 1
             if isinstance(plan, Destroy):
                 yield self.durable(Call(("DEL", self.key(plan.handle))))
             return True
@@ -602,7 +611,10 @@ class HashLayout:
         return (yield self.durable(Call(("UNLINK", *(self.key(h) for h in handles)))))
 
     def touch(self, handle: str, ttl_ms: int) -> Flow:
-        """Flow: refresh a session's TTL -> False if it does not exist."""
+        """Flow: refresh a session's TTL -> False if it does not exist. A TTL under 1 ms
+        raises `ValueError` (``PEXPIRE`` would delete the session)."""
+        if ttl_ms <= 0:
+            raise ValueError(f"touch: the TTL must be at least 1 ms, got {ttl_ms} ms")
         return (yield from self.commit(Touch(handle, ttl_ms)))
 
     def scan_page(self, cursor: int, handle_prefix: str = "", node: Any = None) -> Flow:
