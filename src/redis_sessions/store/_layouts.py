@@ -194,16 +194,19 @@ return r
 # the counts of field/value pairs to set, to increment and to set where absent, the KEYS
 # indexes (0 for none) of the old session (regenerate), the nonce log and the lock, release
 # ('1'), the counter codec ('j' JSON, 'm' msgpack, '-'), the nonce and the lock token ('-' for
-# none), the count of seed pairs; then the seed pairs, the pairs, then the fields to delete.
+# none), the count of seed pairs, the count of spare candidates (create: their keys and nonce
+# logs come last in KEYS, in pairs); then the seed pairs, the pairs, then the fields to delete.
 # Modes: 'u' update only if the key is still a hash (no resurrection after a concurrent
-# logout); 'c' create; 'r' replace the whole hash; 't' refresh the TTL; 'd' delete; 'n' nothing
+# logout); 'c' create, in the first of KEYS[1] and the spares that does not exist; 'r'
+# replace the whole hash; 't' refresh the TTL; 'd' delete; 'n' nothing
 # (release the lock). With an old key (regenerate), the write happens only if that key is
 # still a hash: its fields are copied to the new key, the changes applied on top, and the old
 # key deleted. On a Cluster the old key is in another slot: the old fields come as seed pairs
 # (read by the previous command) and the old key is deleted by the next. Returns 0 when
-# refused (session gone), 1, or {1, values...} (the stored values of the incremented and
-# set-where-absent fields), -3 when the lock is no longer ours, {-4, field} when a field to
-# increment does not hold an integer.
+# refused (session gone), n, or {n, values...} (the stored values of the incremented and
+# set-where-absent fields), where n is the candidate written (1: KEYS[1], 2: the first spare),
+# -3 when the lock is no longer ours, {-4, field} when a field to increment does not hold an
+# integer, -5 when every candidate of a create exists already.
 # Re-sent after a lost reply (redis-py retries), a write stays applied once: a regenerate finds
 # the old key gone and its new key present; a write with a nonce finds the nonce in the log.
 _WRITE = Script.define("""
@@ -221,9 +224,10 @@ local dp = xp + 2 * nx
 local function chunked(cmd, key, t, from, to)
   for i = from, to, 1000 do redis.call(cmd, key, unpack(t, i, math.min(i + 999, to))) end
 end
+local pick = mode == 'c' and 0 or 1  -- which candidate key was written (create)
 local function stored()
-  if ni + nx == 0 then return 1 end
-  local out = {1}
+  if ni + nx == 0 then return pick end
+  local out = {pick}
   for i = ip, dp - 1, 2 do out[#out + 1] = redis.call('HGET', k, ARGV[i]) or false end
   return out
 end
@@ -239,7 +243,29 @@ local function done(result)
   if release then redis.call('DEL', lock) end
   return result
 end
-if log then
+if mode == 'c' then
+  -- A new id must be free (a weak genid may repeat one: two users would share a session).
+  -- Take the first free candidate, KEYS[1] then the spares, or the one this very write took
+  -- already (re-sent after a lost reply: the nonce is in that candidate's log). Without a
+  -- nonce, a regenerate whose old key is gone was applied already (or logged out): as before.
+  if old and not log and redis.call('TYPE', old)['ok'] ~= 'hash' then
+    return refused(redis.call('EXISTS', k))
+  end
+  local nsp, first = tonumber(h[14]) or 0, #KEYS - 2 * (tonumber(h[14]) or 0)
+  for i = 0, nsp do
+    local c, l = k, log
+    if i > 0 then c, l = KEYS[first + 2 * i - 1], log and KEYS[first + 2 * i] end
+    local seen = l and redis.call('GET', l)
+    if redis.call('EXISTS', c) == 0 then
+      pick, k, log = i + 1, c, l
+      break
+    elseif seen and string.find(seen, nonce, 1, true) then
+      pick, k = i + 1, c
+      return stored()
+    end
+  end
+  if pick == 0 then return refused(-5) end
+elseif log then
   local seen = redis.call('GET', log)
   if seen and string.find(seen, nonce, 1, true) then return stored() end
 end
@@ -463,9 +489,10 @@ class HashLayout:
         if isinstance(plan, Write):
             if plan.replace is not None and self.cluster:
                 return (yield from self._regenerate_across_slots(plan, plan.replace))
-            mode = "c" if plan.create else "u"
+            if plan.create:
+                return (yield from self._create(plan))
             reply = yield self.durable(self._write(
-                plan.handle, plan.fields, plan.delete, plan.ttl_ms, mode, plan.replace, plan))
+                plan.handle, plan.fields, plan.delete, plan.ttl_ms, "u", plan.replace, plan))
             return self._applied(plan, reply)
         if plan is None or plan.lock is None:
             if isinstance(plan, Touch):
@@ -497,13 +524,37 @@ class HashLayout:
             # Logged out meanwhile (not resurrected under a new id), or this regenerate was
             # sent before and applied: the new session then exists (a rare extra command).
             return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
-        seed = taken[0]
-        # No `durable()` here: the durability options are refused with a Cluster client.
-        reply = yield self._write(plan.handle, plan.fields, plan.delete, plan.ttl_ms, "c", None,
-                                  dataclasses.replace(plan, lock=None), seed)
-        applied = self._applied(plan, reply)
+        applied = yield from self._create(plan, taken[0])
         yield _DROP(keys, (plan.lock if plan.release else "-",))
         return applied
+
+    def _create(self, plan: Write, seed: list[bytes] | None = None) -> Flow:
+        # The write takes the first free of the plan's handle and its spares, in one command;
+        # on a Cluster (the spares lie in other slots) one command per candidate, the next one
+        # only after a collision. The spare taken goes to `plan.taken`.
+        # With `seed` (regenerate across slots, second step): no old key, no lock, and no
+        # `durable()` (the durability options are refused with a Cluster client).
+        source = plan if seed is None else dataclasses.replace(plan, replace=None, lock=None)
+        candidates: list[tuple[str | None, str]] = [(None, plan.handle), *plan.spare]
+        groups = [[c] for c in candidates] if self.cluster else [candidates]
+        for group in groups:
+            write = self._write(group[0][1], plan.fields, plan.delete, plan.ttl_ms, "c",
+                                source.replace, source, seed, [h for _, h in group[1:]])
+            reply = yield (write if seed is not None else self.durable(write))
+            pick = reply[0] if isinstance(reply, list) else reply
+            if pick == -5:
+                continue
+            if isinstance(pick, int) and pick >= 1:
+                sid, handle = group[pick - 1]
+                if sid is not None:
+                    plan.taken.append((sid, handle))
+                if not isinstance(reply, list):
+                    reply = 1
+            return self._applied(plan, reply)
+        if not plan.spare:
+            return False  # e.g. Django's save(must_create=True) of a key that exists
+        raise SessionStateError(f"genid: the new session id and its {len(plan.spare)} spares "
+                                "are all in use already; genid must return unique ids")
 
     def _applied(self, plan: Write | Touch | Destroy | Release, reply: Any) -> bool:
         if reply == -3:
@@ -531,6 +582,7 @@ class HashLayout:
         replace: str | None = None,
         plan: Write | Touch | Destroy | Release | None = None,
         seed: list[bytes] | None = None,
+        spare: Iterable[str] = (),
     ) -> Script:
         keys = [self.key(handle)]
         old = log = lock = 0
@@ -548,9 +600,13 @@ class HashLayout:
         incr = plan.incr if isinstance(plan, Write) else ()
         setnx = plan.setnx if isinstance(plan, Write) else ()
         release = int(isinstance(plan, Release) or getattr(plan, "release", False))
+        spares = 0
+        for other in spare:
+            keys += (self.key(other), self.log_key(other))
+            spares += 1
         args: list[Any] = [f"{self._ttl(ttl_ms)} {mode} {len(fields)} {len(incr)} {len(setnx)} "
                            f"{old} {log} {lock} {release} {self._codec(incr)} {nonce or '-'} "
-                           f"{token or '-'} {len(seed or ()) // 2}"]
+                           f"{token or '-'} {len(seed or ()) // 2} {spares}"]
         args.extend(seed or ())
         for item in fields.items():
             args.extend(item)
