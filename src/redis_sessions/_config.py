@@ -159,6 +159,10 @@ class SessionConfig:
         lock_ttl: how long a lock lives, in seconds (default 10): a crashed worker cannot
             block a session for longer. A request that outlives it has its save refused (503),
             never silently written over the next holder's changes.
+        lock_waiters: how many requests of one session may wait for its lock in one process
+            (default 5: a browser's 6 connections per host, one of them holding the lock); the
+            next ones answer the lock's 503 at once, without a Redis call, instead of taking a
+            worker for up to `lock_timeout` each.
     """
 
     secret: str | bytes | Sequence[str | bytes]
@@ -177,6 +181,7 @@ class SessionConfig:
     lock: bool | Sequence[str] | Callable[[str], bool] = False
     lock_timeout: float = 5.0
     lock_ttl: float = 10.0
+    lock_waiters: int = 5
 
     def __post_init__(self) -> None:
         if not self.secret:
@@ -201,6 +206,9 @@ class SessionConfig:
                               f"got {lock!r}")
         _positive("lock_ttl", self.lock_ttl)
         _positive("lock_timeout", self.lock_timeout, allow_zero=True)
+        if isinstance(self.lock_waiters, bool) or not isinstance(self.lock_waiters, int) or \
+                self.lock_waiters < 1:
+            raise ConfigError(f"lock_waiters: must be an int >= 1, got {self.lock_waiters!r}")
         if self.genid is not new_id and not is_well_formed(self.genid()):
             raise ConfigError("genid: must return 22-128 URL-safe base64 characters")
 

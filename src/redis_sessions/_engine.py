@@ -89,7 +89,9 @@ class Load:
 
     With `lock` (a random token), the store first takes the session's lock (``SET NX PX
     lock_ttl_ms``, in the same command as the read), waiting up to `lock_wait_ms` for another
-    holder; it raises `SessionLockError` when the wait is over.
+    holder; it raises `SessionLockError` when the wait is over, or at once (no Redis call)
+    when `lock_waiters` requests of this process wait for that session's lock already (0: no
+    bound).
     """
 
     handle: str
@@ -100,6 +102,7 @@ class Load:
     lock: str | None = None
     lock_ttl_ms: int = 0
     lock_wait_ms: int = 0
+    lock_waiters: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +293,7 @@ class SessionEngine:
         config = self.config
         return Load(incoming.handle, now_ms, self._idle_ms, self._lifetime_ms, touch_after,
                     secrets.token_hex(8), int(config.lock_ttl * 1000),
-                    int(config.lock_timeout * 1000))
+                    int(config.lock_timeout * 1000), config.lock_waiters)
 
     def new_session(self, now_ms: int) -> Session:
         """A fresh, empty, unsaved session."""

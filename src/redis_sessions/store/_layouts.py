@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+import threading
 import time
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
@@ -383,7 +384,7 @@ class HashLayout:
         wait: (replicas, timeout ms, aof) when every save is followed by WAIT / WAITAOF.
     """
 
-    __slots__ = ("_match", "cluster", "disable_ttl", "max_size", "prefix", "scan_count",
+    __slots__ = ("_match", "_waiters", "cluster", "disable_ttl", "max_size", "prefix", "scan_count",
                  "serializer", "wait")
 
     def __init__(
@@ -401,6 +402,7 @@ class HashLayout:
         self.scan_count = scan_count
         self.disable_ttl = disable_ttl
         self._match = _glob_escape(prefix) + "{*}"
+        self._waiters = Waiters()
         self.cluster = False
         self.wait: tuple[int, int, bool] | None = None
 
@@ -458,15 +460,27 @@ class HashLayout:
         deadline = time.monotonic() + spec.lock_wait_ms / 1000
         delay = 0.002
         keys = (key, self.lock_key(spec.handle))
-        while True:
-            reply = yield _LOCKED(keys, (*args, spec.lock, spec.lock_ttl_ms))
-            if reply != -3:
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise SessionLockError("lock timeout")
-            yield Sleep(min(delay * (0.5 + random.random()), left))
-            delay = min(delay * 2, 0.05)
+        waiters = self._waiters
+        if spec.lock_waiters and waiters.full(spec.handle, spec.lock_waiters):
+            raise SessionLockError("lock waiters")  # at once, no Redis call
+        waiting = False
+        try:
+            while True:
+                reply = yield _LOCKED(keys, (*args, spec.lock, spec.lock_ttl_ms))
+                if reply != -3:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SessionLockError("lock timeout")
+                if spec.lock_waiters and not waiting:
+                    if not waiters.join(spec.handle, spec.lock_waiters, deadline):
+                        raise SessionLockError("lock waiters")
+                    waiting = True
+                yield Sleep(min(delay * (0.5 + random.random()), left))
+                delay = min(delay * 2, 0.05)
+        finally:
+            if waiting:
+                waiters.leave(spec.handle, deadline)
         loaded = self._loaded(reply)
         if loaded is None or loaded.foreign:
             return loaded  # the script released the lock: nothing to protect
@@ -809,6 +823,53 @@ def _int_or_none(raw: Any) -> int | None:
         return int(raw)
     except (TypeError, ValueError):
         return None
+
+
+class Waiters:
+    """The requests of this process waiting for each session's lock (`Load.lock_waiters`).
+
+    Each entry is the waiter's deadline: one that leaves without saying so (its flow dropped
+    mid-wait) stops counting when its wait would have ended anyway. Threads and asyncio tasks
+    both use it; no call blocks.
+    """
+
+    __slots__ = ("_guard", "_waiting")
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiting: dict[str, list[float]] = {}
+
+    def _live(self, handle: str) -> list[float]:
+        now = time.monotonic()
+        live = [d for d in self._waiting.get(handle, ()) if d > now]
+        if live:
+            self._waiting[handle] = live
+        else:
+            self._waiting.pop(handle, None)
+        return live
+
+    def full(self, handle: str, bound: int) -> bool:
+        """Whether `bound` requests wait for this session's lock already."""
+        with self._guard:
+            return len(self._live(handle)) >= bound
+
+    def join(self, handle: str, bound: int, deadline: float) -> bool:
+        """Count one more waiter until `deadline`; False (not counted) when full."""
+        with self._guard:
+            live = self._live(handle)
+            if len(live) >= bound:
+                return False
+            self._waiting[handle] = [*live, deadline]
+            return True
+
+    def leave(self, handle: str, deadline: float) -> None:
+        """Stop counting a waiter that `join` counted."""
+        with self._guard:
+            entries = self._waiting.get(handle, [])
+            if deadline in entries:
+                entries.remove(deadline)
+            if not entries:
+                self._waiting.pop(handle, None)
 
 
 class Dedup:
