@@ -20,6 +20,14 @@ Unset = Literal["keep", "destroy"]
 OnUnavailable = Literal["error", "anonymous"]
 
 DAY = 86400.0
+# Durations are sent to Redis in integer milliseconds: under 1 ms truncates to 0 (a delete, or
+# an error), and Lua writes numbers of 1e14 or more as "1e+14", which Redis refuses.
+MIN_SECONDS = 0.001
+MAX_SECONDS = 10 * 365 * DAY
+# RFC 6265 cookie-name: an RFC 2616 token (no controls, no separators, ASCII only).
+_TOKEN = frozenset(chr(c) for c in range(0x21, 0x7F)) - set('()<>@,;:\\"/[]?={}')
+# Path and domain attribute values: printable ASCII, never ';' (it would end the attribute).
+_ATTRIBUTE = frozenset(chr(c) for c in range(0x20, 0x7F)) - {";"}
 
 
 def _choice(option: str, value: object, allowed: Sequence[object]) -> None:
@@ -28,11 +36,16 @@ def _choice(option: str, value: object, allowed: Sequence[object]) -> None:
         raise ConfigError(f"{option}: {value!r} is not one of {shown}")
 
 
-def _positive(option: str, value: float | None, *, allow_none: bool = False) -> None:
+def _positive(option: str, value: float | None, *, allow_none: bool = False,
+              allow_zero: bool = False) -> None:
+    """Check a duration option: seconds from 1 ms to 10 years (0 too with `allow_zero`)."""
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{option}: must be a positive number of seconds, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            (value == 0 and allow_zero) or MIN_SECONDS <= value <= MAX_SECONDS):
+        least = "0 or " if allow_zero else ""
+        raise ConfigError(f"{option}: must be {least}from 0.001 to {MAX_SECONDS:.0f} seconds "
+                          f"(10 years), got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,14 +53,20 @@ class CookieConfig:
     """How the session cookie is written.
 
     Attributes:
-        name: cookie name (default ``"session"``, as Starlette's middleware).
-        path: cookie path (default ``"/"``).
-        domain: cookie domain (default None: host-only).
+        name: cookie name (default ``"session"``, as Starlette's middleware): RFC 6265 token
+            characters. ``"__Host-session"`` is the hardened choice: browsers then accept
+            the cookie only with Secure, ``Path=/`` and no Domain, so a sibling subdomain
+            cannot plant or overwrite it (cookie tossing); those rules are checked here.
+        path: cookie path (default ``"/"``), printable ASCII without ``;``.
+        domain: cookie domain (default None: host-only), printable ASCII without ``;``,
+            spaces or commas.
         persist: True (default) sends Max-Age/Expires equal to the session's remaining life;
             False makes a browser-session cookie (the server-side TTL still applies).
         http_only: HttpOnly attribute (default True).
         secure: True, False or ``"auto"`` (default): Secure when the request is HTTPS, where
-            ``X-Forwarded-Proto`` counts only when `SessionConfig.trust_proxy` is set.
+            ``X-Forwarded-Proto`` counts only when `SessionConfig.trust_proxy` is set. With a
+            ``__Host-`` or ``__Secure-`` name, ``"auto"`` means True (browsers drop such a
+            cookie without Secure) and False is refused.
         same_site: ``"lax"`` (default), ``"strict"`` or ``"none"`` (needs `secure`).
         partitioned: Partitioned attribute, CHIPS (default False; needs `secure`).
         priority: Priority attribute: None (default), ``"low"``, ``"medium"``, ``"high"``.
@@ -64,19 +83,43 @@ class CookieConfig:
     priority: Priority | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or any(c in self.name for c in ' =;,"\t\r\n'):
-            raise ConfigError(f"cookie name: {self.name!r} is not a valid cookie name")
-        if not self.path.startswith("/") or any(c in self.path for c in ";\r\n"):
-            raise ConfigError(f"cookie path: {self.path!r} must start with '/'")
-        if self.domain is not None and any(c in self.domain for c in " ;,\r\n"):
+        if not isinstance(self.name, str) or not self.name or not _TOKEN.issuperset(self.name):
+            raise ConfigError(f"cookie name: {self.name!r} is not a valid cookie name "
+                              "(RFC 6265 token characters)")
+        if not isinstance(self.path, str) or not self.path.startswith("/") or \
+                not _ATTRIBUTE.issuperset(self.path):
+            raise ConfigError(f"cookie path: {self.path!r} must start with '/' and hold "
+                              "printable ASCII without ';'")
+        if self.domain is not None and (not isinstance(self.domain, str) or not self.domain
+                                        or not (_ATTRIBUTE - {" ", ","}).issuperset(self.domain)):
             raise ConfigError(f"cookie domain: {self.domain!r} is not a valid domain")
         _choice("cookie secure", self.secure, ["auto", True, False])
+        self._check_prefix()
         _choice("cookie same_site", self.same_site, ["lax", "strict", "none"])
         _choice("cookie priority", self.priority, [None, "low", "medium", "high"])
         if self.same_site == "none" and self.secure is False:
             raise ConfigError("cookie same_site: 'none' needs secure=True or 'auto'")
         if self.partitioned and self.secure is False:
             raise ConfigError("cookie partitioned: needs secure=True or 'auto'")
+
+    def _check_prefix(self) -> None:
+        # The cookie prefixes (RFC 6265bis 4.1.3; browsers match them case-insensitively): a
+        # cookie that breaks their rules is silently dropped, so refuse the config instead.
+        lowered = self.name.lower()
+        host = lowered.startswith("__host-")
+        if not host and not lowered.startswith("__secure-"):
+            return
+        prefix = self.name[:7 if host else 9]
+        if self.secure is False:
+            raise ConfigError(f"cookie secure: a {prefix} cookie needs secure=True or 'auto'")
+        if host and self.path != "/":
+            raise ConfigError(f"cookie path: a {prefix} cookie needs path='/', "
+                              f"not {self.path!r}")
+        if host and self.domain is not None:
+            raise ConfigError(f"cookie domain: a {prefix} cookie has no domain, "
+                              f"not {self.domain!r}")
+        # 'auto' would leave Secure off over plain HTTP, where the browser drops the cookie.
+        object.__setattr__(self, "secure", True)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -116,6 +159,10 @@ class SessionConfig:
         lock_ttl: how long a lock lives, in seconds (default 10): a crashed worker cannot
             block a session for longer. A request that outlives it has its save refused (503),
             never silently written over the next holder's changes.
+        lock_waiters: how many requests of one session may wait for its lock in one process
+            (default 5: a browser's 6 connections per host, one of them holding the lock); the
+            next ones answer the lock's 503 at once, without a Redis call, instead of taking a
+            worker for up to `lock_timeout` each.
     """
 
     secret: str | bytes | Sequence[str | bytes]
@@ -134,6 +181,7 @@ class SessionConfig:
     lock: bool | Sequence[str] | Callable[[str], bool] = False
     lock_timeout: float = 5.0
     lock_ttl: float = 10.0
+    lock_waiters: int = 5
 
     def __post_init__(self) -> None:
         if not self.secret:
@@ -145,10 +193,7 @@ class SessionConfig:
         if not callable(self.idle_timeout):
             _positive("idle_timeout", self.idle_timeout)
         _positive("lifetime", self.lifetime, allow_none=True)
-        touch_after = self.touch_after
-        if isinstance(touch_after, bool) or not isinstance(touch_after, (int, float)) \
-                or touch_after < 0:
-            raise ConfigError(f"touch_after: must be >= 0 seconds, got {self.touch_after!r}")
+        _positive("touch_after", self.touch_after, allow_zero=True)
         _choice("unset", self.unset, ["keep", "destroy"])
         _choice("on_unavailable", self.on_unavailable, ["error", "anonymous"])
         if not isinstance(self.retry_after, int) or self.retry_after < 0:
@@ -160,9 +205,10 @@ class SessionConfig:
             raise ConfigError(f"lock: must be a bool, a list of path prefixes or a callable, "
                               f"got {lock!r}")
         _positive("lock_ttl", self.lock_ttl)
-        if isinstance(self.lock_timeout, bool) or not isinstance(self.lock_timeout, (int, float)) \
-                or self.lock_timeout < 0:
-            raise ConfigError(f"lock_timeout: must be >= 0 seconds, got {self.lock_timeout!r}")
+        _positive("lock_timeout", self.lock_timeout, allow_zero=True)
+        if isinstance(self.lock_waiters, bool) or not isinstance(self.lock_waiters, int) or \
+                self.lock_waiters < 1:
+            raise ConfigError(f"lock_waiters: must be an int >= 1, got {self.lock_waiters!r}")
         if self.genid is not new_id and not is_well_formed(self.genid()):
             raise ConfigError("genid: must return 22-128 URL-safe base64 characters")
 

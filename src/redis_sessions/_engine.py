@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from ._config import SessionConfig
 from ._cookies import cookie_values, render_cookie
-from ._errors import SessionTooLargeError
+from ._errors import ConfigError, SessionTooLargeError
 from ._ids import handle_for, is_well_formed
 from ._record import CREATED, IDLE_TTL, decode_record, field_name
 from ._serializers import Serializer
@@ -56,6 +56,7 @@ logger = logging.getLogger("redis_sessions")
 
 # Sent with every Set-Cookie of a session: no shared cache may store that response.
 CACHE_CONTROL = 'private, no-cache="Set-Cookie"'
+SPARES = 2  # spare ids sent with the write of a new session
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,9 @@ class Load:
 
     With `lock` (a random token), the store first takes the session's lock (``SET NX PX
     lock_ttl_ms``, in the same command as the read), waiting up to `lock_wait_ms` for another
-    holder; it raises `SessionLockError` when the wait is over.
+    holder; it raises `SessionLockError` when the wait is over, or at once (no Redis call)
+    when `lock_waiters` requests of this process wait for that session's lock already (0: no
+    bound).
     """
 
     handle: str
@@ -101,6 +104,7 @@ class Load:
     lock: str | None = None
     lock_ttl_ms: int = 0
     lock_wait_ms: int = 0
+    lock_waiters: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,11 @@ class Write:
     (field -> bytes). `nonce` makes a write that is not idempotent (increments, a lock release)
     apply once when redis-py re-sends it after a lost reply. With `lock`, the write applies only
     while this request still holds the session's lock, and `release` frees it.
+
+    A `create` never writes into a key that exists (a custom `genid` may repeat an id): the
+    store takes the first free of `handle` and the `spare` ``(id, handle)`` pairs, in the same
+    command, and appends the spare it took to `taken`; with every candidate taken it raises
+    `SessionStateError` (with no spares it answers not applied).
     """
 
     handle: str
@@ -147,6 +156,8 @@ class Write:
     lock: str | None = None
     release: bool = False
     results: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    spare: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    taken: list[tuple[str, str]] = field(default_factory=list, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +295,25 @@ class SessionEngine:
         config = self.config
         return Load(incoming.handle, now_ms, self._idle_ms, self._lifetime_ms, touch_after,
                     secrets.token_hex(8), int(config.lock_ttl * 1000),
-                    int(config.lock_timeout * 1000))
+                    int(config.lock_timeout * 1000), config.lock_waiters)
 
     def new_session(self, now_ms: int) -> Session:
         """A fresh, empty, unsaved session."""
-        return Session(genid=self.config.genid, created_ms=now_ms)
+        return Session(genid=self.new_id, created_ms=now_ms)
+
+    def new_id(self) -> str:
+        """A new session id from `genid`, checked (every one: a custom genid may go wrong
+        after the check at configuration time)."""
+        sid = self.config.genid()
+        if not isinstance(sid, str) or not is_well_formed(sid):
+            raise ConfigError(f"genid: returned {sid!r:.60}, not 22-128 URL-safe base64 "
+                              "characters")
+        return sid
+
+    def _spares(self) -> tuple[tuple[str, str], ...]:
+        # Candidates for a new session in case its id is taken (never, with the default
+        # genid): the store takes the first free one in the same command.
+        return tuple((sid, handle_for(sid)) for sid in (self.new_id() for _ in range(SPARES)))
 
     def open_session(self, incoming: Incoming, reply: Loaded | None, now_ms: int) -> Session:
         """The session for a request, from the store's reply to `load_spec`."""
@@ -455,7 +480,7 @@ class SessionEngine:
         if full:
             changed[CREATED] = str(session._created_ms).encode()
         if old is None:
-            return Write(handle_for(session.id), changed, (), ttl, True)
+            return Write(handle_for(session.id), changed, (), ttl, True, spare=self._spares())
         deleted = tuple(field_name(k) for k in session._deleted)
         # Increments are not idempotent: a nonce lets the store apply a re-sent write once.
         nonce = secrets.token_hex(8) if incr else None
@@ -463,7 +488,7 @@ class SessionEngine:
             # The stored session moves to the new id with this request's changes on top, so
             # what concurrent requests wrote to it meanwhile is not lost.
             return Write(handle_for(session.id), changed, deleted, ttl, True, old, incr=incr,
-                         setnx=setnx, nonce=nonce)
+                         setnx=setnx, nonce=nonce, spare=self._spares())
         return Write(old, changed, deleted, ttl, False, incr=incr, setnx=setnx, nonce=nonce)
 
     def committed(self, session: Session, plan: Plan, applied: bool) -> None:
@@ -503,6 +528,8 @@ class SessionEngine:
             for key in session._deleted:
                 session._raw.pop(key, None)
             session._handle = plan.handle
+            if plan.taken:  # its id was in use already: stored under a spare id
+                session._id, session._handle = plan.taken[0]
             session._ttl_ms = plan.ttl_ms
             session._is_new = False
         elif isinstance(plan, Touch):

@@ -167,7 +167,8 @@ async def test_k2_lock_serializes_50_parallel_read_modify_writes_asgi(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
     timeout = 5.0
-    with uvicorn_serving(asgi_sessions(redis_url, lock=["/incr"], lock_timeout=timeout)) as base:
+    with uvicorn_serving(asgi_sessions(redis_url, lock=["/incr"], lock_timeout=timeout,
+                                       lock_waiters=PARALLEL)) as base:
         cookie = new_cookie(base)
         results = await parallel_gets(base, "/incr", cookie)
     seconds = [s for _, s, _ in results]
@@ -188,7 +189,8 @@ def test_k2_lock_serializes_50_parallel_read_modify_writes_wsgi(
 ) -> None:
     timeout = 5.0
     app = WSGISessions(wsgi_app, RedisStore(connect(redis_url)), secret=SECRET,
-                       lock=lambda path: path == "/incr", lock_timeout=timeout)
+                       lock=lambda path: path == "/incr", lock_timeout=timeout,
+                       lock_waiters=PARALLEL)
     with wsgi_serving(app) as base:
         cookie = new_cookie(base)
         results = threaded_gets(base, "/incr", cookie)

@@ -263,3 +263,72 @@ def test_an_option_under_both_names_is_a_config_error(old, new, value):
     options = {"secret": SECRET, old: value, new: value}
     with pytest.raises(ConfigError, match=rf"^{old}: give {old} or {new}, not both"):
         SessionConfig.from_options(None, options)
+@pytest.mark.parametrize(
+    ("options", "option_name"),
+    [
+        ({"name": "a\x01b"}, "name"),
+        ({"name": "a\x7fb"}, "name"),
+        ({"name": "sessión"}, "name"),
+        ({"name": "a(b)"}, "name"),
+        ({"name": "a/b"}, "name"),
+        ({"name": "a\tb"}, "name"),
+        ({"path": "/a\x00b"}, "path"),
+        ({"path": "/a\x7f"}, "path"),
+        ({"path": "/café"}, "path"),
+        ({"domain": "a\x01.com"}, "domain"),
+        ({"domain": "exämple.com"}, "domain"),
+        ({"domain": "a.com,b.com"}, "domain"),
+        ({"domain": ""}, "domain"),
+    ],
+)
+def test_control_and_non_ascii_characters_in_cookie_options_are_refused(options, option_name):
+    # They cannot inject a header (CR/LF were refused already) but made an invalid Set-Cookie
+    # that the HTTP server refused with a 500 on every response that set the cookie.
+    with pytest.raises(ConfigError, match=option_name):
+        CookieConfig(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "option_name"),
+    [
+        ({"name": "__Host-session", "secure": False}, "secure"),
+        ({"name": "__Host-session", "path": "/app"}, "path"),
+        ({"name": "__Host-session", "domain": "example.com"}, "domain"),
+        ({"name": "__host-session", "domain": "example.com"}, "domain"),
+        ({"name": "__Secure-session", "secure": False}, "secure"),
+        ({"name": "__SECURE-session", "secure": False}, "secure"),
+    ],
+)
+def test_cookie_prefix_rules_are_enforced(options, option_name):
+    with pytest.raises(ConfigError, match=option_name):
+        CookieConfig(**options)
+
+
+@pytest.mark.parametrize("name", ["__Host-session", "__Secure-session"])
+def test_a_prefixed_cookie_is_always_secure(name):
+    # 'auto' would drop Secure on plain HTTP, and the browser would then drop the cookie.
+    assert CookieConfig(name=name).secure is True
+    assert CookieConfig(name=name, secure=True).secure is True
+    assert CookieConfig(name="__Secure-s", path="/app", domain="example.com").secure is True
+
+
+@pytest.mark.parametrize(
+    "option", ["idle_timeout", "lifetime", "lock_ttl", "lock_timeout", "touch_after"])
+@pytest.mark.parametrize("value", [0.0004, 1e12, float("inf"), float("nan")])
+def test_durations_under_a_millisecond_or_over_ten_years_are_refused(option, value):
+    # Under 1 ms they truncate to 0 ms (a save becomes a delete, SET PX 0 an error); from 1e14
+    # ms on, Lua writes the number as '1e+14' and PEXPIRE refuses it after the HSET.
+    with pytest.raises(ConfigError, match=option):
+        SessionConfig(secret=SECRET, **{option: value})
+
+
+@pytest.mark.parametrize("option", ["lock_timeout", "touch_after"])
+def test_durations_that_may_be_zero_accept_zero(option):
+    assert getattr(SessionConfig(secret=SECRET, **{option: 0}), option) == 0
+
+
+def test_durations_at_the_bounds_are_accepted():
+    ten_years = 10 * 365 * 86400
+    cfg = SessionConfig(secret=SECRET, idle_timeout=0.001, lifetime=ten_years, lock_ttl=0.001,
+                        lock_timeout=ten_years, touch_after=0.001)
+    assert (cfg.idle_timeout, cfg.lifetime) == (0.001, ten_years)

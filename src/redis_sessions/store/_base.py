@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio
 import redis.asyncio.cluster
 
+from .._config import _positive
 from .._connect import ConnectOptions, Handover, bind_to_loops, cluster_limits
 from .._errors import ConfigError
 from .._serializers import Serializer, default_serializer
@@ -110,9 +111,9 @@ class StoreBase:
 
     Args:
         prefix: key prefix (default ``"sess:"``).
-        ttl: TTL in seconds for `set` / `touch`, or a callable of the session data returning
-            seconds (default 86400). Sessions written by the middleware use its
-            `idle_timeout` instead.
+        ttl: TTL in seconds (1 ms to 10 years) for `set` / `touch`, or a callable of the
+            session data returning seconds (default 86400). Sessions written by the middleware
+            use its `idle_timeout` instead.
         disable_ttl: never set a TTL: sessions live until destroyed (default False).
         serializer: value serializer (default JSON, with orjson when installed).
         max_size: limit in bytes of one serialized session (default 64 KiB); a bigger session
@@ -144,8 +145,8 @@ class StoreBase:
             raise ConfigError(f"max_size: must be a positive int of bytes, got {max_size!r}")
         if not isinstance(scan_count, int) or scan_count <= 0:
             raise ConfigError(f"scan_count: must be a positive int, got {scan_count!r}")
-        if not callable(ttl) and (isinstance(ttl, bool) or ttl <= 0):
-            raise ConfigError(f"ttl: must be positive seconds or a callable, got {ttl!r}")
+        if not callable(ttl):
+            _positive("ttl", ttl)
         self.ttl = ttl
         self.serializer = serializer or default_serializer()
         self.max_size = max_size

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+import threading
 import time
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from .._config import MAX_SECONDS
 from .._engine import Destroy, Load, Loaded, Plan, Release, Touch, Write
 from .._errors import ConfigError, SessionLockError, SessionStateError, SessionTooLargeError
 from .._record import CREATED, decode_record, field_name
@@ -125,6 +127,8 @@ class Durable:
 
 
 Command = Script | Call | Batch | Sleep | Durable
+
+MAX_TTL_MS = int(MAX_SECONDS * 1000)
 Flow = Generator[Command, Any, Any]
 
 # Reading a session, in one command. The body computes the TTL the session should have now:
@@ -191,16 +195,19 @@ return r
 # the counts of field/value pairs to set, to increment and to set where absent, the KEYS
 # indexes (0 for none) of the old session (regenerate), the nonce log and the lock, release
 # ('1'), the counter codec ('j' JSON, 'm' msgpack, '-'), the nonce and the lock token ('-' for
-# none), the count of seed pairs; then the seed pairs, the pairs, then the fields to delete.
+# none), the count of seed pairs, the count of spare candidates (create: their keys and nonce
+# logs come last in KEYS, in pairs); then the seed pairs, the pairs, then the fields to delete.
 # Modes: 'u' update only if the key is still a hash (no resurrection after a concurrent
-# logout); 'c' create; 'r' replace the whole hash; 't' refresh the TTL; 'd' delete; 'n' nothing
+# logout); 'c' create, in the first of KEYS[1] and the spares that does not exist; 'r'
+# replace the whole hash; 't' refresh the TTL; 'd' delete; 'n' nothing
 # (release the lock). With an old key (regenerate), the write happens only if that key is
 # still a hash: its fields are copied to the new key, the changes applied on top, and the old
 # key deleted. On a Cluster the old key is in another slot: the old fields come as seed pairs
 # (read by the previous command) and the old key is deleted by the next. Returns 0 when
-# refused (session gone), 1, or {1, values...} (the stored values of the incremented and
-# set-where-absent fields), -3 when the lock is no longer ours, {-4, field} when a field to
-# increment does not hold an integer.
+# refused (session gone), n, or {n, values...} (the stored values of the incremented and
+# set-where-absent fields), where n is the candidate written (1: KEYS[1], 2: the first spare),
+# -3 when the lock is no longer ours, {-4, field} when a field to increment does not hold an
+# integer, -5 when every candidate of a create exists already.
 # Re-sent after a lost reply (redis-py retries), a write stays applied once: a regenerate finds
 # the old key gone and its new key present; a write with a nonce finds the nonce in the log.
 _WRITE = Script.define("""
@@ -214,9 +221,14 @@ local sp = 2 + 2 * (tonumber(h[13]) or 0)
 local ip = sp + 2 * ns
 local xp = ip + 2 * ni
 local dp = xp + 2 * nx
+-- HSET / HDEL of t[from..to] in chunks: unpack() refuses more than about 8,000 values.
+local function chunked(cmd, key, t, from, to)
+  for i = from, to, 1000 do redis.call(cmd, key, unpack(t, i, math.min(i + 999, to))) end
+end
+local pick = mode == 'c' and 0 or 1  -- which candidate key was written (create)
 local function stored()
-  if ni + nx == 0 then return 1 end
-  local out = {1}
+  if ni + nx == 0 then return pick end
+  local out = {pick}
   for i = ip, dp - 1, 2 do out[#out + 1] = redis.call('HGET', k, ARGV[i]) or false end
   return out
 end
@@ -232,7 +244,29 @@ local function done(result)
   if release then redis.call('DEL', lock) end
   return result
 end
-if log then
+if mode == 'c' then
+  -- A new id must be free (a weak genid may repeat one: two users would share a session).
+  -- Take the first free candidate, KEYS[1] then the spares, or the one this very write took
+  -- already (re-sent after a lost reply: the nonce is in that candidate's log). Without a
+  -- nonce, a regenerate whose old key is gone was applied already (or logged out): as before.
+  if old and not log and redis.call('TYPE', old)['ok'] ~= 'hash' then
+    return refused(redis.call('EXISTS', k))
+  end
+  local nsp, first = tonumber(h[14]) or 0, #KEYS - 2 * (tonumber(h[14]) or 0)
+  for i = 0, nsp do
+    local c, l = k, log
+    if i > 0 then c, l = KEYS[first + 2 * i - 1], log and KEYS[first + 2 * i] end
+    local seen = l and redis.call('GET', l)
+    if redis.call('EXISTS', c) == 0 then
+      pick, k, log = i + 1, c, l
+      break
+    elseif seen and string.find(seen, nonce, 1, true) then
+      pick, k = i + 1, c
+      return stored()
+    end
+  end
+  if pick == 0 then return refused(-5) end
+elseif log then
   local seen = redis.call('GET', log)
   if seen and string.find(seen, nonce, 1, true) then return stored() end
 end
@@ -250,9 +284,9 @@ if old then
   if redis.call('TYPE', old)['ok'] ~= 'hash' then return refused(redis.call('EXISTS', k)) end
   -- Regenerate: the new key starts as a copy of the old one, as it is now.
   local all = redis.call('HGETALL', old)
-  if #all > 0 then redis.call('HSET', k, unpack(all)) end
+  chunked('HSET', k, all, 1, #all)
 elseif sp > 2 then
-  redis.call('HSET', k, unpack(ARGV, 2, sp - 1))
+  chunked('HSET', k, ARGV, 2, sp - 1)
 elseif mode == 'u' then
   if redis.call('TYPE', k)['ok'] ~= 'hash' then return refused(0) end
 end
@@ -269,7 +303,7 @@ for i = ip, xp - 1, 2 do
   if n == nil then return refused({-4, ARGV[i]}) end
   counts[#counts + 1] = n + tonumber(ARGV[i + 1])
 end
-if ns > 0 then redis.call('HSET', k, unpack(ARGV, sp, ip - 1)) end
+chunked('HSET', k, ARGV, sp, ip - 1)
 if mode == 'r' then
   -- Replace: drop the fields not written. HSET comes first so that, under maxmemory, the
   -- script is refused at its first write instead of deleting and then writing past the limit.
@@ -287,7 +321,7 @@ for i = ip, xp - 1, 2 do
   end
 end
 for i = xp, dp - 1, 2 do redis.call('HSETNX', k, ARGV[i], ARGV[i + 1]) end
-if #ARGV >= dp then redis.call('HDEL', k, unpack(ARGV, dp)) end
+chunked('HDEL', k, ARGV, dp, #ARGV)
 if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
 if old then redis.call('DEL', old) end
 return done(stored())
@@ -350,7 +384,7 @@ class HashLayout:
         wait: (replicas, timeout ms, aof) when every save is followed by WAIT / WAITAOF.
     """
 
-    __slots__ = ("_match", "cluster", "disable_ttl", "max_size", "prefix", "scan_count",
+    __slots__ = ("_match", "_waiters", "cluster", "disable_ttl", "max_size", "prefix", "scan_count",
                  "serializer", "wait")
 
     def __init__(
@@ -368,6 +402,7 @@ class HashLayout:
         self.scan_count = scan_count
         self.disable_ttl = disable_ttl
         self._match = _glob_escape(prefix) + "{*}"
+        self._waiters = Waiters()
         self.cluster = False
         self.wait: tuple[int, int, bool] | None = None
 
@@ -391,7 +426,8 @@ class HashLayout:
         return None
 
     def _ttl(self, ttl_ms: int) -> int:
-        return 0 if self.disable_ttl else ttl_ms
+        # Capped at 10 years: Lua writes 1e14 and more as '1e+14', which PEXPIRE refuses.
+        return 0 if self.disable_ttl else min(ttl_ms, MAX_TTL_MS)
 
     # -- what the adapters use --------------------------------------------------------------
 
@@ -424,15 +460,27 @@ class HashLayout:
         deadline = time.monotonic() + spec.lock_wait_ms / 1000
         delay = 0.002
         keys = (key, self.lock_key(spec.handle))
-        while True:
-            reply = yield _LOCKED(keys, (*args, spec.lock, spec.lock_ttl_ms))
-            if reply != -3:
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise SessionLockError("lock timeout")
-            yield Sleep(min(delay * (0.5 + random.random()), left))
-            delay = min(delay * 2, 0.05)
+        waiters = self._waiters
+        if spec.lock_waiters and waiters.full(spec.handle, spec.lock_waiters):
+            raise SessionLockError("lock waiters")  # at once, no Redis call
+        waiting = False
+        try:
+            while True:
+                reply = yield _LOCKED(keys, (*args, spec.lock, spec.lock_ttl_ms))
+                if reply != -3:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SessionLockError("lock timeout")
+                if spec.lock_waiters and not waiting:
+                    if not waiters.join(spec.handle, spec.lock_waiters, deadline):
+                        raise SessionLockError("lock waiters")
+                    waiting = True
+                yield Sleep(min(delay * (0.5 + random.random()), left))
+                delay = min(delay * 2, 0.05)
+        finally:
+            if waiting:
+                waiters.leave(spec.handle, deadline)
         loaded = self._loaded(reply)
         if loaded is None or loaded.foreign:
             return loaded  # the script released the lock: nothing to protect
@@ -455,15 +503,17 @@ class HashLayout:
         if isinstance(plan, Write):
             if plan.replace is not None and self.cluster:
                 return (yield from self._regenerate_across_slots(plan, plan.replace))
-            mode = "c" if plan.create else "u"
+            if plan.create:
+                return (yield from self._create(plan))
             reply = yield self.durable(self._write(
-                plan.handle, plan.fields, plan.delete, plan.ttl_ms, mode, plan.replace, plan))
+                plan.handle, plan.fields, plan.delete, plan.ttl_ms, "u", plan.replace, plan))
             return self._applied(plan, reply)
         if plan is None or plan.lock is None:
             if isinstance(plan, Touch):
                 if self.disable_ttl:
                     return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
-                return (yield Call(("PEXPIRE", self.key(plan.handle), plan.ttl_ms))) == 1
+                ttl = min(plan.ttl_ms, MAX_TTL_MS)
+                return (yield Call(("PEXPIRE", self.key(plan.handle), ttl))) == 1
             if isinstance(plan, Destroy):
                 yield self.durable(Call(("DEL", self.key(plan.handle))))
             return True
@@ -488,13 +538,37 @@ class HashLayout:
             # Logged out meanwhile (not resurrected under a new id), or this regenerate was
             # sent before and applied: the new session then exists (a rare extra command).
             return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
-        seed = taken[0]
-        # No `durable()` here: the durability options are refused with a Cluster client.
-        reply = yield self._write(plan.handle, plan.fields, plan.delete, plan.ttl_ms, "c", None,
-                                  dataclasses.replace(plan, lock=None), seed)
-        applied = self._applied(plan, reply)
+        applied = yield from self._create(plan, taken[0])
         yield _DROP(keys, (plan.lock if plan.release else "-",))
         return applied
+
+    def _create(self, plan: Write, seed: list[bytes] | None = None) -> Flow:
+        # The write takes the first free of the plan's handle and its spares, in one command;
+        # on a Cluster (the spares lie in other slots) one command per candidate, the next one
+        # only after a collision. The spare taken goes to `plan.taken`.
+        # With `seed` (regenerate across slots, second step): no old key, no lock, and no
+        # `durable()` (the durability options are refused with a Cluster client).
+        source = plan if seed is None else dataclasses.replace(plan, replace=None, lock=None)
+        candidates: list[tuple[str | None, str]] = [(None, plan.handle), *plan.spare]
+        groups = [[c] for c in candidates] if self.cluster else [candidates]
+        for group in groups:
+            write = self._write(group[0][1], plan.fields, plan.delete, plan.ttl_ms, "c",
+                                source.replace, source, seed, [h for _, h in group[1:]])
+            reply = yield (write if seed is not None else self.durable(write))
+            pick = reply[0] if isinstance(reply, list) else reply
+            if pick == -5:
+                continue
+            if isinstance(pick, int) and pick >= 1:
+                sid, handle = group[pick - 1]
+                if sid is not None:
+                    plan.taken.append((sid, handle))
+                if not isinstance(reply, list):
+                    reply = 1
+            return self._applied(plan, reply)
+        if not plan.spare:
+            return False  # e.g. Django's save(must_create=True) of a key that exists
+        raise SessionStateError(f"genid: the new session id and its {len(plan.spare)} spares "
+                                "are all in use already; genid must return unique ids")
 
     def _applied(self, plan: Write | Touch | Destroy | Release, reply: Any) -> bool:
         if reply == -3:
@@ -522,6 +596,7 @@ class HashLayout:
         replace: str | None = None,
         plan: Write | Touch | Destroy | Release | None = None,
         seed: list[bytes] | None = None,
+        spare: Iterable[str] = (),
     ) -> Script:
         keys = [self.key(handle)]
         old = log = lock = 0
@@ -539,9 +614,13 @@ class HashLayout:
         incr = plan.incr if isinstance(plan, Write) else ()
         setnx = plan.setnx if isinstance(plan, Write) else ()
         release = int(isinstance(plan, Release) or getattr(plan, "release", False))
+        spares = 0
+        for other in spare:
+            keys += (self.key(other), self.log_key(other))
+            spares += 1
         args: list[Any] = [f"{self._ttl(ttl_ms)} {mode} {len(fields)} {len(incr)} {len(setnx)} "
                            f"{old} {log} {lock} {release} {self._codec(incr)} {nonce or '-'} "
-                           f"{token or '-'} {len(seed or ()) // 2}"]
+                           f"{token or '-'} {len(seed or ()) // 2} {spares}"]
         args.extend(seed or ())
         for item in fields.items():
             args.extend(item)
@@ -602,7 +681,10 @@ class HashLayout:
         return (yield self.durable(Call(("UNLINK", *(self.key(h) for h in handles)))))
 
     def touch(self, handle: str, ttl_ms: int) -> Flow:
-        """Flow: refresh a session's TTL -> False if it does not exist."""
+        """Flow: refresh a session's TTL -> False if it does not exist. A TTL under 1 ms
+        raises `ValueError` (``PEXPIRE`` would delete the session)."""
+        if ttl_ms <= 0:
+            raise ValueError(f"touch: the TTL must be at least 1 ms, got {ttl_ms} ms")
         return (yield from self.commit(Touch(handle, ttl_ms)))
 
     def scan_page(self, cursor: int, handle_prefix: str = "", node: Any = None) -> Flow:
@@ -741,6 +823,53 @@ def _int_or_none(raw: Any) -> int | None:
         return int(raw)
     except (TypeError, ValueError):
         return None
+
+
+class Waiters:
+    """The requests of this process waiting for each session's lock (`Load.lock_waiters`).
+
+    Each entry is the waiter's deadline: one that leaves without saying so (its flow dropped
+    mid-wait) stops counting when its wait would have ended anyway. Threads and asyncio tasks
+    both use it; no call blocks.
+    """
+
+    __slots__ = ("_guard", "_waiting")
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiting: dict[str, list[float]] = {}
+
+    def _live(self, handle: str) -> list[float]:
+        now = time.monotonic()
+        live = [d for d in self._waiting.get(handle, ()) if d > now]
+        if live:
+            self._waiting[handle] = live
+        else:
+            self._waiting.pop(handle, None)
+        return live
+
+    def full(self, handle: str, bound: int) -> bool:
+        """Whether `bound` requests wait for this session's lock already."""
+        with self._guard:
+            return len(self._live(handle)) >= bound
+
+    def join(self, handle: str, bound: int, deadline: float) -> bool:
+        """Count one more waiter until `deadline`; False (not counted) when full."""
+        with self._guard:
+            live = self._live(handle)
+            if len(live) >= bound:
+                return False
+            self._waiting[handle] = [*live, deadline]
+            return True
+
+    def leave(self, handle: str, deadline: float) -> None:
+        """Stop counting a waiter that `join` counted."""
+        with self._guard:
+            entries = self._waiting.get(handle, [])
+            if deadline in entries:
+                entries.remove(deadline)
+            if not entries:
+                self._waiting.pop(handle, None)
 
 
 class Dedup:

@@ -193,11 +193,13 @@ class _MemoryRedis:
         xp = ip + 2 * ni
         dp = xp + 2 * nx
 
+        pick = 1
+
         def stored() -> Any:
             if ni + nx == 0:
-                return 1
+                return pick
             fields = self._get(key) or {}
-            return [1, *(fields.get(argv[i]) for i in range(ip, dp, 2))]
+            return [pick, *(fields.get(argv[i]) for i in range(ip, dp, 2))]
 
         def finish(result: Any, *, logged: bool) -> Any:
             if logged and log is not None:
@@ -208,7 +210,26 @@ class _MemoryRedis:
                 self._delete(lock)
             return result
 
-        if log is not None and nonce in (self._string(log) or b""):
+        if mode == b"c" and old is not None and log is None and self._get(old) is None:
+            return finish(int(self._get(key) is not None), logged=False)
+        if mode == b"c":
+            # The first free candidate (KEYS[1], then the spares), or the one a first send of
+            # this very write took (its nonce is in that candidate's log).
+            spares = int(header[13])
+            first = len(keys) - 2 * spares
+            candidates = [(key, log)] + [
+                (keys[first + 2 * i], keys[first + 2 * i + 1] if log else None)
+                for i in range(spares)]
+            for index, (candidate, its_log) in enumerate(candidates, 1):
+                if self._get(candidate) is None:
+                    pick, key, log = index, candidate, its_log
+                    break
+                if its_log is not None and nonce in (self._string(its_log) or b""):
+                    pick, key = index, candidate
+                    return stored()
+            else:
+                return finish(-5, logged=False)
+        elif log is not None and nonce in (self._string(log) or b""):
             return stored()
         if lock is not None and self._string(lock) != token:
             return -3
