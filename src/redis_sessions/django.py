@@ -79,6 +79,9 @@ _DJANGO_JSON = (
 _INTERRUPTED = (
     "The session store is unavailable; the session could not be saved. Please retry shortly."
 )
+# Django's own backends try this many fresh keys before giving up on a create.
+_CREATE_ATTEMPTS = 100
+_CREATE_FAILED = "Unable to create a new session key: the key generator keeps repeating keys."
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -426,9 +429,11 @@ class SessionStore(SessionBase):  # type: ignore[misc]
     def _saved(self, plan: Plan, encoded: dict[str, bytes], applied: bool) -> None:
         self._fresh = False
         if not applied:
+            self._stored, self._raw = None, {}
+            if isinstance(plan, Write) and plan.create:
+                raise CreateError  # the key exists already: never write into another session
             # Deleted meanwhile (a logout in another request): never resurrect it. Django's
             # middleware turns this into SessionInterrupted.
-            self._stored, self._raw = None, {}
             raise UpdateError
         if isinstance(plan, Destroy):
             self._stored, self._raw = None, {}
@@ -480,16 +485,30 @@ class SessionStore(SessionBase):  # type: ignore[misc]
 
     def create(self) -> None:
         """Give the session a new key and store it (with its current data, empty for a new
-        session) before returning (1 round trip)."""
-        self._new_key()
-        self.save(must_create=True)
-        self.modified = True
+        session) before returning (1 round trip). A key that exists already (a custom
+        `_get_new_session_key` may repeat one) is never written into: another key is tried, as
+        Django's own backends do."""
+        for _ in range(_CREATE_ATTEMPTS):
+            self._new_key()
+            try:
+                self.save(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError(_CREATE_FAILED)
 
     async def acreate(self) -> None:
         """The asyncio twin of `create`."""
-        self._new_key()
-        await self.asave(must_create=True)
-        self.modified = True
+        for _ in range(_CREATE_ATTEMPTS):
+            self._new_key()
+            try:
+                await self.asave(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError(_CREATE_FAILED)
 
     # -- delete, cycle_key ------------------------------------------------------------------
 

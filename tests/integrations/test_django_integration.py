@@ -567,3 +567,35 @@ async def test_async_store_down(make_server: Any) -> None:
         await degraded.acycle_key()  # the key rotates, nothing is written
         assert degraded.session_key != key
         await engine.aclose_async_store()
+
+
+class _RepeatingKeys(SessionStore):
+    """A SessionStore whose key generator repeats the key it was given first (a weak one)."""
+
+    repeat: str = ""
+    repeats = 0
+
+    def _get_new_session_key(self) -> str:
+        if self.repeats:
+            type(self).repeats -= 1
+            return self.repeat
+        return super()._get_new_session_key()
+
+
+def test_create_never_writes_into_an_existing_key_and_tries_another(env: Env) -> None:
+    victim = SessionStore()
+    victim["user"] = "alice"
+    victim.create()
+    assert env.redis.hget(env.key(victim.session_key), "user") == b'"alice"'
+    _RepeatingKeys.repeat, _RepeatingKeys.repeats = victim.session_key, 2
+
+    intruder = _RepeatingKeys()
+    intruder["user"] = "mallory"
+    intruder.create()  # the first two keys exist: CreateError for each, then a fresh key
+    assert intruder.session_key != victim.session_key and _RepeatingKeys.repeats == 0
+    assert env.redis.hget(env.key(victim.session_key), "user") == b'"alice"'
+    assert env.redis.hget(env.key(intruder.session_key), "user") == b'"mallory"'
+
+    again = SessionStore(victim.session_key)
+    with pytest.raises(CreateError):
+        again.save(must_create=True)  # Django's contract: CreateError, not UpdateError
