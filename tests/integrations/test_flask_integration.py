@@ -511,7 +511,8 @@ def test_anonymous_fallback_serves_an_unsaved_empty_session(make_server: Any) ->
 def test_parallel_increments_and_locked_read_modify_writes_lose_nothing(
     store: RedisStore, clean_redis: redis.Redis
 ) -> None:
-    app = make_app(store, {"lock": ["/rmw"], "lock_timeout": 10})
+    # 10 parallel requests of one session: all may wait (the default bound is 5 waiters).
+    app = make_app(store, {"lock": ["/rmw"], "lock_timeout": 10, "lock_waiters": 10})
     with app.test_client() as client:
         client.get("/set?start=1")
         cookie = client.get_cookie("session")
