@@ -8,7 +8,7 @@ from ._engine import Incoming, Plan, SessionEngine
 from ._errors import SessionLockError, StoreUnavailableError
 from ._session import Session
 
-__all__ = ["RequestState", "unavailable_body", "unavailable_headers"]
+__all__ = ["RequestState", "replaces_answer", "unavailable_body", "unavailable_headers"]
 
 UNAVAILABLE_BODY = b"Session store unavailable, please retry shortly.\n"
 FULL_BODY = b"Session store full, please retry later.\n"
@@ -35,6 +35,13 @@ def unavailable_headers(retry_after: int,
     ]
 
 
+def replaces_answer(status: int, has_retry_after: bool) -> bool:
+    """Whether the app's answer (after this request's session failed on the store) gives way
+    to our 503: any 5xx (a framework's 500 page for our error) except a 503 that already
+    carries ``Retry-After`` (a handler's own answer to it)."""
+    return status >= 500 and not (status == 503 and has_retry_after)
+
+
 @dataclass(slots=True)
 class RequestState:
     """One request's session bookkeeping, shared by the sync and asyncio adapters."""
@@ -44,6 +51,9 @@ class RequestState:
     session: Session
     secure: bool
     degraded: bool = False  # Redis was down at load and on_unavailable="anonymous"
+    # A load or save of this request failed inside the app: a 5xx it then answers (the
+    # framework caught our error) becomes our 503.
+    failure: StoreUnavailableError | None = None
 
     def plan(self, now_ms: int, *, final: bool = True) -> Plan:
         """What to write now (None when degraded: an anonymous session is never saved);

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ._adapter import RequestState, unavailable_body, unavailable_headers
+from ._adapter import RequestState, replaces_answer, unavailable_body, unavailable_headers
 from ._config import SessionConfig
 from ._engine import Incoming, Load, Loaded, is_secure_request
 from ._errors import SessionLockError, SessionStateError, StoreUnavailableError
@@ -56,7 +56,11 @@ class _Binding:
         raise SessionStateError("use 'await session.areload()' under ASGI")
 
     async def asave(self, session: Session) -> None:
-        await self.middleware._commit(self.state, final=False)
+        try:
+            await self.middleware._commit(self.state, final=False)
+        except StoreUnavailableError as exc:
+            self.state.failure = exc
+            raise
 
     async def areload(self, session: Session) -> None:
         session._aloader = session._loader = None  # a lazy session counts as loaded now
@@ -64,8 +68,26 @@ class _Binding:
         incoming = state.reload_incoming()
         now = now_ms()
         spec = state.engine.load_spec(incoming, now)
-        reply = await self.middleware.store.load(spec) if spec else None
+        try:
+            reply = await self.middleware.store.load(spec) if spec else None
+        except StoreUnavailableError as exc:
+            state.failure = exc
+            raise
         state.engine.fill(session, incoming, reply, now)
+
+
+def _is_error_answer(message: Message) -> bool:
+    """An ``http.response.start`` with a 5xx (see `replaces_answer`), or a websocket closed
+    with "internal error" (1011, or Falcon's 3500-3599 for a 5xx)."""
+    kind = message["type"]
+    if kind == "http.response.start":
+        has_retry_after = any(name.lower() == b"retry-after"
+                              for name, _ in message.get("headers", ()))
+        return replaces_answer(int(message["status"]), has_retry_after)
+    if kind == "websocket.close":
+        code = int(message.get("code", 1000))
+        return code == 1011 or 3500 <= code <= 3599
+    return False
 
 
 class SessionMiddleware:
@@ -152,6 +174,7 @@ class SessionMiddleware:
                 reply = await self.store.load(spec)
             except StoreUnavailableError as exc:
                 if self.config.on_unavailable != "anonymous" or isinstance(exc, SessionLockError):
+                    state.failure = exc
                     raise
                 state.degraded = True
             engine.fill(session, incoming, reply, spec.now_ms)
@@ -171,6 +194,11 @@ class SessionMiddleware:
             nonlocal started, replaced
             if replaced:
                 return  # the app's response was swapped for a 503
+            if state.failure is not None and _is_error_answer(message):
+                # The framework answered our store error with its own 5xx (or 1011 close).
+                started = replaced = True
+                await self._unavailable(kind, send, state.failure)
+                return
             if message["type"] in ("http.response.start", "websocket.accept"):
                 started = True
                 try:
@@ -188,9 +216,18 @@ class SessionMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except StoreUnavailableError as exc:
+            if replaced:
+                return  # answered already (Starlette re-raises after its 500 page)
             if started:
                 raise
             await self._unavailable(kind, send, exc)
+        except Exception:
+            if state.failure is None or started:
+                raise
+            # The app turned our store error into another exception: still our 503; the
+            # server logs the exception.
+            await self._unavailable(kind, send, state.failure)
+            raise
         finally:
             if session._lock is not None:
                 await self._release(state)

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._adapter import RequestState, unavailable_body, unavailable_headers
+from ._adapter import RequestState, replaces_answer, unavailable_body, unavailable_headers
 from ._config import SessionConfig
 from ._engine import Incoming, Load, SessionEngine, is_secure_request
 from ._errors import SessionLockError, SessionStateError, StoreUnavailableError
@@ -55,13 +55,18 @@ class _Binding:
         except StoreUnavailableError as exc:
             if self.middleware.config.on_unavailable != "anonymous" or \
                     isinstance(exc, SessionLockError):
+                state.failure = exc
                 raise
             state.degraded, reply = True, None
         state.engine.fill(session, state.incoming, reply, spec.now_ms)
 
     def save(self, session: Session) -> None:
         session._ensure()
-        self.middleware._commit(self.state, final=False)
+        try:
+            self.middleware._commit(self.state, final=False)
+        except StoreUnavailableError as exc:
+            self.state.failure = exc
+            raise
 
     def reload(self, session: Session) -> None:
         state = self.state
@@ -69,7 +74,11 @@ class _Binding:
         incoming = state.reload_incoming()
         now = now_ms()
         spec = state.engine.load_spec(incoming, now)
-        reply = self.middleware.store.load(spec) if spec else None
+        try:
+            reply = self.middleware.store.load(spec) if spec else None
+        except StoreUnavailableError as exc:
+            state.failure = exc
+            raise
         state.engine.fill(session, incoming, reply, now)
 
     async def asave(self, session: Session) -> None:
@@ -79,24 +88,47 @@ class _Binding:
         raise SessionStateError("use 'session.reload()' under WSGI")
 
 
-class _ReleasingBody:
+def _status_code(status: str) -> int:
+    try:
+        return int(status.split(" ", 1)[0])
+    except ValueError:
+        return 500
+
+
+def _discard(data: bytes) -> None:
+    """The ``write`` callable of an answer replaced by our 503: the app's bytes are dropped."""
+
+
+def _close(body: Iterable[bytes]) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+class _Body:
     """A response body whose ``close()`` (which the WSGI server always calls, iterated or not)
-    also frees the session's lock if the save did not."""
+    also frees the session's lock if the save did not, and whose chunks give way to our 503
+    when the app's start_response, called during the iteration, was replaced."""
 
-    __slots__ = ("body", "release")
+    __slots__ = ("body", "release", "replacement")
 
-    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+    def __init__(self, body: Iterable[bytes], release: Callable[[], None],
+                 replacement: Callable[[], bytes | None]) -> None:
         self.body = body
         self.release = release
+        self.replacement = replacement
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self.body)
+        for chunk in self.body:
+            ours = self.replacement()
+            if ours is not None:
+                yield ours
+                return
+            yield chunk
 
     def close(self) -> None:
         try:
-            close = getattr(self.body, "close", None)
-            if close is not None:
-                close()
+            _close(self.body)
         finally:
             self.release()
 
@@ -143,15 +175,24 @@ class SessionMiddleware:
             session._loader = binding.load
         environ[ENVIRON_KEY] = session
         failed: StoreUnavailableError | None = None
+        called = False
 
         def wrapped_start_response(status: str, headers: list[tuple[str, str]],
                                    exc_info: Any = None) -> Any:
-            nonlocal failed
+            nonlocal failed, called
+            called = True
+            if state.failure is not None and replaces_answer(
+                    _status_code(status), any(k.lower() == "retry-after" for k, _ in headers)):
+                # The framework answered our store error with its own 5xx page.
+                failed = state.failure
+                self._unavailable(start_response, exc_info, failed)
+                return _discard
             try:
                 extra = self._commit(state)
             except StoreUnavailableError as exc:
                 failed = exc
-                return self._unavailable(start_response, exc_info, exc)
+                self._unavailable(start_response, exc_info, exc)
+                return _discard
             return start_response(status, [*headers, *((k.title(), v) for k, v in extra)], exc_info)
 
         try:
@@ -164,19 +205,16 @@ class SessionMiddleware:
             self._release(state)
             raise
         if failed is not None:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
+            _close(body)
             self._release(state)
             return [unavailable_body(failed)]
-        if session._lock is not None:
+        if not called or session._lock is not None:
             # A lazy app (a generator) calls start_response while its body is iterated: the
-            # save frees the lock then; if it never does, closing the body frees it.
-            return self._releasing(body, state)
+            # save frees the lock then (if it never does, closing the body frees it), and an
+            # answer replaced by our 503 is dropped there.
+            return _Body(body, lambda: self._release(state),
+                         lambda: None if failed is None else unavailable_body(failed))
         return body
-
-    def _releasing(self, body: Iterable[bytes], state: RequestState) -> Iterable[bytes]:
-        return _ReleasingBody(body, lambda: self._release(state))
 
     def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
         session = state.session
