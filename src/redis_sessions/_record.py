@@ -13,10 +13,11 @@ from typing import Any
 
 from ._serializers import Serializer
 
-__all__ = ["CREATED", "IDLE_TTL", "Record", "decode_record", "field_name"]
+__all__ = ["ACCESSED", "CREATED", "IDLE_TTL", "Record", "decode_record", "field_name"]
 
 CREATED = "$c"  # creation time, integer milliseconds since the epoch
 IDLE_TTL = "$t"  # per-session idle timeout in ms, written only when idle_timeout is a callable
+ACCESSED = "$a"  # last access in ms since the epoch, written only with disable_ttl
 
 
 def field_name(key: str) -> str:

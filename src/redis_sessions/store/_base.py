@@ -114,7 +114,12 @@ class StoreBase:
         ttl: TTL in seconds (1 ms to 10 years) for `set` / `touch`, or a callable of the
             session data returning seconds (default 86400). Sessions written by the middleware
             use its `idle_timeout` instead.
-        disable_ttl: never set a TTL: sessions live until destroyed (default False).
+        disable_ttl: never set a TTL (default False). The idle and absolute timeouts are then
+            enforced when a session is read, from the last access (``$a``, written by saves
+            and the due refresh) and the creation time: an expired session reads as missing
+            and is deleted. An abandoned session stays in Redis until something reads it
+            (without a TTL Redis never reclaims it): prefer the TTLs, or delete stale sessions
+            with a periodic job.
         serializer: value serializer (default JSON, with orjson when installed).
         max_size: limit in bytes of one serialized session (default 64 KiB); a bigger session
             raises `SessionTooLargeError` and writes nothing, a bigger stored one reads as

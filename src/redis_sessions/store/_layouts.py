@@ -9,7 +9,8 @@ hash tag so companion keys of a session share its slot):
 
 - each top-level session key is one field, its value serialized (JSON by default);
 - ``$c`` holds the creation time (ms), ``$t`` a per-session idle timeout (ms) when the idle
-  timeout is a callable; user keys starting with ``$`` are stored with one more ``$``.
+  timeout is a callable, ``$a`` the last access (ms) with `disable_ttl` (the reads enforce the
+  idle timeout from it); user keys starting with ``$`` are stored with one more ``$``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ from redis.exceptions import ResponseError
 from .._config import MAX_SECONDS
 from .._engine import Destroy, Load, Loaded, Plan, Release, Touch, Write
 from .._errors import ConfigError, SessionLockError, SessionStateError, SessionTooLargeError
-from .._record import CREATED, decode_record, field_name
+from .._record import ACCESSED, CREATED, decode_record, field_name
 from .._serializers import Serializer
 
 __all__ = [
@@ -134,9 +135,10 @@ Flow = Generator[Command, Any, Any]
 # Reading a session, in one command. The body computes the TTL the session should have now:
 # min(idle timeout, what is left of the absolute lifetime), `due` when that is at least
 # touch_after more than its PTTL. Returns nil when the key is missing (or past its absolute
-# lifetime), -1 when it holds another type, -2 past its absolute lifetime, else
-# {pttl, {field, value, ...}, due}. ARGV[1]: "now idle lifetime touch_after disable_ttl" (ms;
-# disable_ttl 1: never a TTL), one argument.
+# lifetime), -1 when it holds another type, -2 past its absolute lifetime (or, with
+# disable_ttl, idle for longer than the idle timeout), else {pttl, {field, value, ...}, due}.
+# ARGV[1]: "now idle lifetime touch_after disable_ttl" (ms; disable_ttl 1: never a TTL, `due`
+# is then 1 when the last access `$a` is to be rewritten), one argument.
 _READ_BODY = """
 local k = KEYS[1]
 local kind = redis.call('TYPE', k)['ok']
@@ -145,7 +147,7 @@ if kind ~= 'hash' then return -1 end
 local a = {}
 for w in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = tonumber(w) end
 local now, idle, life, after, off = a[1], a[2], a[3], a[4], a[5]
-local meta = redis.call('HMGET', k, '$c', '$t')
+local meta = redis.call('HMGET', k, '$c', '$t', '$a')
 local created = tonumber(meta[1])
 if meta[2] then idle = tonumber(meta[2]) or idle end
 local target = idle
@@ -156,7 +158,13 @@ if life > 0 and created then
 end
 local pttl = redis.call('PTTL', k)
 local due = 0
-if off ~= 1 and target > 0 and (pttl < 0 or target - pttl >= after) then due = target end
+if off == 1 then
+  -- No TTL: the idle timeout is checked against the last access ($a, ms); a session from
+  -- before $a existed counts as accessed now (its clock starts with this read's refresh).
+  local last = tonumber(meta[3]) or now
+  if idle > 0 and now - last > idle then return -2 end
+  if idle > 0 and (not meta[3] or now - last >= after) then due = 1 end
+elseif target > 0 and (pttl < 0 or target - pttl >= after) then due = target end
 """
 
 # The usual read: declared read-only (Redis 7+), so it is served during CLIENT PAUSE WRITE (the
@@ -169,7 +177,8 @@ return {pttl, redis.call('HGETALL', k), due}
 # The read that refreshes the TTL (when due) in the same command, best effort (a server
 # refusing writes, MISCONF or OOM, still serves it), and deletes a session past its lifetime.
 _REFRESHING_READ = _READ_BODY.replace("return -2", "redis.pcall('DEL', k) return false") + """
-if due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due end
+if due > 0 and off == 1 then redis.pcall('HSET', k, '$a', now)
+elseif due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due end
 return {pttl, redis.call('HGETALL', k), 0}
 """
 
@@ -376,16 +385,20 @@ class HashLayout:
         serializer: value serializer (for `get` / `set` / `all`).
         max_size: limit of a serialized session in bytes.
         scan_count: COUNT hint for SCAN.
-        disable_ttl: never set a TTL (sessions live until destroyed).
+        disable_ttl: never set a TTL. The idle and absolute timeouts are then enforced when a
+            session is read (from its last access ``$a`` and creation time ``$c``): an expired
+            one reads as missing and is deleted. One that nothing reads stays in Redis.
 
     Attributes:
         cluster: the client is a Cluster client: a command never spans two slots (regenerate
             is split in three, listing goes node by node, multi-key deletes are batched).
         wait: (replicas, timeout ms, aof) when every save is followed by WAIT / WAITAOF.
+        clock: the time a save records as the last access with `disable_ttl` (ms since the
+            epoch; wall-clock, the time the adapters pass to the engine).
     """
 
-    __slots__ = ("_match", "_waiters", "cluster", "disable_ttl", "max_size", "prefix", "scan_count",
-                 "serializer", "wait")
+    __slots__ = ("_match", "_waiters", "clock", "cluster", "disable_ttl", "max_size", "prefix",
+                 "scan_count", "serializer", "wait")
 
     def __init__(
         self,
@@ -405,6 +418,7 @@ class HashLayout:
         self._waiters = Waiters()
         self.cluster = False
         self.wait: tuple[int, int, bool] | None = None
+        self.clock: Callable[[], int] = _wall_ms
 
     def durable(self, command: Script | Call) -> Script | Call | Durable:
         """`command`, followed by WAIT / WAITAOF when the store asks for replicated saves."""
@@ -510,8 +524,8 @@ class HashLayout:
             return self._applied(plan, reply)
         if plan is None or plan.lock is None:
             if isinstance(plan, Touch):
-                if self.disable_ttl:
-                    return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
+                if self.disable_ttl:  # the refresh is the last access, written if it exists
+                    return self._applied(plan, (yield self._write(plan.handle, {}, (), 0, "u")))
                 ttl = min(plan.ttl_ms, MAX_TTL_MS)
                 return (yield Call(("PEXPIRE", self.key(plan.handle), ttl))) == 1
             if isinstance(plan, Destroy):
@@ -519,6 +533,8 @@ class HashLayout:
             return True
         mode, ttl = ("t", plan.ttl_ms) if isinstance(plan, Touch) else (
             ("d", 0) if isinstance(plan, Destroy) else ("n", 0))
+        if mode == "t" and self.disable_ttl:
+            mode = "u"  # no TTL to refresh: the write of the last access is the refresh
         write = self._write(plan.handle, {}, (), ttl, mode, None, plan)
         reply = yield (self.durable(write) if isinstance(plan, Destroy) else write)
         return self._applied(plan, reply)
@@ -598,6 +614,9 @@ class HashLayout:
         seed: list[bytes] | None = None,
         spare: Iterable[str] = (),
     ) -> Script:
+        if self.disable_ttl and mode in ("c", "u", "r"):
+            # No TTL: the reads enforce the idle timeout from the last access.
+            fields = {**fields, ACCESSED: str(self.clock()).encode()}
         keys = [self.key(handle)]
         old = log = lock = 0
         if replace is not None:
@@ -806,6 +825,10 @@ class SessionInfo:
     size: int | None
     idle_s: int | None
     fields: int
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _glob_escape(text: str) -> str:

@@ -146,11 +146,25 @@ class _MemoryRedis:
                 target = left
         pttl = self._pttl(key)
         due = 0
-        if not no_ttl and target > 0 and (pttl < 0 or target - pttl >= after):
+        if no_ttl:
+            seen = fields.get(b"$a")
+            last = now if seen is None else int(seen)
+            if idle > 0 and now - last > idle:
+                if refresh:
+                    self._delete(key)
+                    return None
+                return -2
+            if idle > 0 and (seen is None or now - last >= after):
+                due = 1
+        elif target > 0 and (pttl < 0 or target - pttl >= after):
             due = target
         if refresh and due:
-            self._pexpire(key, due)
-            pttl, due = due, 0
+            if no_ttl:
+                fields[b"$a"] = str(now).encode()
+            else:
+                self._pexpire(key, due)
+                pttl = due
+            due = 0
         flat: list[bytes] = []
         for item in fields.items():
             flat.extend(item)
