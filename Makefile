@@ -60,6 +60,7 @@ redis62: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 
 types: $(BIN)/.installed
 	$(BIN)/mypy

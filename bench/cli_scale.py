@@ -63,8 +63,9 @@ def seed(client: redis.Redis, count: int) -> float:
             key = f"sess:{{{secrets.token_urlsafe(32)}}}"
             user = json.dumps(f"user-{rng.randrange(USERS)}")
             created = now - rng.randrange(7 * 86400_000)
-            pipe.hset(key, mapping={"user": user, "views": str(rng.randrange(100)),
-                                    "$c": str(created)})
+            pipe.hset(
+                key, mapping={"user": user, "views": str(rng.randrange(100)), "$c": str(created)}
+            )
             pipe.pexpire(key, rng.randrange(60_000, 86400_000))
         pipe.execute()
     return time.perf_counter() - started
@@ -72,12 +73,17 @@ def seed(client: redis.Redis, count: int) -> float:
 
 def measure(args: list[str]) -> dict[str, float]:
     """Run the console script with `args` -> {"seconds", "peak_mib"}; fails loudly."""
-    helper = subprocess.run([sys.executable, "-c", _MEASURE, *console_script(), *args],
-                            capture_output=True, text=True, check=True)
+    helper = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *console_script(), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(helper.stdout)
     if result["rc"] != 0:
-        raise SystemExit(f"redis-sessions {' '.join(args)} failed ({result['rc']}):\n"
-                         f"{result['stderr']}")
+        raise SystemExit(
+            f"redis-sessions {' '.join(args)} failed ({result['rc']}):\n{result['stderr']}"
+        )
     return {"seconds": result["seconds"], "peak_mib": result["peak_kib"] / 1024}
 
 
@@ -101,8 +107,11 @@ def main(argv: list[str]) -> int:
     try:
         client = redis.Redis.from_url(server.url)
         info = client.info("server")
-        version = (f"valkey {info['valkey_version']}" if "valkey_version" in info
-                   else f"redis {info['redis_version']}")
+        version = (
+            f"valkey {info['valkey_version']}"
+            if "valkey_version" in info
+            else f"redis {info['redis_version']}"
+        )
         rows = []
         for count in sizes:
             client.flushall()  # the bench's own private server
@@ -110,11 +119,16 @@ def main(argv: list[str]) -> int:
             assert client.dbsize() == count
             print(f"seeded {count:,} sessions in {seed_seconds:.1f} s", file=sys.stderr)
             url = ["--url", server.url]
-            for label, args in (("ls --json --limit 0", ["ls", "--json", "--limit", "0"]),
-                                ("stats", ["stats"]), ("purge --yes", ["purge", "--yes"])):
+            for label, args in (
+                ("ls --json --limit 0", ["ls", "--json", "--limit", "0"]),
+                ("stats", ["stats"]),
+                ("purge --yes", ["purge", "--yes"]),
+            ):
                 figures = measure(url + args)
-                print(f"  {label}: {figures['seconds']:.1f} s, {figures['peak_mib']:.0f} MiB",
-                      file=sys.stderr)
+                print(
+                    f"  {label}: {figures['seconds']:.1f} s, {figures['peak_mib']:.0f} MiB",
+                    file=sys.stderr,
+                )
                 rows.append((count, label, figures))
             assert client.dbsize() == 0, "purge left sessions behind"
         client.close()
@@ -125,8 +139,10 @@ def main(argv: list[str]) -> int:
     print("| sessions | command | seconds | peak RSS of the CLI |")
     print("| ---: | --- | ---: | ---: |")
     for count, label, figures in rows:
-        print(f"| {count:,} | `redis-sessions {label}` | {figures['seconds']:.1f} "
-              f"| {figures['peak_mib']:.0f} MiB |")
+        print(
+            f"| {count:,} | `redis-sessions {label}` | {figures['seconds']:.1f} "
+            f"| {figures['peak_mib']:.0f} MiB |"
+        )
     return 0
 
 

@@ -49,25 +49,45 @@ async def measure(port: int, n: int) -> list[tuple[str, str, tuple[float, float]
     await r.hset("sess:{x}", mapping={"n": "1", "$c": "1"})
     await r.set("k", "v")
     sha = await r.script_load(READ)
-    rows.append(("redis-py " + redis.__version__, "GET",
-                 await timed(n, lambda: r.execute_command("GET", "k"))))
-    rows.append(("redis-py " + redis.__version__, "EVALSHA (our read)",
-                 await timed(n, lambda: r.execute_command("EVALSHA", sha, 1, "sess:{x}", "1"))))
+    rows.append(
+        (
+            "redis-py " + redis.__version__,
+            "GET",
+            await timed(n, lambda: r.execute_command("GET", "k")),
+        )
+    )
+    rows.append(
+        (
+            "redis-py " + redis.__version__,
+            "EVALSHA (our read)",
+            await timed(n, lambda: r.execute_command("EVALSHA", sha, 1, "sess:{x}", "1")),
+        )
+    )
     await r.aclose()
 
     c = coredis.Redis(port=port)
     async with c:
         rows.append(("coredis " + coredis.__version__, "GET", await timed(n, lambda: c.get("k"))))
-        rows.append(("coredis " + coredis.__version__, "EVALSHA (our read)",
-                     await timed(n, lambda: c.evalsha(sha, ["sess:{x}"], ["1"]))))
+        rows.append(
+            (
+                "coredis " + coredis.__version__,
+                "EVALSHA (our read)",
+                await timed(n, lambda: c.evalsha(sha, ["sess:{x}"], ["1"])),
+            )
+        )
 
     g = await GlideClient.create(GlideClientConfiguration([NodeAddress("127.0.0.1", port)]))
     from importlib.metadata import version
 
     name = "valkey-glide " + version("valkey-glide")
     rows.append((name, "GET", await timed(n, lambda: g.get("k"))))
-    rows.append((name, "EVALSHA (our read)", await timed(
-        n, lambda: g.custom_command(["EVALSHA", sha, "1", "sess:{x}", "1"]))))
+    rows.append(
+        (
+            name,
+            "EVALSHA (our read)",
+            await timed(n, lambda: g.custom_command(["EVALSHA", sha, "1", "sess:{x}", "1"])),
+        )
+    )
     await g.close()
     return rows
 

@@ -34,21 +34,32 @@ from redis_sessions._ids import handle_for, new_id  # noqa: E402
 SESSIONS = 2000
 
 
-async def reshard_under_load(cluster: LocalCluster, slots: int, tasks: int,
-                             client_kwargs: dict[str, Any]) -> tuple[int, dict[str, int], float]:
+async def reshard_under_load(
+    cluster: LocalCluster, slots: int, tasks: int, client_kwargs: dict[str, Any]
+) -> tuple[int, dict[str, int], float]:
     """(saves served, failures by reason, seconds the reshard took)."""
     store = AsyncRedisStore(connect_async(cluster.url, **client_kwargs))
     handles = [handle_for(new_id()) for _ in range(SESSIONS)]
     try:
         for start in range(0, SESSIONS, 100):
-            await asyncio.gather(*(store.set(h, {"n": 0}) for h in handles[start:start + 100]))
+            await asyncio.gather(*(store.set(h, {"n": 0}) for h in handles[start : start + 100]))
         source = cluster.primary_of_slot(0)
         destination = next(n for n in cluster.primaries() if n is not source)
         reshard = await asyncio.create_subprocess_exec(
-            cli_binary(), "--cluster", "reshard", f"{HOST}:{source.port}",
-            "--cluster-from", cluster.node_id(source), "--cluster-to",
-            cluster.node_id(destination), "--cluster-slots", str(slots), "--cluster-yes",
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cli_binary(),
+            "--cluster",
+            "reshard",
+            f"{HOST}:{source.port}",
+            "--cluster-from",
+            cluster.node_id(source),
+            "--cluster-to",
+            cluster.node_id(destination),
+            "--cluster-slots",
+            str(slots),
+            "--cluster-yes",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         served = 0
         failed: collections.Counter[str] = collections.Counter()
         done = False
@@ -82,10 +93,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    settings = {"connect_async (reinitialize_steps=0)": {},
-                "redis-py default (reinitialize_steps=5)": {"reinitialize_steps": 5}}
-    print(f"{args.slots} slots resharded under {args.tasks} writing tasks, "
-          f"{args.rounds} rounds each\n")
+    settings = {
+        "connect_async (reinitialize_steps=0)": {},
+        "redis-py default (reinitialize_steps=5)": {"reinitialize_steps": 5},
+    }
+    print(
+        f"{args.slots} slots resharded under {args.tasks} writing tasks, "
+        f"{args.rounds} rounds each\n"
+    )
     print("| client | saves served during the reshard | saves/s | failed | reshard s |")
     print("| --- | --- | --- | --- | --- |")
     for name, kwargs in settings.items():
@@ -94,11 +109,11 @@ def main() -> None:
                 cluster = LocalCluster(Path(folder)).start()
                 try:
                     served, failed, seconds = asyncio.run(
-                        reshard_under_load(cluster, args.slots, args.tasks, kwargs))
+                        reshard_under_load(cluster, args.slots, args.tasks, kwargs)
+                    )
                 finally:
                     cluster.stop()
-            print(f"| {name} | {served} | {served / seconds:.0f} | {failed or 0} | "
-                  f"{seconds:.1f} |")
+            print(f"| {name} | {served} | {served / seconds:.0f} | {failed or 0} | {seconds:.1f} |")
 
 
 if __name__ == "__main__":

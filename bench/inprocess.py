@@ -36,10 +36,20 @@ async def call(app: Any, path: str, cookie: str | None = None) -> list[dict[str,
     headers = [(b"host", b"bench")]
     if cookie:
         headers.append((b"cookie", cookie.encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "root_path": "", "headers": headers,
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -73,11 +83,15 @@ async def requests(n: int) -> list[str]:
     import ours_asgi
 
     rows = []
-    for name, app, cookie_name in (("redis-sessions (ASGI, lazy)", ours_asgi.app, "session"),
-                                   ("hand-written", handwritten.app, "sid")):
+    for name, app, cookie_name in (
+        ("redis-sessions (ASGI, lazy)", ours_asgi.app, "session"),
+        ("hand-written", handwritten.app, "sid"),
+    ):
         cookie = cookie_of(await call(app, "/incr"), cookie_name)
-        figures = [await cpu_us(n, lambda a=app, p=path, c=cookie: call(a, p, c))
-                   for path in ("/read", "/incr", "/untouched")]
+        figures = [
+            await cpu_us(n, lambda a=app, p=path, c=cookie: call(a, p, c))
+            for path in ("/read", "/incr", "/untouched")
+        ]
         rows.append(f"| {name} | " + " | ".join(f"{f:.0f}" for f in figures) + " |")
     return rows
 
@@ -86,7 +100,8 @@ async def pools(url: str, n: int) -> list[str]:
     clients = {
         "redis-py ConnectionPool": redis.asyncio.Redis.from_url(url),
         "redis-py BlockingConnectionPool": redis.asyncio.Redis.from_pool(
-            redis.asyncio.BlockingConnectionPool.from_url(url)),
+            redis.asyncio.BlockingConnectionPool.from_url(url)
+        ),
         "redis_sessions.connect_async": connect_async(url),
     }
     rows = []

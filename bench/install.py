@@ -67,8 +67,11 @@ def wrk_install() -> None:
     if shutil.which("wrk"):
         return
     if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("wrk: not on PATH and cannot be installed here (needs root and apt-get); "
-              "the runner falls back to its own load generator", flush=True)
+        print(
+            "wrk: not on PATH and cannot be installed here (needs root and apt-get); "
+            "the runner falls back to its own load generator",
+            flush=True,
+        )
         return
     print("apt-get install wrk", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -76,10 +79,14 @@ def wrk_install() -> None:
     # An image whose package lists were never fetched finds no wrk: update once and retry.
     if subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, **quiet).returncode:
         subprocess.run(["apt-get", "update", "-qq"], check=False, **quiet)
-        if subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False,
-                          **quiet).returncode:
-            print("wrk: apt-get could not install it; the runner falls back to its own load "
-                  "generator", flush=True)
+        if subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk"], check=False, **quiet
+        ).returncode:
+            print(
+                "wrk: apt-get could not install it; the runner falls back to its own load "
+                "generator",
+                flush=True,
+            )
 
 
 def install(apps: Iterable[App] = APPS) -> None:

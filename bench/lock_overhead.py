@@ -62,9 +62,13 @@ def app() -> Any:
 
     routes = [Route("/read", read), Route("/incr", incr), Route("/start", start)]
     lock = os.environ.get("LOCK") == "1"
-    return SessionMiddleware(Starlette(routes=routes), AsyncRedisStore(url=os.environ["REDIS_URL"]),
-                             secret=SECRET, lock=["/read", "/incr"] if lock else False,
-                             lock_timeout=10)
+    return SessionMiddleware(
+        Starlette(routes=routes),
+        AsyncRedisStore(url=os.environ["REDIS_URL"]),
+        secret=SECRET,
+        lock=["/read", "/incr"] if lock else False,
+        lock_timeout=10,
+    )
 
 
 def commands(client: redis.Redis) -> tuple[int, int]:
@@ -72,8 +76,9 @@ def commands(client: redis.Redis) -> tuple[int, int]:
     EVALSHA/EVAL calls alone; the app sends nothing but scripts, plus a PEXPIRE when due."""
     stats = client.info("commandstats")
     total = sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
-    scripts = sum(int(stats.get(k, {}).get("calls", 0)) for k in ("cmdstat_evalsha",
-                                                                   "cmdstat_eval"))
+    scripts = sum(
+        int(stats.get(k, {}).get("calls", 0)) for k in ("cmdstat_evalsha", "cmdstat_eval")
+    )
     return total, scripts
 
 
@@ -83,9 +88,22 @@ class App:
     def __init__(self, redis_url: str, lock: bool) -> None:
         self.port = free_port()
         env = {**os.environ, "REDIS_URL": redis_url, "LOCK": "1" if lock else "0"}
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "lock_overhead:app",
-               "--app-dir", str(Path(__file__).parent), "--host", "127.0.0.1",
-               "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "lock_overhead:app",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
         if (os.cpu_count() or 1) > 1:
             cmd = ["taskset", "-c", "0", *cmd]
         self.process = subprocess.Popen(cmd, env=env)
@@ -122,8 +140,9 @@ async def contended(base: str, seconds: float, cookie: str) -> tuple[int, list[f
     """16 connections on /incr for `seconds`: (200s, latencies, non-200s)."""
     limits = httpx.Limits(max_connections=16)
     ok, failed, times = 0, 0, []
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
-                                 headers={"cookie": f"session={cookie}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, timeout=30, headers={"cookie": f"session={cookie}"}
+    ) as http:
         stop = time.monotonic() + seconds
 
         async def worker() -> None:
@@ -165,32 +184,57 @@ def main() -> None:
                     before = commands(admin)
                     times = asyncio.run(sequential(app_process.base, path, args.requests, cookie))
                     after = commands(admin)
-                    per_request = tuple((a - b) / (args.requests + 50)
-                                        for a, b in zip(after, before))
-                    rows.append((f"`{path}` sequential", lock, len(times) / sum(times),
-                                 pct(times, 50), pct(times, 99), per_request, ""))
+                    per_request = tuple(
+                        (a - b) / (args.requests + 50) for a, b in zip(after, before)
+                    )
+                    rows.append(
+                        (
+                            f"`{path}` sequential",
+                            lock,
+                            len(times) / sum(times),
+                            pct(times, 50),
+                            pct(times, 99),
+                            per_request,
+                            "",
+                        )
+                    )
                 httpx.get(app_process.base + "/start", headers={"cookie": f"session={cookie}"})
                 ok, times, failed = asyncio.run(contended(app_process.base, args.seconds, cookie))
-                final = httpx.get(app_process.base + "/read",
-                                  headers={"cookie": f"session={cookie}"}).json()["n"]
-                rows.append(("`/incr` 16 connections", lock, ok / args.seconds, pct(times, 50),
-                             pct(times, 99), None,
-                             f"{ok - final} of {ok} increments lost, {failed} non-200"))
+                final = httpx.get(
+                    app_process.base + "/read", headers={"cookie": f"session={cookie}"}
+                ).json()["n"]
+                rows.append(
+                    (
+                        "`/incr` 16 connections",
+                        lock,
+                        ok / args.seconds,
+                        pct(times, 50),
+                        pct(times, 99),
+                        None,
+                        f"{ok - final} of {ok} increments lost, {failed} non-200",
+                    )
+                )
             finally:
                 app_process.stop()
         admin.close()
     finally:
         server.stop()
-    print(f"lock overhead, {datetime.date.today()}, {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, app pinned to CPU 0, {args.requests} sequential requests, "
-          f"{args.seconds:g} s contended\n")
-    print("| case | lock | req/s | p50 ms | p99 ms | scripts (round trips) / request | "
-          "Redis commands / request | notes |")
+    print(
+        f"lock overhead, {datetime.date.today()}, {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, app pinned to CPU 0, {args.requests} sequential requests, "
+        f"{args.seconds:g} s contended\n"
+    )
+    print(
+        "| case | lock | req/s | p50 ms | p99 ms | scripts (round trips) / request | "
+        "Redis commands / request | notes |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for case, lock, rate, p50, p99, per_request, notes in rows:
         shown = "|" if per_request is None else f"{per_request[1]:.2f} | {per_request[0]:.2f}"
-        print(f"| {case} | {'on' if lock else 'off'} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | "
-              f"{shown} | {notes} |")
+        print(
+            f"| {case} | {'on' if lock else 'off'} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | "
+            f"{shown} | {notes} |"
+        )
 
 
 if __name__ == "__main__":

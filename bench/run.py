@@ -84,8 +84,14 @@ LOSS_WORKERS = 4
 PROBE_REQUESTS = 100
 FRAMEWORKS = ("redis-sessions", "starlette", "uvicorn", "flask", "gunicorn", "hiredis")
 # Errors that end one measurement without ending the run.
-MEASURE_ERRORS = (probes.ProbeError, load.LoadError, httpx.HTTPError, redis.RedisError, OSError,
-                  ValueError)
+MEASURE_ERRORS = (
+    probes.ProbeError,
+    load.LoadError,
+    httpx.HTTPError,
+    redis.RedisError,
+    OSError,
+    ValueError,
+)
 
 T = TypeVar("T")
 _started = time.monotonic()
@@ -139,16 +145,30 @@ def wait_workers(proc: AppProcess, timeout: float = 15.0) -> None:
         time.sleep(0.1)
 
 
-def measure(proc: AppProcess, redis_pid: int, path: str, cookies: list[str],
-            settings: Settings) -> dict[str, Any]:
+def measure(
+    proc: AppProcess, redis_pid: int, path: str, cookies: list[str], settings: Settings
+) -> dict[str, Any]:
     """Warm-up, then `settings.repeat` load runs: the median of each figure."""
+
     def run() -> load.LoadResult:
-        return load.run(proc.port, path, cookies, seconds=settings.seconds,
-                        connections=settings.connections, threads=settings.threads)
+        return load.run(
+            proc.port,
+            path,
+            cookies,
+            seconds=settings.seconds,
+            connections=settings.connections,
+            threads=settings.threads,
+        )
 
     if settings.warmup > 0:
-        load.run(proc.port, path, cookies, seconds=settings.warmup,
-                 connections=settings.connections, threads=settings.threads)
+        load.run(
+            proc.port,
+            path,
+            cookies,
+            seconds=settings.warmup,
+            connections=settings.connections,
+            threads=settings.threads,
+        )
     samples = []
     for _ in range(settings.repeat):
         app_cpu, redis_cpu = proc.cpu_seconds(), process_cpu_seconds(redis_pid)
@@ -163,71 +183,101 @@ def measure(proc: AppProcess, redis_pid: int, path: str, cookies: list[str],
         if result.requests == 0:
             raise load.LoadError("no request was answered")
         if result.bad_status > result.requests / 2:
-            raise load.LoadError(f"{result.bad_status} of {result.requests} requests answered "
-                                 "4xx/5xx")
-        samples.append({
-            "rps": result.rps,
-            "p50_ms": result.p50_ms,
-            "p99_ms": result.p99_ms,
-            "cpu_us": app_cpu / result.requests * 1e6,
-            "redis_cpu_us": redis_cpu / result.requests * 1e6,
-            "requests": result.requests,
-            "errors": result.errors,
-            "bad_status": result.bad_status,
-            "other_cpus": max(0.0, other) / result.seconds,
-        })
-    case: dict[str, Any] = {key: statistics.median(sample[key] for sample in samples)
-                            for key in ("rps", "p50_ms", "p99_ms", "cpu_us", "redis_cpu_us",
-                                        "other_cpus")}
+            raise load.LoadError(
+                f"{result.bad_status} of {result.requests} requests answered 4xx/5xx"
+            )
+        samples.append(
+            {
+                "rps": result.rps,
+                "p50_ms": result.p50_ms,
+                "p99_ms": result.p99_ms,
+                "cpu_us": app_cpu / result.requests * 1e6,
+                "redis_cpu_us": redis_cpu / result.requests * 1e6,
+                "requests": result.requests,
+                "errors": result.errors,
+                "bad_status": result.bad_status,
+                "other_cpus": max(0.0, other) / result.seconds,
+            }
+        )
+    case: dict[str, Any] = {
+        key: statistics.median(sample[key] for sample in samples)
+        for key in ("rps", "p50_ms", "p99_ms", "cpu_us", "redis_cpu_us", "other_cpus")
+    }
     case["runs_rps"] = [round(sample["rps"], 1) for sample in samples]
     for key in ("requests", "errors", "bad_status"):
         case[key] = sum(sample[key] for sample in samples)
     return case
 
 
-def bench_cases(proc: AppProcess, app: App, kinds: list[str], server: LocalServer,
-                settings: Settings, entry: dict[str, Any]) -> None:
+def bench_cases(
+    proc: AppProcess,
+    app: App,
+    kinds: list[str],
+    server: LocalServer,
+    settings: Settings,
+    entry: dict[str, Any],
+) -> None:
     """Probes first, on the quiet app and a small database; then the load runs."""
     cookies: list[str] = []
     session_error = None
     if app.sessions:
         entry["memory"], _ = attempt(proc, lambda: probes.probe_memory(proc.base, server.url))
-        created, session_error = attempt(proc, lambda: probes.create_sessions(
-            proc.base, app.cookie, settings.connections))
+        created, session_error = attempt(
+            proc, lambda: probes.create_sessions(proc.base, app.cookie, settings.connections)
+        )
         cookies = created or []
     for kind in kinds:
         if session_error and kind != "first":
             entry["probes"][kind] = {"error": session_error}
             continue
         cookie = None if kind == "first" or not cookies else cookies[0]
-        probe, error = attempt(proc, lambda kind=kind, cookie=cookie: probes.probe_commands(
-            proc.base, server.url, report.PATHS[kind], cookie, PROBE_REQUESTS))
+        probe, error = attempt(
+            proc,
+            lambda kind=kind, cookie=cookie: probes.probe_commands(
+                proc.base, server.url, report.PATHS[kind], cookie, PROBE_REQUESTS
+            ),
+        )
         entry["probes"][kind] = probe or {"error": error}
-        log(f"{app.name} {kind}: probe " + (
-            f"{report.num(probe['round_trips'])} round trips, "
-            f"{report.num(probe['commands'])} commands, "
-            f"{report.num(probe['in_scripts'])} in scripts" if probe else str(error)))
+        log(
+            f"{app.name} {kind}: probe "
+            + (
+                f"{report.num(probe['round_trips'])} round trips, "
+                f"{report.num(probe['commands'])} commands, "
+                f"{report.num(probe['in_scripts'])} in scripts"
+                if probe
+                else str(error)
+            )
+        )
     for kind in kinds:
         if session_error and kind != "first":
             entry["cases"][kind] = {"error": session_error}
             continue
-        case, error = attempt(proc, lambda kind=kind: measure(
-            proc, server.pid, report.PATHS[kind], [] if kind == "first" else cookies,
-            settings))
+        case, error = attempt(
+            proc,
+            lambda kind=kind: measure(
+                proc, server.pid, report.PATHS[kind], [] if kind == "first" else cookies, settings
+            ),
+        )
         entry["cases"][kind] = case or {"error": error}
-        log(f"{app.name} {kind}: " + (
-            f"{case['rps']:,.0f} req/s (runs {case['runs_rps']}), p50 {case['p50_ms']:.2f} ms, "
-            f"p99 {case['p99_ms']:.2f} ms, {case['cpu_us']:.0f} CPU µs/req, "
-            f"other load {case['other_cpus']:.2f} CPU" if case
-            else str(error)))
+        log(
+            f"{app.name} {kind}: "
+            + (
+                f"{case['rps']:,.0f} req/s (runs {case['runs_rps']}), p50 {case['p50_ms']:.2f} ms, "
+                f"p99 {case['p99_ms']:.2f} ms, {case['cpu_us']:.0f} CPU µs/req, "
+                f"other load {case['other_cpus']:.2f} CPU"
+                if case
+                else str(error)
+            )
+        )
 
 
 def bench_loss(app: App, server: LocalServer, cpus: list[int]) -> dict[str, Any]:
     flush(server.url)
     out: dict[str, Any] = {"workers": LOSS_WORKERS}
     try:
-        proc = AppProcess(app, port=free_port(), redis_url=server.url, workers=LOSS_WORKERS,
-                          cpus=cpus).start()
+        proc = AppProcess(
+            app, port=free_port(), redis_url=server.url, workers=LOSS_WORKERS, cpus=cpus
+        ).start()
     except StartError as exc:
         out["error"] = f"failed to start: {exc}"
         return out
@@ -235,11 +285,17 @@ def bench_loss(app: App, server: LocalServer, cpus: list[int]) -> dict[str, Any]
         wait_workers(proc)
         paths = {"incr": "/incr", **({"atomic": "/atomic"} if app.atomic else {})}
         for key, path in paths.items():
-            value, error = attempt(proc, lambda path=path: probes.lost_increments(
-                proc.port, app.cookie, path, LOSS_REQUESTS, LOSS_CONNECTIONS))
+            value, error = attempt(
+                proc,
+                lambda path=path: probes.lost_increments(
+                    proc.port, app.cookie, path, LOSS_REQUESTS, LOSS_CONNECTIONS
+                ),
+            )
             out[key] = value or {"error": error}
-            log(f"{app.name} lost increments {path}: "
-                + (f"{value['lost']} of {value['ok']}" if value else str(error)))
+            log(
+                f"{app.name} lost increments {path}: "
+                + (f"{value['lost']} of {value['ok']}" if value else str(error))
+            )
     except AppDied as exc:
         out["error"] = str(exc)
     finally:
@@ -247,18 +303,31 @@ def bench_loss(app: App, server: LocalServer, cpus: list[int]) -> dict[str, Any]
     return out
 
 
-def bench_app(app: App, only: set[str], server: LocalServer, settings: Settings,
-              app_cpus: list[int], all_cpus: list[int]) -> dict[str, Any]:
-    entry: dict[str, Any] = {"label": app.label, "group": app.group, "sessions": app.sessions,
-                             "atomic": app.atomic, "status": None, "cases": {}, "probes": {}}
-    kinds = [kind for kind in report.CASES
-             if kind in only and (app.sessions or kind == "untouched")]
+def bench_app(
+    app: App,
+    only: set[str],
+    server: LocalServer,
+    settings: Settings,
+    app_cpus: list[int],
+    all_cpus: list[int],
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "label": app.label,
+        "group": app.group,
+        "sessions": app.sessions,
+        "atomic": app.atomic,
+        "status": None,
+        "cases": {},
+        "probes": {},
+    }
+    kinds = [
+        kind for kind in report.CASES if kind in only and (app.sessions or kind == "untouched")
+    ]
     if kinds:
         flush(server.url)
         log(f"{app.name}: starting ({app.label})")
         try:
-            proc = AppProcess(app, port=free_port(), redis_url=server.url,
-                              cpus=app_cpus).start()
+            proc = AppProcess(app, port=free_port(), redis_url=server.url, cpus=app_cpus).start()
         except StartError as exc:
             entry["status"] = f"failed to start: {exc}"
             log(f"{app.name}: {entry['status']}")
@@ -276,33 +345,43 @@ def bench_app(app: App, only: set[str], server: LocalServer, settings: Settings,
     return entry
 
 
-def bench_scale(app: App, server: LocalServer, settings: Settings,
-                cpus: list[int]) -> dict[str, Any]:
+def bench_scale(
+    app: App, server: LocalServer, settings: Settings, cpus: list[int]
+) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     for workers in SCALE_WORKERS:
         flush(server.url)
         row = rows[str(workers)] = {}
         try:
-            proc = AppProcess(app, port=free_port(), redis_url=server.url, workers=workers,
-                              cpus=cpus).start()
+            proc = AppProcess(
+                app, port=free_port(), redis_url=server.url, workers=workers, cpus=cpus
+            ).start()
         except StartError as exc:
-            row.update({kind: {"error": f"failed to start: {exc}"} for kind in ("read",
-                                                                                  "modify")})
+            row.update({kind: {"error": f"failed to start: {exc}"} for kind in ("read", "modify")})
             continue
         try:
             wait_workers(proc)
-            cookies, error = attempt(proc, lambda proc=proc: probes.create_sessions(
-                proc.base, app.cookie, settings.connections))
+            cookies, error = attempt(
+                proc,
+                lambda proc=proc: probes.create_sessions(
+                    proc.base, app.cookie, settings.connections
+                ),
+            )
             for kind in ("read", "modify"):
                 if error or not cookies:
                     row[kind] = {"error": error}
                     continue
                 case, case_error = attempt(
-                    proc, lambda kind=kind, proc=proc, cookies=cookies: measure(
-                        proc, server.pid, report.PATHS[kind], cookies, settings))
+                    proc,
+                    lambda kind=kind, proc=proc, cookies=cookies: measure(
+                        proc, server.pid, report.PATHS[kind], cookies, settings
+                    ),
+                )
                 row[kind] = case or {"error": case_error}
-                log(f"{app.name} x {workers} workers {kind}: "
-                    + (f"{case['rps']:,.0f} req/s" if case else str(case_error)))
+                log(
+                    f"{app.name} x {workers} workers {kind}: "
+                    + (f"{case['rps']:,.0f} req/s" if case else str(case_error))
+                )
         except AppDied as exc:
             for kind in ("read", "modify"):
                 row.setdefault(kind, {"error": str(exc)})
@@ -312,6 +391,7 @@ def bench_scale(app: App, server: LocalServer, settings: Settings,
 
 
 # -- what the page says about the machine and the software ------------------------------------
+
 
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or "unknown CPU"
@@ -356,8 +436,11 @@ def _npm_versions(app: App) -> dict[str, str]:
 
 
 def versions(apps: list[App], server_version: str) -> dict[str, str]:
-    found = {"Python": platform.python_version(), "redis-py": metadata.version("redis"),
-             "server": server_version}
+    found = {
+        "Python": platform.python_version(),
+        "redis-py": metadata.version("redis"),
+        "server": server_version,
+    }
     names = list(FRAMEWORKS)
     for app in apps:
         for need in app.needs:
@@ -369,8 +452,13 @@ def versions(apps: list[App], server_version: str) -> dict[str, str]:
             found[name] = version
     if any("npm" in app.needs for app in apps):
         try:
-            node = subprocess.run(["node", "--version"], capture_output=True, text=True,
-                                  timeout=10, start_new_session=True).stdout.strip()
+            node = subprocess.run(
+                ["node", "--version"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                start_new_session=True,
+            ).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             node = ""
         if node:
@@ -393,6 +481,7 @@ def server_version(url: str) -> str:
 
 # -- results -------------------------------------------------------------------------------------
 
+
 def _stamp(entry: dict[str, Any], run_id: str) -> None:
     """Each figure remembers its run, so a merged page can tell older ones apart."""
     for key in ("memory", "loss"):
@@ -406,10 +495,13 @@ def _stamp(entry: dict[str, Any], run_id: str) -> None:
 def merge(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     """The previous results with this run's figures on top (an app that failed to start now
     loses its old figures: they would no longer describe it)."""
-    merged = {"runs": {**previous.get("runs", {}), **current["runs"]},
-              "latest": current["latest"], "apps": dict(previous.get("apps", {})),
-              "scale": current.get("scale") or previous.get("scale"),
-              "store": current.get("store") or previous.get("store")}
+    merged = {
+        "runs": {**previous.get("runs", {}), **current["runs"]},
+        "latest": current["latest"],
+        "apps": dict(previous.get("apps", {})),
+        "scale": current.get("scale") or previous.get("scale"),
+        "store": current.get("store") or previous.get("store"),
+    }
     for name, entry in current["apps"].items():
         old = merged["apps"].get(name)
         if old is None or entry.get("status") or old.get("status"):
@@ -450,28 +542,47 @@ def write_outputs(results: dict[str, Any]) -> None:
 
 # -- command line --------------------------------------------------------------------------------
 
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Measure the session middleware against its peers; rewrite "
-                    "docs/benchmarks.md and docs/benchmarks.png.")
-    parser.add_argument("--apps", help="comma-separated app names (default: all): "
-                        + ", ".join(app.name for app in APPS))
-    parser.add_argument("--only", help="comma-separated stages (default: all): "
-                        + ", ".join(STAGES))
+        "docs/benchmarks.md and docs/benchmarks.png."
+    )
+    parser.add_argument(
+        "--apps",
+        help="comma-separated app names (default: all): " + ", ".join(app.name for app in APPS),
+    )
+    parser.add_argument(
+        "--only", help="comma-separated stages (default: all): " + ", ".join(STAGES)
+    )
     parser.add_argument("--seconds", type=int, default=5, help="seconds per load run")
     parser.add_argument("--repeat", type=int, default=3, help="load runs per case (median)")
-    parser.add_argument("--connections", type=int, default=32,
-                        help="connections of the load generator (one session each)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=32,
+        help="connections of the load generator (one session each)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="seconds of unmeasured load before each case")
-    parser.add_argument("--report-only", action="store_true",
-                        help="measure nothing: rewrite the page and the chart from "
-                             "bench/runner/results.json")
-    parser.add_argument("--store-sessions", type=int, default=1_000_000,
-                        help="sessions for the store stage (memory, length/ids/clear, CLI)")
-    parser.add_argument("--no-install", action="store_true",
-                        help="skip bench/install.py (peers' packages, wrk, matplotlib)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="seconds of unmeasured load before each case"
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: rewrite the page and the chart from bench/runner/results.json",
+    )
+    parser.add_argument(
+        "--store-sessions",
+        type=int,
+        default=1_000_000,
+        help="sessions for the store stage (memory, length/ids/clear, CLI)",
+    )
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="skip bench/install.py (peers' packages, wrk, matplotlib)",
+    )
     args = parser.parse_args(argv)
     names = {app.name for app in APPS}
     if args.apps:
@@ -503,8 +614,11 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else set(STAGES)
     settings = Settings(args.seconds, args.repeat, args.connections, args.threads, args.warmup)
     # "make bench" with no arguments is how the page says it was made.
-    command = ("make bench" if os.environ.get("MAKELEVEL") and not argv
-               else shlex.join(["python", "bench/run.py", *argv]))
+    command = (
+        "make bench"
+        if os.environ.get("MAKELEVEL") and not argv
+        else shlex.join(["python", "bench/run.py", *argv])
+    )
 
     if not args.no_install:
         if install is None:
@@ -519,24 +633,43 @@ def main(argv: list[str] | None = None) -> int:
     app_cpus, load_cpus = split_cpus()
     # Redis, wrk and the probes inherit this process's CPUs: the app keeps its own.
     os.sched_setaffinity(0, load_cpus)
-    pinning = (f"app on CPU {cpu_list(app_cpus)}, load generator and Redis on CPU "
-               f"{cpu_list(load_cpus)}" if app_cpus != load_cpus
-               else "one CPU: app, load generator and Redis share it")
+    pinning = (
+        f"app on CPU {cpu_list(app_cpus)}, load generator and Redis on CPU {cpu_list(load_cpus)}"
+        if app_cpus != load_cpus
+        else "one CPU: app, load generator and Redis share it"
+    )
     tool = load.wrk_version()
-    tool = (f"{tool}, {settings.threads} thread{'s' * (settings.threads > 1)}" if tool
-            else "the asyncio load generator of bench/runner/pyload.py (wrk not found)")
+    tool = (
+        f"{tool}, {settings.threads} thread{'s' * (settings.threads > 1)}"
+        if tool
+        else "the asyncio load generator of bench/runner/pyload.py (wrk not found)"
+    )
 
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     server = LocalServer(appendonly=False).start()
     try:
         log(f"server on port {server.port}; {pinning}; load: {tool}")
-        meta = {"date": run_id, "command": command, "machine": machine(),
-                "versions": versions(apps, server_version(server.url)),
-                "settings": {"seconds": settings.seconds, "repeat": settings.repeat,
-                             "connections": settings.connections, "threads": settings.threads,
-                             "warmup": settings.warmup, "tool": tool, "pinning": pinning}}
-        results: dict[str, Any] = {"runs": {run_id: meta}, "latest": run_id, "apps": {},
-                                   "scale": None}
+        meta = {
+            "date": run_id,
+            "command": command,
+            "machine": machine(),
+            "versions": versions(apps, server_version(server.url)),
+            "settings": {
+                "seconds": settings.seconds,
+                "repeat": settings.repeat,
+                "connections": settings.connections,
+                "threads": settings.threads,
+                "warmup": settings.warmup,
+                "tool": tool,
+                "pinning": pinning,
+            },
+        }
+        results: dict[str, Any] = {
+            "runs": {run_id: meta},
+            "latest": run_id,
+            "apps": {},
+            "scale": None,
+        }
         for app in apps:
             entry = bench_app(app, only, server, settings, app_cpus, all_cpus)
             _stamp(entry, run_id)
@@ -544,8 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         scale_app = next((app for app in apps if app.name == SCALE_APP), None)
         if "scale" in only and scale_app is not None:
             log(f"{SCALE_APP}: worker scaling {SCALE_WORKERS}")
-            results["scale"] = {**bench_scale(scale_app, server, settings, all_cpus),
-                                "run": run_id}
+            results["scale"] = {**bench_scale(scale_app, server, settings, all_cpus), "run": run_id}
     finally:
         server.stop()
     if "store" in only:
@@ -553,8 +685,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"store: {args.store_sessions:,} sessions")
         import store_scale
 
-        results["store"] = {"count": args.store_sessions,
-                            "rows": store_scale.rows(args.store_sessions), "run": run_id}
+        results["store"] = {
+            "count": args.store_sessions,
+            "rows": store_scale.rows(args.store_sessions),
+            "run": run_id,
+        }
 
     if (args.apps or args.only) and RESULTS.exists():
         results = merge(json.loads(RESULTS.read_text()), results)

@@ -191,9 +191,14 @@ def run_app(app: App, redis_url: str, monitor: Monitor) -> tuple[bool, str]:
     env = {**os.environ, **app.env, "REDIS_URL": redis_url}
     with tempfile.TemporaryFile() as log:
         try:
-            proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         except OSError as exc:
             return False, f"cannot start: {exc}"
         try:

@@ -42,8 +42,13 @@ def rows(count: int = DEFAULT_SIZE) -> list[tuple[str, str]]:
         base = int(client.info("memory")["used_memory"])
         seed(client, count)
         used = int(client.info("memory")["used_memory"]) - base
-        out.append(("Redis memory", f"{used / 2**20:,.0f} MiB, {used / count:.0f} bytes "
-                                    "per session (user, counter, creation time, TTL)"))
+        out.append(
+            (
+                "Redis memory",
+                f"{used / 2**20:,.0f} MiB, {used / count:.0f} bytes "
+                "per session (user, counter, creation time, TTL)",
+            )
+        )
         store = RedisStore(connect(server.url))
         seconds, length = timed(store.length)
         assert length == count, (length, count)
@@ -52,8 +57,9 @@ def rows(count: int = DEFAULT_SIZE) -> list[tuple[str, str]]:
         assert seen == count
         out.append(("`for handle in store.ids()`", f"{seconds:.1f} s"))
         stats = measure(["--url", server.url, "stats"])
-        out.append(("`redis-sessions stats`", f"{stats['seconds']:.1f} s, "
-                                             f"{stats['peak_mib']:.0f} MiB RSS"))
+        out.append(
+            ("`redis-sessions stats`", f"{stats['seconds']:.1f} s, {stats['peak_mib']:.0f} MiB RSS")
+        )
         seconds, deleted = timed(store.clear)
         # The seeded TTLs start at one minute: a few sessions may have expired by now.
         assert deleted <= count and client.dbsize() == 0
@@ -61,8 +67,12 @@ def rows(count: int = DEFAULT_SIZE) -> list[tuple[str, str]]:
         seed(client, count)
         purge = measure(["--url", server.url, "purge", "--yes"])
         assert client.dbsize() == 0
-        out.append(("`redis-sessions purge --yes`", f"{purge['seconds']:.1f} s, "
-                                                   f"{purge['peak_mib']:.0f} MiB RSS"))
+        out.append(
+            (
+                "`redis-sessions purge --yes`",
+                f"{purge['seconds']:.1f} s, {purge['peak_mib']:.0f} MiB RSS",
+            )
+        )
         store.close()
         client.close()
     finally:

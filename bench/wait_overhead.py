@@ -64,15 +64,24 @@ def main() -> None:
             url = group.url()
             rows.append(("Sentinel master, no option", *timed_saves(url, args.saves)))
             for n in (1, 2):
-                rows.append((f"Sentinel master, wait_replicas={n}",
-                             *timed_saves(url, args.saves, wait_replicas=n, wait_timeout=1.0)))
+                rows.append(
+                    (
+                        f"Sentinel master, wait_replicas={n}",
+                        *timed_saves(url, args.saves, wait_replicas=n, wait_timeout=1.0),
+                    )
+                )
         with LocalServer(data_dir=Path(tmp) / "always", appendfsync="always") as server:
-            rows.append(("standalone, AOF always, no option",
-                         *timed_saves(server.url, args.saves)))
-            rows.append(("standalone, AOF always, wait_aof=True",
-                         *timed_saves(server.url, args.saves, wait_aof=True)))
-    print(f"{datetime.date.today()}, {platform.python_version()}, {args.saves} saves per row, "
-          "one machine")
+            rows.append(("standalone, AOF always, no option", *timed_saves(server.url, args.saves)))
+            rows.append(
+                (
+                    "standalone, AOF always, wait_aof=True",
+                    *timed_saves(server.url, args.saves, wait_aof=True),
+                )
+            )
+    print(
+        f"{datetime.date.today()}, {platform.python_version()}, {args.saves} saves per row, "
+        "one machine"
+    )
     print("\n| setup | save p50 ms | save p99 ms |\n| --- | --: | --: |")
     for name, p50, p99 in rows:
         print(f"| {name} | {p50:.3f} | {p99:.3f} |")

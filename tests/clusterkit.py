@@ -97,9 +97,16 @@ def parse_cluster_nodes(text: str) -> list[NodeView]:
                 continue
             first, _, last = item.partition("-")
             slots.append((int(first), int(last or first)))
-        views.append(NodeView(node_id, port, frozenset(flags.split(",")),
-                              None if primary == "-" else primary, tuple(sorted(slots)),
-                              tuple(migrations)))
+        views.append(
+            NodeView(
+                node_id,
+                port,
+                frozenset(flags.split(",")),
+                None if primary == "-" else primary,
+                tuple(sorted(slots)),
+                tuple(migrations),
+            )
+        )
     return views
 
 
@@ -178,8 +185,14 @@ class LocalCluster:
         for epoch, node in enumerate(self.nodes, start=1):
             self._call(node, "CLUSTER", "SET-CONFIG-EPOCH", str(epoch))
         for node in self.nodes[1:]:
-            self._call(self.nodes[0], "CLUSTER", "MEET", HOST, str(node.port),
-                       str(self._bus_ports[node.port]))
+            self._call(
+                self.nodes[0],
+                "CLUSTER",
+                "MEET",
+                HOST,
+                str(node.port),
+                str(self._bus_ports[node.port]),
+            )
 
         def all_known() -> bool:
             # REPLICATE needs the primary known to the replica; voting needs everyone known.
@@ -189,8 +202,9 @@ class LocalCluster:
                     return False
             return True
 
-        wait_until(all_known, max(deadline - time.monotonic(), 0.1),
-                   message="the nodes did not all meet")
+        wait_until(
+            all_known, max(deadline - time.monotonic(), 0.1), message="the nodes did not all meet"
+        )
         for primary, replica in zip(primaries, replicas, strict=self.with_replicas):
             self._call(replica, "CLUSTER", "REPLICATE", self._ids[primary.port])
         self.wait_ok(max(deadline - time.monotonic(), 0.1))
@@ -212,8 +226,12 @@ class LocalCluster:
             self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         """Stop every node."""
         self.stop()
 
@@ -283,9 +301,12 @@ class LocalCluster:
     def slot_map(self, node: LocalServer | None = None) -> dict[tuple[int, int], int]:
         """``{(first, last): owner port}`` as `node` (default: the first running one) sees it."""
         source = node or self.running()[0]
-        return {rng: view.port
-                for view in parse_cluster_nodes(self._call(source, "CLUSTER", "NODES"))
-                if view.is_primary and not view.failing for rng in view.slots}
+        return {
+            rng: view.port
+            for view in parse_cluster_nodes(self._call(source, "CLUSTER", "NODES"))
+            if view.is_primary and not view.failing
+            for rng in view.slots
+        }
 
     def primary_of_slot(self, slot: int) -> LocalServer:
         """The node owning `slot`, per the slot map of a running node."""
@@ -300,8 +321,12 @@ class LocalCluster:
 
     def keyslots(self, keys: Iterable[str | bytes]) -> list[int]:
         """``CLUSTER KEYSLOT`` of each key, in one pipeline to a running node."""
-        with redis.Redis(host=HOST, port=self.running()[0].port,
-                         socket_timeout=5, socket_connect_timeout=_PROBE_TIMEOUT) as client:
+        with redis.Redis(
+            host=HOST,
+            port=self.running()[0].port,
+            socket_timeout=5,
+            socket_connect_timeout=_PROBE_TIMEOUT,
+        ) as client:
             pipe = client.pipeline(transaction=False)
             for key in keys:
                 pipe.execute_command("CLUSTER", "KEYSLOT", key)
@@ -325,8 +350,12 @@ class LocalCluster:
 
     def admin(self) -> RedisCluster:
         """A cluster client (bytes replies) for the tests' own checks; close it after use."""
-        return RedisCluster(startup_nodes=[ClusterNode(HOST, n.port) for n in self.running()],
-                            decode_responses=False, socket_timeout=5, socket_connect_timeout=1)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(HOST, n.port) for n in self.running()],
+            decode_responses=False,
+            socket_timeout=5,
+            socket_connect_timeout=1,
+        )
 
     def flush(self) -> None:
         """FLUSHALL on every primary (a test-only reset; replicas follow)."""
@@ -405,9 +434,13 @@ class LocalCluster:
     @staticmethod
     def _raw(node: LocalServer, *args: str | bytes) -> Any:
         # A short-lived connection: nodes restart, and a pooled socket would outlive them.
-        with redis.Redis(host=HOST, port=node.port, decode_responses=True,
-                         socket_timeout=_PROBE_TIMEOUT,
-                         socket_connect_timeout=_PROBE_TIMEOUT) as client:
+        with redis.Redis(
+            host=HOST,
+            port=node.port,
+            decode_responses=True,
+            socket_timeout=_PROBE_TIMEOUT,
+            socket_connect_timeout=_PROBE_TIMEOUT,
+        ) as client:
             client.response_callbacks.clear()  # the raw text, not redis-py's parsed forms
             return client.execute_command(*args)
 

@@ -24,8 +24,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     os.environ[ENV_VAR] = test_server_binary()
     config.addinivalue_line(
-        "markers", "server_version(version, reason): needs a server whose redis_version is at "
-        "least `version` (skipped, saying so, on an older one)")
+        "markers",
+        "server_version(version, reason): needs a server whose redis_version is at "
+        "least `version` (skipped, saying so, on an older one)",
+    )
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -34,8 +36,10 @@ def pytest_report_header() -> str:
     """Which server the suite runs against (``REDIS_SESSIONS_TEST_SERVER`` to choose another)."""
     name, numbers = server_version()
     compatible = ".".join(map(str, numbers))
-    return (f"server: {name} (redis_version {compatible}), {os.environ[ENV_VAR]} "
-            f"(set {TEST_SERVER_ENV} to run another)")
+    return (
+        f"server: {name} (redis_version {compatible}), {os.environ[ENV_VAR]} "
+        f"(set {TEST_SERVER_ENV} to run another)"
+    )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -46,5 +50,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         name, numbers = server_version()
         if numbers < needed:
             why = marker.kwargs.get("reason", "")
-            pytest.skip(f"needs Redis {marker.args[0]}+ or Valkey 7.2+"
-                        f"{f' ({why})' if why else ''}; the test server is {name}")
+            pytest.skip(
+                f"needs Redis {marker.args[0]}+ or Valkey 7.2+"
+                f"{f' ({why})' if why else ''}; the test server is {name}"
+            )

@@ -146,8 +146,10 @@ class FaultProxy(LoopProxy):
             except (OSError, asyncio.TimeoutError):
                 return
             connection.server = upstream
-            await pump_both_ways(self._client_to_server(connection, reader, upstream),
-                                 self._server_to_client(connection, upstream_reader, writer))
+            await pump_both_ways(
+                self._client_to_server(connection, reader, upstream),
+                self._server_to_client(connection, upstream_reader, writer),
+            )
         finally:
             self._connections.discard(connection)
             connection.abort()

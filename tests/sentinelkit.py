@@ -49,12 +49,17 @@ def _info(client: redis.Redis, section: str) -> dict[str, str]:
     return fields
 
 
-def _client(port: int, timeout: float = _PROBE_TIMEOUT,
-            password: str | None = None) -> redis.Redis:
+def _client(port: int, timeout: float = _PROBE_TIMEOUT, password: str | None = None) -> redis.Redis:
     # No retries: a probe that fails is simply asked again by the next poll.
-    return redis.Redis(host=HOST, port=port, socket_timeout=timeout,
-                       socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
-                       password=password, decode_responses=True)
+    return redis.Redis(
+        host=HOST,
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        password=password,
+        decode_responses=True,
+    )
 
 
 class SentinelProcess:
@@ -65,10 +70,19 @@ class SentinelProcess:
     restarted Sentinel does in production.
     """
 
-    def __init__(self, data_dir: Path, master_port: int, service: str, *, quorum: int = 2,
-                 down_after_ms: int = 1000, failover_timeout_ms: int = 5000,
-                 binary: str | None = None, password: str | None = None,
-                 master_password: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        master_port: int,
+        service: str,
+        *,
+        quorum: int = 2,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 5000,
+        binary: str | None = None,
+        password: str | None = None,
+        master_password: str | None = None,
+    ) -> None:
         """Configure the Sentinel (monitoring 127.0.0.1:`master_port` as `service`); with
         `password` it asks clients for one (``requirepass``), with `master_password` it gives
         one to the servers it watches (``auth-pass``)."""
@@ -107,22 +121,29 @@ class SentinelProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def _write_conf(self, port: int) -> None:
-        self.conf_path.write_text("\n".join([
-            f"port {port}",
-            f"bind {HOST}",
-            f"dir {self.data_dir}",
-            f"logfile {self.log_path}",
-            "daemonize no",
-            f"sentinel monitor {self.service} {HOST} {self.master_port} {self.quorum}",
-            f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}",
-            f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}",
-            f"sentinel parallel-syncs {self.service} 1",
-            "sentinel resolve-hostnames no",
-            *([f"requirepass {self.password}"] if self.password else []),
-            *([f"sentinel auth-pass {self.service} {self.master_password}"]
-              if self.master_password else []),
-            "",
-        ]))
+        self.conf_path.write_text(
+            "\n".join(
+                [
+                    f"port {port}",
+                    f"bind {HOST}",
+                    f"dir {self.data_dir}",
+                    f"logfile {self.log_path}",
+                    "daemonize no",
+                    f"sentinel monitor {self.service} {HOST} {self.master_port} {self.quorum}",
+                    f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}",
+                    f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}",
+                    f"sentinel parallel-syncs {self.service} 1",
+                    "sentinel resolve-hostnames no",
+                    *([f"requirepass {self.password}"] if self.password else []),
+                    *(
+                        [f"sentinel auth-pass {self.service} {self.master_password}"]
+                        if self.master_password
+                        else []
+                    ),
+                    "",
+                ]
+            )
+        )
 
     def start(self, timeout: float = 10.0) -> SentinelProcess:
         """Start the Sentinel and return once it answers PING (a no-op when running).
@@ -155,15 +176,21 @@ class SentinelProcess:
 
     def _launch(self, binary: str, port: int, timeout: float) -> None:
         with self.log_path.open("ab") as log:
-            proc = _tied.popen([binary, str(self.conf_path), "--sentinel"],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=log, start_new_session=True)
+            proc = _tied.popen(
+                [binary, str(self.conf_path), "--sentinel"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
         self._proc = proc
 
         def answers() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"sentinel exited with code {proc.returncode} while starting "
-                                   f"on port {port}; see {self.log_path}")
+                raise RuntimeError(
+                    f"sentinel exited with code {proc.returncode} while starting "
+                    f"on port {port}; see {self.log_path}"
+                )
             try:
                 with _client(port, password=self.password) as client:
                     # The pid tells our process from a foreign one that won the port.
@@ -217,8 +244,7 @@ class SentinelProcess:
         """``SENTINEL get-master-addr-by-name``, or None when it does not answer."""
         try:
             with self.client() as client:
-                reply = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME",
-                                               self.service)
+                reply = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
         except (redis.RedisError, OSError):
             return None
         if not reply:
@@ -243,10 +269,16 @@ class SentinelGroup:
     partial start.
     """
 
-    def __init__(self, base_dir: Path, service: str = "mymaster", *,
-                 server_args: Sequence[str] = ("--enable-debug-command", "yes"),
-                 down_after_ms: int = 1000, failover_timeout_ms: int = 5000,
-                 binary: str | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        service: str = "mymaster",
+        *,
+        server_args: Sequence[str] = ("--enable-debug-command", "yes"),
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 5000,
+        binary: str | None = None,
+    ) -> None:
         """Configure the group under `base_dir` (one sub-directory per process).
 
         `server_args` go to every data server (the default allows ``DEBUG SLEEP``, which the
@@ -272,13 +304,20 @@ class SentinelGroup:
             for i in (1, 2):
                 self._new_server(i, binary, ("--replicaof", HOST, str(master.port))).start()
             # Replicas first: a Sentinel's first INFO of the master then lists both.
-            wait_until(lambda: self._streaming(master, 2), timeout,
-                       message="the replicas did not sync with the master")
+            wait_until(
+                lambda: self._streaming(master, 2),
+                timeout,
+                message="the replicas did not sync with the master",
+            )
             for i in range(3):
                 sentinel = SentinelProcess(
-                    self.base_dir / f"sentinel-{i}", master.port, self.service,
+                    self.base_dir / f"sentinel-{i}",
+                    master.port,
+                    self.service,
                     down_after_ms=self.down_after_ms,
-                    failover_timeout_ms=self.failover_timeout_ms, binary=binary)
+                    failover_timeout_ms=self.failover_timeout_ms,
+                    binary=binary,
+                )
                 self.sentinels.append(sentinel)
                 sentinel.start()
             self.wait_ready(timeout)
@@ -290,10 +329,13 @@ class SentinelGroup:
     def _new_server(self, i: int, binary: str, args: Sequence[str]) -> LocalServer:
         # A full sync starts at once instead of after the default 5 s of waiting for more
         # replicas: the group comes up, and a restarted server catches up, in well under 1 s.
-        server = LocalServer(data_dir=self.base_dir / f"server-{i}", appendonly=True,
-                             appendfsync="everysec", binary=binary,
-                             extra_args=[*args, "--repl-diskless-sync-delay", "0",
-                                         *self.server_args])
+        server = LocalServer(
+            data_dir=self.base_dir / f"server-{i}",
+            appendonly=True,
+            appendfsync="everysec",
+            binary=binary,
+            extra_args=[*args, "--repl-diskless-sync-delay", "0", *self.server_args],
+        )
         self.servers.append(server)
         return server
 
@@ -319,8 +361,12 @@ class SentinelGroup:
         """Start the group."""
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         """Stop the group."""
         self.stop()
 
@@ -340,6 +386,7 @@ class SentinelGroup:
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait until the master streams to both replicas and every Sentinel reports that
         master with ``num-slaves`` 2 and ``num-other-sentinels`` 2."""
+
         def whole() -> bool:
             address = self.master_address()
             if address is None:
@@ -349,15 +396,22 @@ class SentinelGroup:
                 return False
             for sentinel in self.sentinels:
                 state = sentinel.master_state()
-                if state is None or state.get("port") != str(master.port) \
-                        or state.get("flags") != "master" \
-                        or state.get("num-slaves") != "2" \
-                        or state.get("num-other-sentinels") != "2":
+                if (
+                    state is None
+                    or state.get("port") != str(master.port)
+                    or state.get("flags") != "master"
+                    or state.get("num-slaves") != "2"
+                    or state.get("num-other-sentinels") != "2"
+                ):
                     return False
             return True
 
-        wait_until(whole, timeout, interval=0.05, message=(
-            f"the Sentinel group did not come together: {self.describe()}"))
+        wait_until(
+            whole,
+            timeout,
+            interval=0.05,
+            message=(f"the Sentinel group did not come together: {self.describe()}"),
+        )
 
     def describe(self) -> str:
         """One line per Sentinel's view of the master (for failure messages)."""
@@ -365,8 +419,10 @@ class SentinelGroup:
         for i, sentinel in enumerate(self.sentinels):
             state = sentinel.master_state() if sentinel.is_running else None
             keys = ("port", "flags", "num-slaves", "num-other-sentinels")
-            views.append(f"sentinel {i}: " + (
-                "no answer" if state is None else ", ".join(f"{k}={state.get(k)}" for k in keys)))
+            views.append(
+                f"sentinel {i}: "
+                + ("no answer" if state is None else ", ".join(f"{k}={state.get(k)}" for k in keys))
+            )
         return "; ".join(views)
 
     @property
@@ -410,8 +466,9 @@ class SentinelGroup:
 
     def admin(self) -> redis.Redis:
         """A sync client (bytes replies) to the current master; the caller closes it."""
-        return redis.Redis(host=HOST, port=self.master().port, socket_timeout=5,
-                           decode_responses=False)
+        return redis.Redis(
+            host=HOST, port=self.master().port, socket_timeout=5, decode_responses=False
+        )
 
     def flush(self) -> None:
         """FLUSHALL on the master (a test-only convenience) and wait for the replicas."""
@@ -433,6 +490,7 @@ class SentinelGroup:
     def wait_replicas_synced(self, timeout: float = 10.0) -> None:
         """Wait until every running replica has ``master_link_status:up`` to the current master
         and its offset equals the master's (both replicas, unless one was stopped)."""
+
         def synced() -> bool:
             try:
                 master = self.master()
@@ -442,9 +500,11 @@ class SentinelGroup:
                 for replica in replicas:
                     with _client(replica.port) as client:
                         info = _info(client, "replication")
-                    if info.get("master_port") != str(master.port) \
-                            or info.get("master_link_status") != "up" \
-                            or info.get("slave_repl_offset") != offset:
+                    if (
+                        info.get("master_port") != str(master.port)
+                        or info.get("master_link_status") != "up"
+                        or info.get("slave_repl_offset") != offset
+                    ):
                         return False
             except (redis.RedisError, OSError, RuntimeError):
                 return False
@@ -497,8 +557,9 @@ class SentinelGroup:
                 return False
             return self.role(self.server_on(address[1])) == "master"
 
-        wait_until(promoted, timeout, message=(
-            f"no new master within {timeout}s: {self.describe()}"))
+        wait_until(
+            promoted, timeout, message=(f"no new master within {timeout}s: {self.describe()}")
+        )
         return time.monotonic() - started
 
     def __repr__(self) -> str:

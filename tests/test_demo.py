@@ -22,8 +22,9 @@ def start_demo(port: int, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     script = Path(sys.executable).with_name("redis-sessions")
     command = [str(script), "demo", "--port", str(port), "--dir", str(data_dir), "--workers", "2"]
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
 
 
 def answering(url: str) -> bool:
@@ -68,18 +69,21 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
         wait_until(lambda: answering(url), 30, message="demo did not start")
         assert f"Demo at {url}" in log.read_text()
         # The dashboard has a token (the same in every worker), printed in the URL to open.
-        found = re.search(rf"Sessions dashboard: ({re.escape(url)}_sessions/)\?token=([\w-]{{43}})",
-                          log.read_text())
+        found = re.search(
+            rf"Sessions dashboard: ({re.escape(url)}_sessions/)\?token=([\w-]{{43}})",
+            log.read_text(),
+        )
         assert found, log.read_text()
         with httpx.Client() as admin:
             assert admin.get(found.group(1)).status_code == 401
-            assert admin.get(found.group(1), headers={"x-forwarded-for": "127.0.0.1"}
-                             ).status_code == 401
+            assert (
+                admin.get(found.group(1), headers={"x-forwarded-for": "127.0.0.1"}).status_code
+                == 401
+            )
             login = admin.get(found.group(1), params={"token": found.group(2)})
             assert login.status_code == 303 and login.headers["location"] == "/_sessions/"
             # Every request on a new connection: both workers accept the login cookie.
-            pages = [admin.get(found.group(1), headers={"connection": "close"})
-                     for _ in range(6)]
+            pages = [admin.get(found.group(1), headers={"connection": "close"}) for _ in range(6)]
             assert {page.status_code for page in pages} == {200}
         with httpx.Client() as client:
             seen = [visit(client, url) for _ in range(20)]
@@ -119,8 +123,10 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
             assert client.post(url + "login", data={"user": "eve"}).status_code == 403
             csrf = re.search(r"name=csrf value=([\w-]+)", client.get(url + "login").text)
             assert csrf, "no CSRF field in the login form"
-            assert client.post(url + "login", data={"user": "eve", "csrf": "x" * 22}
-                               ).status_code == 403
+            assert (
+                client.post(url + "login", data={"user": "eve", "csrf": "x" * 22}).status_code
+                == 403
+            )
             before = client.cookies["session"]
             response = client.post(url + "login", data={"user": "ada", "csrf": csrf.group(1)})
             assert client.cookies["session"].split(".")[0] != before.split(".")[0]
@@ -135,8 +141,9 @@ def test_demo_counts_across_workers_survives_restart_and_logs_in(tmp_path: Path)
             stop_demo(proc, log)
 
 
-@pytest.mark.parametrize("plant", ["secret-of-another-user", "secret-readable-by-others",
-                                   "dir-writable-by-others"])
+@pytest.mark.parametrize(
+    "plant", ["secret-of-another-user", "secret-readable-by-others", "dir-writable-by-others"]
+)
 def test_demo_refuses_a_planted_secret_or_data_dir(tmp_path: Path, plant: str) -> None:
     data_dir, log = tmp_path / "data", tmp_path / "demo.log"
     data_dir.mkdir(mode=0o700)

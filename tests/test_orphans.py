@@ -15,7 +15,7 @@ from pathlib import Path
 
 from servers import wait_until
 
-INNER = textwrap.dedent('''
+INNER = textwrap.dedent("""
     import threading, time
     from pathlib import Path
     from redis_sessions.server import LocalServer
@@ -33,7 +33,7 @@ INNER = textwrap.dedent('''
         deadline = time.monotonic() + 60  # bounded: the outer test kills us long before
         while time.monotonic() < deadline:
             time.sleep(0.05)
-''')
+""")
 
 
 def _alive(pid: int) -> bool:
@@ -48,23 +48,49 @@ def _alive(pid: int) -> bool:
 def test_a_killed_runner_leaves_no_server(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(INNER)
     tests = Path(__file__).parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(tests), str(tests.parent / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(tests), str(tests.parent / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
     runner = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "--no-cov", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path / "test_inner.py")],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--no-cov",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            os.devnull,
+            str(tmp_path / "test_inner.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     pid_file = tmp_path / "pids"
     try:
-        wait_until(lambda: pid_file.exists() and pid_file.read_text(), 30,
-                   message="the inner run started no servers")
+        wait_until(
+            lambda: pid_file.exists() and pid_file.read_text(),
+            30,
+            message="the inner run started no servers",
+        )
     finally:
         runner.kill()  # SIGKILL: no atexit hook, no fixture teardown runs
         runner.wait()
     pids = [int(pid) for pid in pid_file.read_text().split()]
     try:
-        wait_until(lambda: not any(_alive(pid) for pid in pids), 10,
-                   message=f"servers outlived their runner: {[p for p in pids if _alive(p)]}")
+        wait_until(
+            lambda: not any(_alive(pid) for pid in pids),
+            10,
+            message=f"servers outlived their runner: {[p for p in pids if _alive(p)]}",
+        )
     finally:
         for pid in pids:  # a failure must not leave them running either
             if _alive(pid):

@@ -503,8 +503,9 @@ def test_log_tail_of_a_missing_log(tmp_path: Path) -> None:
 
 def test_password_stays_off_the_command_line(make_server: MakeServer) -> None:
     # The server rewrites its process title after start-up; keep the original argv in view.
-    server = make_server(appendonly=False, password="pw-on-disk-only",
-                         extra_args=["--set-proc-title", "no"])
+    server = make_server(
+        appendonly=False, password="pw-on-disk-only", extra_args=["--set-proc-title", "no"]
+    )
     cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes()
     assert b"pw-on-disk-only" not in cmdline  # what `ps` shows every local user
     config = server.data_dir / "server.conf"
@@ -529,8 +530,12 @@ def test_protected_mode_stays_on(make_server: MakeServer) -> None:
 def test_files_are_private_under_umask_022(make_server: MakeServer, tmp_path: Path) -> None:
     previous = os.umask(0o022)
     try:
-        server = make_server(data_dir=tmp_path / "new" / "data", appendfsync="always",
-                             unix_socket=True, password="pw")
+        server = make_server(
+            data_dir=tmp_path / "new" / "data",
+            appendfsync="always",
+            unix_socket=True,
+            password="pw",
+        )
         with client(server.url) as conn:
             conn.set("k", "v")
             conn.bgrewriteaof()  # a second generation of AOF files, written by the server

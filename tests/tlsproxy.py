@@ -40,8 +40,14 @@ _EOF = "EOF"  # in `TLSProxy.refused`: the client closed during the handshake, w
 class TLSProxy(LoopProxy):
     """TLS on ``127.0.0.1:port``, forwarded in clear to ``target_host:target_port``."""
 
-    def __init__(self, target_host: str, target_port: int, context: ssl.SSLContext, *,
-                 plain_too: bool = False) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        context: ssl.SSLContext,
+        *,
+        plain_too: bool = False,
+    ) -> None:
         """Configure the proxy; `start` (or ``with``) opens the listening port. With
         `plain_too`, a client whose first byte is not a TLS handshake record is forwarded in
         clear (servers behind it that talk to each other, e.g. a Sentinel watching a master,
@@ -84,7 +90,8 @@ class TLSProxy(LoopProxy):
                 if first and first != _HANDSHAKE_RECORD:
                     self.plain += 1
                     upstream_reader, upstream = await asyncio.wait_for(
-                        asyncio.open_connection(self.target_host, self.target_port), TIMEOUT)
+                        asyncio.open_connection(self.target_host, self.target_port), TIMEOUT
+                    )
                     upstream.write(first)
                     await pump_both_ways(_copy(reader, upstream), _copy(upstream_reader, writer))
                     return
@@ -118,8 +125,9 @@ class TLSProxy(LoopProxy):
 class _ServerTLS:
     """The server side of TLS over a plain stream pair (an `ssl.SSLObject` on memory BIOs)."""
 
-    def __init__(self, context: ssl.SSLContext, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, context: ssl.SSLContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.incoming = ssl.MemoryBIO()

@@ -49,5 +49,4 @@ async def untouched(request: Request) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
-app = Starlette(routes=[Route("/read", read), Route("/incr", incr),
-                        Route("/untouched", untouched)])
+app = Starlette(routes=[Route("/read", read), Route("/incr", incr), Route("/untouched", untouched)])

@@ -37,6 +37,9 @@ async def untouched() -> str:
 app = Litestar(
     route_handlers=[read, incr, untouched],
     middleware=[ServerSideSessionConfig(max_age=DAY).middleware],
-    stores={"sessions": RedisStore(redis.asyncio.Redis.from_url(os.environ["REDIS_URL"]),
-                                   handle_client_shutdown=True)},
+    stores={
+        "sessions": RedisStore(
+            redis.asyncio.Redis.from_url(os.environ["REDIS_URL"]), handle_client_shutdown=True
+        )
+    },
 )

@@ -39,8 +39,14 @@ async def untouched(request: Request) -> PlainTextResponse:
 
 
 app = SessionMiddleware(
-    Starlette(routes=[Route("/read", read), Route("/incr", incr), Route("/atomic", atomic),
-                      Route("/untouched", untouched)]),
+    Starlette(
+        routes=[
+            Route("/read", read),
+            Route("/incr", incr),
+            Route("/atomic", atomic),
+            Route("/untouched", untouched),
+        ]
+    ),
     AsyncRedisStore(url=os.environ["REDIS_URL"]),
     secret="bench-secret-0123456789abcdef0123",
     lazy=True,

@@ -35,8 +35,7 @@ async def untouched(request: Request) -> PlainTextResponse:
 
 
 app = SessionMiddleware(
-    Starlette(routes=[Route("/read", read), Route("/incr", incr),
-                      Route("/untouched", untouched)]),
+    Starlette(routes=[Route("/read", read), Route("/incr", incr), Route("/untouched", untouched)]),
     # connection=, not url=: the url argument is deprecated in 2.x.
     store=RedisStore(connection=redis.asyncio.Redis.from_url(os.environ["REDIS_URL"])),
     lifetime=DAY,

@@ -87,8 +87,9 @@ def wrk_version() -> str | None:
     binary = wrk_binary()
     if binary is None:
         return None
-    done = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10,
-                          start_new_session=True)
+    done = subprocess.run(
+        [binary, "-v"], capture_output=True, text=True, timeout=10, start_new_session=True
+    )
     first = (done.stdout or done.stderr).splitlines()
     return first[0].split(" [")[0].strip() if first else "wrk"
 
@@ -96,7 +97,7 @@ def wrk_version() -> str | None:
 def _parse(output: str, stderr: str) -> LoadResult:
     for line in output.splitlines():
         if line.startswith("BENCH "):
-            data = json.loads(line[len("BENCH "):])
+            data = json.loads(line[len("BENCH ") :])
             return LoadResult(
                 requests=int(data["requests"]),
                 seconds=float(data["duration_us"]) / 1e6,
@@ -109,30 +110,57 @@ def _parse(output: str, stderr: str) -> LoadResult:
     raise LoadError(detail[-1] if detail else "no summary from the load generator")
 
 
-def run(port: int, path: str, cookies: list[str], *, seconds: int, connections: int,
-        threads: int = 1) -> LoadResult:
+def run(
+    port: int, path: str, cookies: list[str], *, seconds: int, connections: int, threads: int = 1
+) -> LoadResult:
     """Load ``GET path`` for `seconds` on `connections` connections, `cookies` round-robin."""
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         binary = wrk_binary()
         if binary is not None:
             script = Path(tmp, "session.lua")
-            script.write_text(WRK_SCRIPT % {
-                "path": _lua_string(path),
-                "cookies": ", ".join(_lua_string(cookie) for cookie in cookies),
-            })
-            argv = [binary, "-t", str(threads), "-c", str(max(connections, threads)),
-                    "-d", f"{seconds}s", "--latency", "--timeout", "10s", "-s", str(script),
-                    f"http://127.0.0.1:{port}{path}"]
+            script.write_text(
+                WRK_SCRIPT
+                % {
+                    "path": _lua_string(path),
+                    "cookies": ", ".join(_lua_string(cookie) for cookie in cookies),
+                }
+            )
+            argv = [
+                binary,
+                "-t",
+                str(threads),
+                "-c",
+                str(max(connections, threads)),
+                "-d",
+                f"{seconds}s",
+                "--latency",
+                "--timeout",
+                "10s",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}{path}",
+            ]
         else:
             cookie_file = Path(tmp, "cookies.txt")
             cookie_file.write_text("".join(f"{cookie}\n" for cookie in cookies))
-            argv = [sys.executable, str(PYLOAD), "--port", str(port), "--path", path,
-                    "--seconds", f"{seconds:g}", "--connections", str(connections),
-                    "--cookies", str(cookie_file)]
+            argv = [
+                sys.executable,
+                str(PYLOAD),
+                "--port",
+                str(port),
+                "--path",
+                path,
+                "--seconds",
+                f"{seconds:g}",
+                "--connections",
+                str(connections),
+                "--cookies",
+                str(cookie_file),
+            ]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
-                                  start_new_session=True)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=seconds + 60, start_new_session=True
+            )
         except subprocess.TimeoutExpired as exc:
-            raise LoadError(f"the load generator did not finish within {seconds + 60:g} s") \
-                from exc
+            raise LoadError(f"the load generator did not finish within {seconds + 60:g} s") from exc
     return _parse(done.stdout, done.stderr)

@@ -70,8 +70,9 @@ class _Snapshot:
 
     def __init__(self, client: redis.Redis) -> None:
         stats = client.info("commandstats")
-        self.calls = Counter({key.removeprefix("cmdstat_"): int(value["calls"])
-                              for key, value in stats.items()})
+        self.calls = Counter(
+            {key.removeprefix("cmdstat_"): int(value["calls"]) for key, value in stats.items()}
+        )
         self.reads = int(client.info("stats")["total_reads_processed"])
 
     def minus(self, before: _Snapshot) -> tuple[Counter[str], int]:
@@ -120,8 +121,9 @@ class _Monitor(threading.Thread):
         return self.in_scripts
 
 
-def probe_commands(base: str, redis_url: str, path: str, cookie: str | None,
-                   requests: int = 100) -> dict[str, Any]:
+def probe_commands(
+    base: str, redis_url: str, path: str, cookie: str | None, requests: int = 100
+) -> dict[str, Any]:
     """Per-request Redis figures of ``GET path`` over one keep-alive connection.
 
     Returns round_trips (read events), commands (sent by the app; a script is one), scripts,
@@ -181,8 +183,9 @@ def probe_memory(base: str, redis_url: str, visits: int = 20) -> dict[str, float
     return {"bytes": statistics.median(sizes), "keys": statistics.median(counts)}
 
 
-def lost_increments(port: int, cookie_name: str, path: str, total: int,
-                    connections: int) -> dict[str, int]:
+def lost_increments(
+    port: int, cookie_name: str, path: str, total: int, connections: int
+) -> dict[str, int]:
     """`total` concurrent GETs of `path` on one new session: how many increments were lost.
 
     lost = requests answered 2xx - (final counter - 1), the session starting at 1.
@@ -195,5 +198,10 @@ def lost_increments(port: int, cookie_name: str, path: str, total: int,
         final = counter(_get(http, "/read", cookie).content)
     if final is None:
         raise ProbeError("/read answered no number")
-    return {"requests": total, "ok": ok, "failed": total - ok, "final": final,
-            "lost": ok - (final - 1)}
+    return {
+        "requests": total,
+        "ok": ok,
+        "failed": total - ok,
+        "final": final,
+        "lost": ok - (final - 1),
+    }

@@ -49,7 +49,7 @@ def _stat_fields(pid: str | int) -> list[str] | None:
     except OSError:
         return None
     # The command name may hold spaces and parentheses: fields start after the last ')'.
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def group_members(pgid: int) -> list[int]:
@@ -109,8 +109,9 @@ def _last_lines(path: Path, count: int = 20) -> list[str]:
 class AppProcess:
     """One app of the registry, listening on a free port of 127.0.0.1."""
 
-    def __init__(self, app: App, *, port: int, redis_url: str, workers: int = 1,
-                 cpus: Collection[int] = ()) -> None:
+    def __init__(
+        self, app: App, *, port: int, redis_url: str, workers: int = 1, cpus: Collection[int] = ()
+    ) -> None:
         self.app = app
         self.port = port
         self.workers = workers
@@ -135,9 +136,14 @@ class AppProcess:
         env = {**os.environ, "REDIS_URL": self.redis_url, **self.app.env}
         try:
             with self.log.open("wb") as log:
-                self.proc = subprocess.Popen(self.argv(), env=env, stdout=log,
-                                             stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+                self.proc = subprocess.Popen(
+                    self.argv(),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
         except OSError as exc:
             raise StartError(f"{type(exc).__name__}: {exc}") from exc
         if self.cpus and not TASKSET:

@@ -99,11 +99,13 @@ def _percentile(sorted_values: Sequence[float], pct: float) -> float:
     return sorted_values[index]
 
 
-async def for_duration(port: int, path: str, cookies: Sequence[str], seconds: float,
-                       connections: int) -> dict[str, float]:
+async def for_duration(
+    port: int, path: str, cookies: Sequence[str], seconds: float, connections: int
+) -> dict[str, float]:
     """Requests on `connections` connections for `seconds`: the wrk script's summary fields."""
     requests = [build_request(path, cookie, port) for cookie in cookies] or [
-        build_request(path, None, port)]
+        build_request(path, None, port)
+    ]
     turn = itertools.cycle(requests)
     latencies: list[float] = []
     counts = {"status": 0, "read": 0, "connect": 0}
@@ -142,8 +144,9 @@ async def for_duration(port: int, path: str, cookies: Sequence[str], seconds: fl
     }
 
 
-async def exactly(port: int, path: str, cookie: str | None, total: int,
-                  connections: int) -> list[tuple[int, bytes]]:
+async def exactly(
+    port: int, path: str, cookie: str | None, total: int, connections: int
+) -> list[tuple[int, bytes]]:
     """`total` requests spread over `connections` concurrent connections; (status, body) each,
     status 0 for a transport error."""
     raw = build_request(path, cookie, port)
@@ -174,8 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lines = args.cookies.read_text().splitlines() if args.cookies else []
     cookies = [line for line in lines if line]
-    summary = asyncio.run(for_duration(args.port, args.path, cookies, args.seconds,
-                                       args.connections))
+    summary = asyncio.run(
+        for_duration(args.port, args.path, cookies, args.seconds, args.connections)
+    )
     sys.stdout.write("BENCH " + json.dumps(summary) + "\n")
     return 0
 

@@ -52,8 +52,11 @@ def busy_note(cases: list[dict[str, Any]]) -> list[str]:
     loads = [case["other_cpus"] for case in cases if _busy(case)]
     if not loads:
         return []
-    return ["", f"{BUSY} Other work kept the machine busy during this case (up to "
-            f"{max(loads):.2f} CPUs on average over a run): these figures may be low."]
+    return [
+        "",
+        f"{BUSY} Other work kept the machine busy during this case (up to "
+        f"{max(loads):.2f} CPUs on average over a run): these figures may be low.",
+    ]
 
 
 def _rps(value: float | None) -> str:
@@ -107,8 +110,10 @@ def _earlier(results: dict[str, Any], *records: dict[str, Any] | None) -> str:
 
 def _mix(probe: dict[str, Any]) -> str:
     def words(mix: dict[str, float]) -> str:
-        return ", ".join(name.upper() + ("" if abs(count - 1) < 0.005 else f" x{num(count)}")
-                         for name, count in mix.items())
+        return ", ".join(
+            name.upper() + ("" if abs(count - 1) < 0.005 else f" x{num(count)}")
+            for name, count in mix.items()
+        )
 
     text = words(probe["sent_mix"]) or "none"
     if probe["script_mix"]:
@@ -134,8 +139,9 @@ def case_table(results: dict[str, Any], order: list[str], kind: str) -> list[str
         if raw is None:
             continue
         if raw.get("error"):
-            lines.append(f"| {name}{_earlier(results, raw)} | failed: {_cell(raw['error'])} |"
-                         + " |" * 9)
+            lines.append(
+                f"| {name}{_earlier(results, raw)} | failed: {_cell(raw['error'])} |" + " |" * 9
+            )
             continue
         probe = probe_of(results, name, kind) if sessions else None
         memory = entry.get("memory") if sessions else None
@@ -153,21 +159,29 @@ def case_table(results: dict[str, Any], order: list[str], kind: str) -> list[str
         untouched_probe = probe_of(results, name, "untouched")
         if not sessions and untouched_probe:
             probe = untouched_probe
-        lines.append(" | ".join([
-            f"| {label}", rps, _ms(raw["p50_ms"]), _ms(raw["p99_ms"]),
-            _ratio(ratio(results, name, LIMIT, kind)),
-            num(probe["round_trips"]) if probe else "",
-            num(probe["commands"]) if probe else "",
-            num(probe["in_scripts"]) if probe else "",
-            num(raw.get("cpu_us"), 0), num(raw.get("redis_cpu_us"), 0),
-            bytes_cell,
-        ]) + " |")
+        lines.append(
+            " | ".join(
+                [
+                    f"| {label}",
+                    rps,
+                    _ms(raw["p50_ms"]),
+                    _ms(raw["p99_ms"]),
+                    _ratio(ratio(results, name, LIMIT, kind)),
+                    num(probe["round_trips"]) if probe else "",
+                    num(probe["commands"]) if probe else "",
+                    num(probe["in_scripts"]) if probe else "",
+                    num(raw.get("cpu_us"), 0),
+                    num(raw.get("redis_cpu_us"), 0),
+                    bytes_cell,
+                ]
+            )
+            + " |"
+        )
     return lines
 
 
 def mix_table(results: dict[str, Any], order: list[str]) -> list[str]:
-    lines = ["| app | " + " | ".join(kind for kind in CASES) + " |",
-             "|---|" + "---|" * len(CASES)]
+    lines = ["| app | " + " | ".join(kind for kind in CASES) + " |", "|---|" + "---|" * len(CASES)]
     for name in order:
         entry = results["apps"].get(name)
         if entry is None or entry.get("status") or not entry.get("sessions", True):
@@ -182,9 +196,11 @@ def mix_table(results: dict[str, Any], order: list[str]) -> list[str]:
 
 
 def loss_table(results: dict[str, Any], order: list[str]) -> list[str]:
-    lines = ["| app | app workers | `/incr`: answered 2xx | final counter - 1 | lost "
-             "| `/atomic`: lost |",
-             "|---|--:|--:|--:|--:|--:|"]
+    lines = [
+        "| app | app workers | `/incr`: answered 2xx | final counter - 1 | lost "
+        "| `/atomic`: lost |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
     for name in order:
         entry = results["apps"].get(name)
         loss = entry.get("loss") if entry else None
@@ -192,19 +208,30 @@ def loss_table(results: dict[str, Any], order: list[str]) -> list[str]:
             continue
         mark = _earlier(results, loss)
         if loss.get("error"):
-            lines.append(f"| {name}{mark} | {loss.get('workers', '')} "
-                         f"| failed: {_cell(loss['error'])} | | | |")
+            lines.append(
+                f"| {name}{mark} | {loss.get('workers', '')} "
+                f"| failed: {_cell(loss['error'])} | | | |"
+            )
             continue
         incr = loss.get("incr", {})
         atomic = loss.get("atomic")
-        atomic_cell = "" if atomic is None else (
-            f"failed: {_cell(atomic['error'])}" if atomic.get("error") else str(atomic["lost"]))
+        atomic_cell = (
+            ""
+            if atomic is None
+            else (
+                f"failed: {_cell(atomic['error'])}" if atomic.get("error") else str(atomic["lost"])
+            )
+        )
         if incr.get("error"):
-            lines.append(f"| {name}{mark} | {loss['workers']} "
-                         f"| failed: {_cell(incr['error'])} | | | {atomic_cell} |")
+            lines.append(
+                f"| {name}{mark} | {loss['workers']} "
+                f"| failed: {_cell(incr['error'])} | | | {atomic_cell} |"
+            )
             continue
-        lines.append(f"| {name}{mark} | {loss['workers']} | {incr['ok']} | {incr['final'] - 1} "
-                     f"| {incr['lost']} | {atomic_cell} |")
+        lines.append(
+            f"| {name}{mark} | {loss['workers']} | {incr['ok']} | {incr['final'] - 1} "
+            f"| {incr['lost']} | {atomic_cell} |"
+        )
     return lines
 
 
@@ -214,9 +241,11 @@ def scale_table(results: dict[str, Any]) -> list[str]:
         return []
     rows = scale["rows"]
     base = {kind: (rows.get("1", {}).get(kind) or {}).get("rps") for kind in ("read", "modify")}
-    lines = ["| app workers | read req/s | read p99 ms | read vs 1 worker | modify req/s "
-             "| modify p99 ms | modify vs 1 worker |",
-             "|--:|--:|--:|--:|--:|--:|--:|"]
+    lines = [
+        "| app workers | read req/s | read p99 ms | read vs 1 worker | modify req/s "
+        "| modify p99 ms | modify vs 1 worker |",
+        "|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for workers in sorted(rows, key=int):
         cells = [workers + _earlier(results, scale)]
         for kind in ("read", "modify"):
@@ -224,8 +253,11 @@ def scale_table(results: dict[str, Any]) -> list[str]:
             if not case or case.get("error"):
                 cells += [f"failed: {_cell(case['error'])}" if case else "", "", ""]
                 continue
-            cells += [_rps(case["rps"]) + _busy(case), _ms(case["p99_ms"]),
-                      _ratio(case["rps"] / base[kind] if base[kind] else None)]
+            cells += [
+                _rps(case["rps"]) + _busy(case),
+                _ms(case["p99_ms"]),
+                _ratio(case["rps"] / base[kind] if base[kind] else None),
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -247,8 +279,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             figures.append(f"{kind} {num(probe['round_trips'])}")
             oks.append(probe["round_trips"] <= goal + 0.02)
         met = None if len(oks) < len(ROUND_TRIP_TARGETS) else all(oks)
-        found.append((f"{name}: 0 / 1 / 2 round trips for untouched / read / modify", met,
-                      ", ".join(figures) or "no probe"))
+        found.append(
+            (
+                f"{name}: 0 / 1 / 2 round trips for untouched / read / modify",
+                met,
+                ", ".join(figures) or "no probe",
+            )
+        )
 
     def compare(title: str, name: str, other: str, goals: dict[str, float]) -> None:
         figures, oks = [], []
@@ -257,8 +294,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             if value is None:
                 figures.append(f"{kind}: not measured")
                 continue
-            figures.append(f"{kind} {value:.2f}x ({_rps(rps_of(results, name, kind))} vs "
-                           f"{_rps(rps_of(results, other, kind))} req/s; goal {goal:g}x)")
+            figures.append(
+                f"{kind} {value:.2f}x ({_rps(rps_of(results, name, kind))} vs "
+                f"{_rps(rps_of(results, other, kind))} req/s; goal {goal:g}x)"
+            )
             oks.append(value >= goal)
         met = None if len(oks) < len(goals) else all(oks)
         # The framework alone bounds any session library on it: how far the goal is reachable.
@@ -267,19 +306,36 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             ceiling = rps_of(results, bare, "untouched")
             if entry.get("sessions", True) or entry.get("group") != group or not ceiling:
                 continue
-            bounds = [f"{ceiling / theirs:.2f}x {other}'s {kind}" for kind in goals
-                      if (theirs := rps_of(results, other, kind))]
+            bounds = [
+                f"{ceiling / theirs:.2f}x {other}'s {kind}"
+                for kind in goals
+                if (theirs := rps_of(results, other, kind))
+            ]
             if bounds:
-                figures.append(f"ceiling: {bare} (no session at all) {_rps(ceiling)} req/s = "
-                               + ", ".join(bounds))
+                figures.append(
+                    f"ceiling: {bare} (no session at all) {_rps(ceiling)} req/s = "
+                    + ", ".join(bounds)
+                )
         found.append((title, met, "; ".join(figures)))
 
-    compare("ours-asgi read and modify ≥ 100% of handwritten", "ours-asgi", LIMIT,
-            {"read": 1.0, "modify": 1.0})
-    compare("ours-asgi ≥ 2x starsessions on read, ≥ 1.3x on modify", "ours-asgi",
-            "starsessions", {"read": 2.0, "modify": 1.3})
-    compare("ours-wsgi ≥ 5x flask-session (read and modify)", "ours-wsgi", "flask-session",
-            {"read": 5.0, "modify": 5.0})
+    compare(
+        "ours-asgi read and modify ≥ 100% of handwritten",
+        "ours-asgi",
+        LIMIT,
+        {"read": 1.0, "modify": 1.0},
+    )
+    compare(
+        "ours-asgi ≥ 2x starsessions on read, ≥ 1.3x on modify",
+        "ours-asgi",
+        "starsessions",
+        {"read": 2.0, "modify": 1.3},
+    )
+    compare(
+        "ours-wsgi ≥ 5x flask-session (read and modify)",
+        "ours-wsgi",
+        "flask-session",
+        {"read": 5.0, "modify": 5.0},
+    )
 
     ours_lost, peers_lost = [], []
     for name, entry in results["apps"].items():
@@ -294,12 +350,19 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     numbers = ", ".join(f"{name} /atomic lost {lost}" for name, lost in ours_lost)
     if peers_lost:
         numbers += "; peers with /incr: " + ", ".join(f"{n} {lost}" for n, lost in peers_lost)
-    found.append(("0 lost increments with the atomic helper (32 connections, one session)",
-                  all(lost == 0 for _, lost in ours_lost) if ours_lost else None,
-                  numbers or "no loss test"))
+    found.append(
+        (
+            "0 lost increments with the atomic helper (32 connections, one session)",
+            all(lost == 0 for _, lost in ours_lost) if ours_lost else None,
+            numbers or "no loss test",
+        )
+    )
 
-    sizes = {name: entry["memory"]["bytes"] for name, entry in results["apps"].items()
-             if not entry.get("status") and entry.get("memory")}
+    sizes = {
+        name: entry["memory"]["bytes"]
+        for name, entry in results["apps"].items()
+        if not entry.get("status") and entry.get("memory")
+    }
     ours_sizes = [size for name, size in sizes.items() if name in OURS]
     # The hand-written limit is listed but not a rival: no session library is that bare.
     peers = {name: size for name, size in sizes.items() if name not in (*OURS, LIMIT)}
@@ -308,8 +371,12 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
         met: bool | None = smallest <= min(peers.values())
         tied = sorted(name for name, size in peers.items() if size == smallest)
         numbers = f"ours {smallest:.0f} B" + (f" (tied with {', '.join(tied)})" if tied else "")
-        numbers += "; " + ", ".join(f"{n} {s:.0f} B" for n, s in sorted(
-            {k: v for k, v in sizes.items() if k not in OURS}.items(), key=lambda i: i[1]))
+        numbers += "; " + ", ".join(
+            f"{n} {s:.0f} B"
+            for n, s in sorted(
+                {k: v for k, v in sizes.items() if k not in OURS}.items(), key=lambda i: i[1]
+            )
+        )
     else:
         met, numbers = None, "not enough apps measured"
     found.append(("the smallest per-session memory of the session libraries", met, numbers))
@@ -424,8 +491,14 @@ def render(results: dict[str, Any], order: list[str], chart: str | None) -> str:
             "shows how far the workers scale before the machine is full, not a per-core figure.",
             "",
             *scale,
-            *busy_note([case for row in results["scale"]["rows"].values()
-                        for case in row.values() if case and not case.get("error")]),
+            *busy_note(
+                [
+                    case
+                    for row in results["scale"]["rows"].values()
+                    for case in row.values()
+                    if case and not case.get("error")
+                ]
+            ),
             "",
         ]
     store = results.get("store")
@@ -434,8 +507,7 @@ def render(results: dict[str, Any], order: list[str], chart: str | None) -> str:
             f"## {store['count']:,} sessions",
             "",
             "`bench/store_scale.py` on a private server: sessions seeded as the store writes "
-            "them, then the store API and the CLI over all of them."
-            + _earlier(results, store),
+            "them, then the store API and the CLI over all of them." + _earlier(results, store),
             "",
             "| what | figure |",
             "|---|---|",
@@ -457,24 +529,32 @@ def chart(results: dict[str, Any], order: list[str], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    names = [name for name in order if results["apps"].get(name, {}).get("sessions", True)
-             and (rps_of(results, name, "read") or rps_of(results, name, "modify"))]
+    names = [
+        name
+        for name in order
+        if results["apps"].get(name, {}).get("sessions", True)
+        and (rps_of(results, name, "read") or rps_of(results, name, "modify"))
+    ]
     if not names:
         return False
     width = 0.38
     fig, ax = plt.subplots(figsize=(max(7.0, 1.25 * len(names) + 2), 4.8), dpi=120)
-    for offset, kind, color in ((-width / 2, "read", "#4c72b0"),
-                                (width / 2, "modify", "#dd8452")):
+    for offset, kind, color in ((-width / 2, "read", "#4c72b0"), (width / 2, "modify", "#dd8452")):
         values = [rps_of(results, name, kind) or 0.0 for name in names]
         xs = [index + offset for index in range(len(names))]
         bars = ax.bar(xs, values, width, label=f"{kind} ({PATHS[kind]})", color=color)
         for bar, name in zip(bars, names):
             probe = probe_of(results, name, kind)
             if probe is not None:
-                ax.annotate(f"{num(probe['round_trips'])} RT",
-                            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=7, xytext=(0, 2),
-                            textcoords="offset points")
+                ax.annotate(
+                    f"{num(probe['round_trips'])} RT",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                )
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("requests per second (median)")
     title = "Session read and modify, one app worker; RT = Redis round trips per request"

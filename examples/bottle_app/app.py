@@ -33,22 +33,27 @@ def store_errors_as_503(retry_after: int) -> Callable[[Callable[..., Any]], Call
             try:
                 return callback(*args, **kwargs)
             except StoreUnavailableError:
-                raise bottle.HTTPError(503, "Session store unavailable, please retry shortly.",
-                                       Retry_After=str(retry_after),
-                                       Cache_Control="no-store") from None
+                raise bottle.HTTPError(
+                    503,
+                    "Session store unavailable, please retry shortly.",
+                    Retry_After=str(retry_after),
+                    Cache_Control="no-store",
+                ) from None
 
         return wrapper
 
     return plugin
 
 
-def create_app(store: RedisStore | None = None, secret: str | None = None,
-               **options: Any) -> SessionMiddleware:
+def create_app(
+    store: RedisStore | None = None, secret: str | None = None, **options: Any
+) -> SessionMiddleware:
     """The example: the Bottle app (at ``.app``) inside the session middleware, which gets
     `options` (tests pass their own store)."""
     app = bottle.Bottle()
     sessions = SessionMiddleware(
-        app, store or RedisStore(),
+        app,
+        store or RedisStore(),
         secret=secret or os.environ.get("SESSION_SECRET", "change me: a long random secret"),
         **options,
     )

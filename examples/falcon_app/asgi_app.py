@@ -69,21 +69,27 @@ class Me:
         resp.media = {"user": session["user"], "views": session.get("views", 0)}
 
 
-def create_app(store: AsyncRedisStore | None = None,
-               secret: str | None = None,
-               **options: Any) -> SessionMiddleware:
+def create_app(
+    store: AsyncRedisStore | None = None, secret: str | None = None, **options: Any
+) -> SessionMiddleware:
     """The example: the Falcon ASGI app (at ``.app``) inside the session middleware, which gets
     `options` (tests pass their own store)."""
     store = store or AsyncRedisStore()
     app = falcon.asgi.App(middleware=[CloseStore(store)])
     sessions = SessionMiddleware(
-        app, store,
+        app,
+        store,
         secret=secret or os.environ.get("SESSION_SECRET", "change me: a long random secret"),
         **options,
     )
 
-    async def store_unavailable(req: falcon.asgi.Request, resp: falcon.asgi.Response,
-                                ex: Exception, params: dict[str, Any], ws: Any = None) -> None:
+    async def store_unavailable(
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        ex: Exception,
+        params: dict[str, Any],
+        ws: Any = None,
+    ) -> None:
         raise falcon.HTTPServiceUnavailable(retry_after=sessions.config.retry_after)
 
     app.add_error_handler(StoreUnavailableError, store_unavailable)

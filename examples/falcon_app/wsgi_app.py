@@ -57,19 +57,22 @@ class Me:
         resp.media = {"user": session["user"], "views": session.get("views", 0)}
 
 
-def create_app(store: RedisStore | None = None, secret: str | None = None,
-               **options: Any) -> SessionMiddleware:
+def create_app(
+    store: RedisStore | None = None, secret: str | None = None, **options: Any
+) -> SessionMiddleware:
     """The example: the Falcon app (at ``.app``) inside the session middleware, which gets
     `options` (tests pass their own store)."""
     app = falcon.App()
     sessions = SessionMiddleware(
-        app, store or RedisStore(),
+        app,
+        store or RedisStore(),
         secret=secret or os.environ.get("SESSION_SECRET", "change me: a long random secret"),
         **options,
     )
 
-    def store_unavailable(req: falcon.Request, resp: falcon.Response, ex: Exception,
-                          params: dict[str, Any]) -> None:
+    def store_unavailable(
+        req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
+    ) -> None:
         raise falcon.HTTPServiceUnavailable(retry_after=sessions.config.retry_after)
 
     app.add_error_handler(StoreUnavailableError, store_unavailable)

@@ -22,8 +22,9 @@ from redis_sessions import RedisStore
 from redis_sessions.flask import RedisSessions, get_session
 
 
-def create_app(store: RedisStore | None = None, secret: str | None = None,
-               **settings: Any) -> Flask:
+def create_app(
+    store: RedisStore | None = None, secret: str | None = None, **settings: Any
+) -> Flask:
     """The example app (``flask --app`` finds this factory); tests pass their own store."""
     app = Flask(__name__)
     app.secret_key = secret or os.environ.get("SESSION_SECRET", "change me: a long random secret")

@@ -24,8 +24,7 @@ def unavailable_body(error: BaseException | None) -> bytes:
     return UNAVAILABLE_BODY
 
 
-def unavailable_headers(retry_after: int,
-                        body: bytes = UNAVAILABLE_BODY) -> list[tuple[str, str]]:
+def unavailable_headers(retry_after: int, body: bytes = UNAVAILABLE_BODY) -> list[tuple[str, str]]:
     """Headers of the 503 sent when Redis cannot serve (no host names, no traceback)."""
     return [
         ("content-type", "text/plain; charset=utf-8"),
@@ -72,8 +71,7 @@ class RequestState:
         self.engine.committed(self.session, plan, applied)
         if self.degraded:
             return []
-        return self.engine.response_headers(self.session, self.incoming, plan, applied,
-                                            self.secure)
+        return self.engine.response_headers(self.session, self.incoming, plan, applied, self.secure)
 
     def reload_incoming(self) -> Incoming:
         """The `Incoming` that reloads the session's current stored copy."""

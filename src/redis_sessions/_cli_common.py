@@ -19,8 +19,16 @@ from .store._sync import RedisStore
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["DEFAULT_DATA_DIR", "NO_URL", "CliError", "Settings", "console", "current_settings",
-           "resolve_url", "safe_url"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "NO_URL",
+    "CliError",
+    "Settings",
+    "console",
+    "current_settings",
+    "resolve_url",
+    "safe_url",
+]
 
 DEFAULT_DATA_DIR = ".redis-sessions-data"
 """Data directory of ``demo`` and ``server``, relative to the working directory (``make demo``)."""

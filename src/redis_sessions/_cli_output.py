@@ -30,8 +30,7 @@ from ._cli_format import (
 from .store._layouts import SessionInfo
 from .store._sync import RedisStore
 
-__all__ = ["print_session", "print_stats", "print_table", "purge_with_progress",
-           "write_json_array"]
+__all__ = ["print_session", "print_stats", "print_table", "purge_with_progress", "write_json_array"]
 
 _CHUNK = 100  # rows per printed table: the console renders a chunk, then forgets it
 _BAR_WIDTH = 32
@@ -41,8 +40,7 @@ def _limited(infos: Iterable[SessionInfo], limit: int) -> Iterator[SessionInfo]:
     return iter(infos) if limit == 0 else islice(infos, limit)
 
 
-def write_json_array(stream: IO[str], infos: Iterable[SessionInfo], limit: int,
-                     now_ms: int) -> int:
+def write_json_array(stream: IO[str], infos: Iterable[SessionInfo], limit: int, now_ms: int) -> int:
     """Write the sessions as a JSON array, one object per line, as they arrive -> count."""
     count = 0
     stream.write("[")
@@ -76,12 +74,19 @@ def print_table(console: Console, infos: Iterator[SessionInfo], limit: int, now_
             # Keys all have the same length in practice (a 43-character handle).
             key_width = max(len(info.key) for info in chunk)
             header = _line("key", key_width, "age", "idle", "TTL", "size", "user")
-            console.print(Text(header, style="bold"), Text("─" * len(header)), sep="\n",
-                          soft_wrap=True)
+            console.print(
+                Text(header, style="bold"), Text("─" * len(header)), sep="\n", soft_wrap=True
+            )
         lines = [
-            _line(printable(info.key), key_width, human_duration(age_s(info, now_ms)),
-                  human_duration(info.idle_s), human_ttl(info.ttl_ms), human_bytes(info.size),
-                  printable(info.user or "-"))
+            _line(
+                printable(info.key),
+                key_width,
+                human_duration(age_s(info, now_ms)),
+                human_duration(info.idle_s),
+                human_ttl(info.ttl_ms),
+                human_bytes(info.size),
+                printable(info.user or "-"),
+            )
             for info in chunk
         ]
         stream.write("\n".join(lines) + "\n")
@@ -89,8 +94,9 @@ def print_table(console: Console, infos: Iterator[SessionInfo], limit: int, now_
         shown += len(chunk)
 
 
-def print_session(console: Console, info: SessionInfo, data: dict[str, Any] | None,
-                  now_ms: int) -> None:
+def print_session(
+    console: Console, info: SessionInfo, data: dict[str, Any] | None, now_ms: int
+) -> None:
     """Print a session's metadata, then its data as highlighted JSON."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -125,8 +131,9 @@ def print_session(console: Console, info: SessionInfo, data: dict[str, Any] | No
 
 
 def _histogram_table(title: str, histogram: Histogram, total: int) -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                  pad_edge=False)
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+    )
     table.add_column("bucket", no_wrap=True)
     table.add_column("sessions", justify="right", no_wrap=True)
     table.add_column("share", justify="right", no_wrap=True)
@@ -149,11 +156,15 @@ def print_stats(console: Console, stats: Stats, where: str) -> None:
     summary.add_column(justify="right")
     summary.add_column()
     average = stats.average_size
-    unknown = (f" ({stats.memory_unknown:,} sessions without MEMORY USAGE)"
-               if stats.memory_unknown else "")
+    unknown = (
+        f" ({stats.memory_unknown:,} sessions without MEMORY USAGE)" if stats.memory_unknown else ""
+    )
     users = stats.users
-    distinct = (f"{len(users.counts):,} distinct users" if users.exact
-                else f"more than {users.capacity:,} distinct users")
+    distinct = (
+        f"{len(users.counts):,} distinct users"
+        if users.exact
+        else f"more than {users.capacity:,} distinct users"
+    )
     summary.add_row("count", f"{stats.count:,}", "")
     summary.add_row("memory", human_bytes(stats.memory), "sum of MEMORY USAGE" + unknown)
     summary.add_row("average size", human_bytes(None if average is None else round(average)), "")
@@ -169,8 +180,9 @@ def print_stats(console: Console, stats: Stats, where: str) -> None:
     if top:
         console.print()
         title = "Top users" if users.exact else "Top users (approximate: lower bounds)"
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                      pad_edge=False)
+        table = Table(
+            title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+        )
         table.add_column("user", overflow="fold")
         table.add_column("sessions", justify="right", no_wrap=True)
         for user, count in top:

@@ -24,12 +24,28 @@ _DASHBOARD_TOKEN_ENV = "REDIS_SESSIONS_DASHBOARD_TOKEN"
 
 
 @click.command("demo")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
-              help="HTTP port of the demo app.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
-              help="uvicorn worker processes.")
-@click.option("--dir", "data_dir", default=DEFAULT_DATA_DIR, show_default=True,
-              type=click.Path(file_okay=False), help="Data directory (AOF, secret, server.url).")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="HTTP port of the demo app.",
+)
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="uvicorn worker processes.",
+)
+@click.option(
+    "--dir",
+    "data_dir",
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Data directory (AOF, secret, server.url).",
+)
 @click.pass_context
 def demo_command(ctx: click.Context, port: int, workers: int, data_dir: str) -> None:
     """Run the demo app (visit counter, login) on the embedded persistent server.
@@ -49,12 +65,24 @@ def demo_command(ctx: click.Context, port: int, workers: int, data_dir: str) -> 
 
 
 @click.command("server")
-@click.option("--port", default=None, type=click.IntRange(1, 65535),
-              help="TCP port [default: a free one].")
-@click.option("--dir", "data_dir", default=DEFAULT_DATA_DIR, show_default=True,
-              type=click.Path(file_okay=False), help="Data directory (AOF, log), kept.")
-@click.option("--appendfsync", default="everysec", show_default=True,
-              type=click.Choice(["always", "everysec", "no"]), help="AOF fsync policy.")
+@click.option(
+    "--port", default=None, type=click.IntRange(1, 65535), help="TCP port [default: a free one]."
+)
+@click.option(
+    "--dir",
+    "data_dir",
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Data directory (AOF, log), kept.",
+)
+@click.option(
+    "--appendfsync",
+    default="everysec",
+    show_default=True,
+    type=click.Choice(["always", "everysec", "no"]),
+    help="AOF fsync policy.",
+)
 @click.pass_context
 def server_command(ctx: click.Context, port: int | None, data_dir: str, appendfsync: str) -> None:
     """Run a local Redis/Valkey server in the foreground (prints its URL; Ctrl-C stops it).
@@ -73,20 +101,41 @@ def server_command(ctx: click.Context, port: int | None, data_dir: str, appendfs
 
 @click.command("dashboard")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
-              help="HTTP port.")
-@click.option("--token", default=None, envvar=_DASHBOARD_TOKEN_ENV, metavar="TOKEN",
-              help=f"Access token, 16+ characters (env {_DASHBOARD_TOKEN_ENV}: on the command "
-                   "line it shows in ps) [default: a new one, printed in the URL].")
-@click.option("--token-file", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="Read the access token from this file.")
-@click.option("--no-token", is_flag=True,
-              help="No token: loopback clients only, never through a proxy.")
-@click.option("--secure-cookies", is_flag=True,
-              help="Mark the cookies Secure (behind a proxy that terminates TLS).")
+@click.option(
+    "--port", default=8001, show_default=True, type=click.IntRange(1, 65535), help="HTTP port."
+)
+@click.option(
+    "--token",
+    default=None,
+    envvar=_DASHBOARD_TOKEN_ENV,
+    metavar="TOKEN",
+    help=f"Access token, 16+ characters (env {_DASHBOARD_TOKEN_ENV}: on the command "
+    "line it shows in ps) [default: a new one, printed in the URL].",
+)
+@click.option(
+    "--token-file",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Read the access token from this file.",
+)
+@click.option(
+    "--no-token", is_flag=True, help="No token: loopback clients only, never through a proxy."
+)
+@click.option(
+    "--secure-cookies",
+    is_flag=True,
+    help="Mark the cookies Secure (behind a proxy that terminates TLS).",
+)
 @click.pass_context
-def dashboard_command(ctx: click.Context, host: str, port: int, token: str | None,
-                      token_file: str | None, no_token: bool, secure_cookies: bool) -> None:
+def dashboard_command(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    token: str | None,
+    token_file: str | None,
+    no_token: bool,
+    secure_cookies: bool,
+) -> None:
     """Serve the sessions dashboard (list, search, detail, delete, stats) at /_dashboard/.
 
     Without a token it makes one and prints the URL to open (it holds the token once: the
@@ -112,8 +161,11 @@ def dashboard_command(ctx: click.Context, host: str, port: int, token: str | Non
     elif no_token:
         token = None
     elif from_command_line:
-        click.echo(f"warning: --token shows in the process list (ps) of every user of this "
-                   f"machine: set {_DASHBOARD_TOKEN_ENV} or use --token-file", err=True)
+        click.echo(
+            f"warning: --token shows in the process list (ps) of every user of this "
+            f"machine: set {_DASHBOARD_TOKEN_ENV} or use --token-file",
+            err=True,
+        )
     generated = not no_token and not token
     if generated:
         token = secrets.token_urlsafe(32)
@@ -126,19 +178,26 @@ def dashboard_command(ctx: click.Context, host: str, port: int, token: str | Non
         store = AsyncRedisStore(url=settings.url, prefix=settings.prefix)
     except ValueError as exc:
         raise CliError(f"invalid Redis URL {safe_url(settings.url)!r}: {exc}") from None
-    app = dashboard.create_dashboard(store, token=token, no_token=no_token,
-                                     secure_cookies=True if secure_cookies else None,
-                                     user_field=settings.user_field)
+    app = dashboard.create_dashboard(
+        store,
+        token=token,
+        no_token=no_token,
+        secure_cookies=True if secure_cookies else None,
+        user_field=settings.user_field,
+    )
     served = _ClosesStore(dashboard.standalone(app), store)
     import uvicorn
 
     shown = f"[{host}]" if ":" in host else host
     address = f"http://{shown}:{port}{dashboard.STANDALONE_PATH}/"
-    click.echo(f"dashboard at {address} for {safe_url(settings.url)} "
-               f"(prefix {settings.prefix!r}); Ctrl-C to stop")
+    click.echo(
+        f"dashboard at {address} for {safe_url(settings.url)} "
+        f"(prefix {settings.prefix!r}); Ctrl-C to stop"
+    )
     if generated:
-        click.echo(f"open it with its access token (made for this run):\n"
-                   f"    {address}?token={token}")
+        click.echo(
+            f"open it with its access token (made for this run):\n    {address}?token={token}"
+        )
     uvicorn.run(served, host=host, port=port, log_level="warning")
 
 

@@ -36,16 +36,22 @@ def _choice(option: str, value: object, allowed: Sequence[object]) -> None:
         raise ConfigError(f"{option}: {value!r} is not one of {shown}")
 
 
-def _positive(option: str, value: float | None, *, allow_none: bool = False,
-              allow_zero: bool = False) -> None:
+def _positive(
+    option: str, value: float | None, *, allow_none: bool = False, allow_zero: bool = False
+) -> None:
     """Check a duration option: seconds from 1 ms to 10 years (0 too with `allow_zero`)."""
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            (value == 0 and allow_zero) or MIN_SECONDS <= value <= MAX_SECONDS):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not ((value == 0 and allow_zero) or MIN_SECONDS <= value <= MAX_SECONDS)
+    ):
         least = "0 or " if allow_zero else ""
-        raise ConfigError(f"{option}: must be {least}from 0.001 to {MAX_SECONDS:.0f} seconds "
-                          f"(10 years), got {value!r}")
+        raise ConfigError(
+            f"{option}: must be {least}from 0.001 to {MAX_SECONDS:.0f} seconds "
+            f"(10 years), got {value!r}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -84,14 +90,23 @@ class CookieConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or not _TOKEN.issuperset(self.name):
-            raise ConfigError(f"cookie name: {self.name!r} is not a valid cookie name "
-                              "(RFC 6265 token characters)")
-        if not isinstance(self.path, str) or not self.path.startswith("/") or \
-                not _ATTRIBUTE.issuperset(self.path):
-            raise ConfigError(f"cookie path: {self.path!r} must start with '/' and hold "
-                              "printable ASCII without ';'")
-        if self.domain is not None and (not isinstance(self.domain, str) or not self.domain
-                                        or not (_ATTRIBUTE - {" ", ","}).issuperset(self.domain)):
+            raise ConfigError(
+                f"cookie name: {self.name!r} is not a valid cookie name (RFC 6265 token characters)"
+            )
+        if (
+            not isinstance(self.path, str)
+            or not self.path.startswith("/")
+            or not _ATTRIBUTE.issuperset(self.path)
+        ):
+            raise ConfigError(
+                f"cookie path: {self.path!r} must start with '/' and hold "
+                "printable ASCII without ';'"
+            )
+        if self.domain is not None and (
+            not isinstance(self.domain, str)
+            or not self.domain
+            or not (_ATTRIBUTE - {" ", ","}).issuperset(self.domain)
+        ):
             raise ConfigError(f"cookie domain: {self.domain!r} is not a valid domain")
         _choice("cookie secure", self.secure, ["auto", True, False])
         self._check_prefix()
@@ -109,15 +124,15 @@ class CookieConfig:
         host = lowered.startswith("__host-")
         if not host and not lowered.startswith("__secure-"):
             return
-        prefix = self.name[:7 if host else 9]
+        prefix = self.name[: 7 if host else 9]
         if self.secure is False:
             raise ConfigError(f"cookie secure: a {prefix} cookie needs secure=True or 'auto'")
         if host and self.path != "/":
-            raise ConfigError(f"cookie path: a {prefix} cookie needs path='/', "
-                              f"not {self.path!r}")
+            raise ConfigError(f"cookie path: a {prefix} cookie needs path='/', not {self.path!r}")
         if host and self.domain is not None:
-            raise ConfigError(f"cookie domain: a {prefix} cookie has no domain, "
-                              f"not {self.domain!r}")
+            raise ConfigError(
+                f"cookie domain: a {prefix} cookie has no domain, not {self.domain!r}"
+            )
         # 'auto' would leave Secure off over plain HTTP, where the browser drops the cookie.
         object.__setattr__(self, "secure", True)
 
@@ -199,15 +214,25 @@ class SessionConfig:
         if not isinstance(self.retry_after, int) or self.retry_after < 0:
             raise ConfigError(f"retry_after: must be an int >= 0, got {self.retry_after!r}")
         lock = self.lock
-        if not (isinstance(lock, bool) or callable(lock) or (
-                isinstance(lock, Sequence) and not isinstance(lock, str)
-                and all(isinstance(p, str) for p in lock))):
-            raise ConfigError(f"lock: must be a bool, a list of path prefixes or a callable, "
-                              f"got {lock!r}")
+        if not (
+            isinstance(lock, bool)
+            or callable(lock)
+            or (
+                isinstance(lock, Sequence)
+                and not isinstance(lock, str)
+                and all(isinstance(p, str) for p in lock)
+            )
+        ):
+            raise ConfigError(
+                f"lock: must be a bool, a list of path prefixes or a callable, got {lock!r}"
+            )
         _positive("lock_ttl", self.lock_ttl)
         _positive("lock_timeout", self.lock_timeout, allow_zero=True)
-        if isinstance(self.lock_waiters, bool) or not isinstance(self.lock_waiters, int) or \
-                self.lock_waiters < 1:
+        if (
+            isinstance(self.lock_waiters, bool)
+            or not isinstance(self.lock_waiters, int)
+            or self.lock_waiters < 1
+        ):
             raise ConfigError(f"lock_waiters: must be an int >= 1, got {self.lock_waiters!r}")
         if self.genid is not new_id and not is_well_formed(self.genid()):
             raise ConfigError("genid: must return 22-128 URL-safe base64 characters")
@@ -242,10 +267,13 @@ class SessionConfig:
         starlette = config is None and "secret_key" in opts
         if "max_age" in opts:
             max_age = opts["max_age"]
-            if max_age is not None and (isinstance(max_age, bool) or not isinstance(
-                    max_age, (int, float)) or max_age <= 0):
-                raise ConfigError(f"max_age: must be a positive number of seconds or None "
-                                  f"(a browser-session cookie), got {max_age!r}")
+            if max_age is not None and (
+                isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age <= 0
+            ):
+                raise ConfigError(
+                    f"max_age: must be a positive number of seconds or None "
+                    f"(a browser-session cookie), got {max_age!r}"
+                )
         if "https_only" in opts and not isinstance(opts["https_only"], bool):
             raise ConfigError(f"https_only: must be True or False, got {opts['https_only']!r}")
         for old, new in _ALIASES.items():

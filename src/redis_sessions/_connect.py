@@ -113,8 +113,12 @@ class ConnectOptions:
 
 
 def _resolve_url(url: str | None) -> str:
-    return (url or os.environ.get("REDIS_URL") or url_from_vcap(os.environ.get("VCAP_SERVICES"))
-            or DEFAULT_URL)
+    return (
+        url
+        or os.environ.get("REDIS_URL")
+        or url_from_vcap(os.environ.get("VCAP_SERVICES"))
+        or DEFAULT_URL
+    )
 
 
 def url_from_vcap(vcap: str | None) -> str | None:
@@ -138,8 +142,10 @@ def url_from_vcap(vcap: str | None) -> str | None:
             if not isinstance(service, dict):
                 continue
             words = [service.get("label"), service.get("name"), *(service.get("tags") or [])]
-            if not any(isinstance(w, str) and ("redis" in w.lower() or "valkey" in w.lower())
-                       for w in words):
+            if not any(
+                isinstance(w, str) and ("redis" in w.lower() or "valkey" in w.lower())
+                for w in words
+            ):
                 continue
             creds = service.get("credentials")
             if not isinstance(creds, dict):
@@ -205,12 +211,17 @@ def parse_target(url: str, cluster: bool = False) -> Target:
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ConfigError(f"not a Redis URL (no scheme): {_redacted(url)}")
-    if scheme in _SENTINEL_SCHEMES or scheme in _CLUSTER_SCHEMES or (
-            cluster and scheme in ("redis", "rediss")):
+    if (
+        scheme in _SENTINEL_SCHEMES
+        or scheme in _CLUSTER_SCHEMES
+        or (cluster and scheme in ("redis", "rediss"))
+    ):
         return _parse_multi(scheme, rest, url)
     if scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"unknown Redis URL scheme {scheme!r}: use redis://, rediss://, "
-                          "unix://, redis+sentinel:// or redis+cluster://")
+        raise ConfigError(
+            f"unknown Redis URL scheme {scheme!r}: use redis://, rediss://, "
+            "unix://, redis+sentinel:// or redis+cluster://"
+        )
     return Target("single", url=url)
 
 
@@ -228,15 +239,17 @@ def _parse_multi(scheme: str, rest: str, url: str) -> Target:
     service, db = "", ""
     if scheme in _SENTINEL_SCHEMES:
         if not segments:
-            raise ConfigError("redis+sentinel:// URL without a service name "
-                              f"(…/mymaster/0): {_redacted(url)}")
+            raise ConfigError(
+                f"redis+sentinel:// URL without a service name (…/mymaster/0): {_redacted(url)}"
+            )
         service, db = segments[0], (segments[1] if len(segments) > 1 else "")
     elif segments and segments != ["0"]:
         raise ConfigError(f"a Cluster has only database 0: {_redacted(url)}")
     # redis-py parses the credentials and the query (TLS options) of a one-host URL.
     auth = f"{userinfo}@" if userinfo else ""
-    one = (f"{'rediss' if tls else 'redis'}://{auth}placeholder/{db}"
-           + (f"?{rest_query}" if rest_query else ""))
+    one = f"{'rediss' if tls else 'redis'}://{auth}placeholder/{db}" + (
+        f"?{rest_query}" if rest_query else ""
+    )
     kwargs: dict[str, Any] = parse_url(one)  # type: ignore[no-untyped-call]
     kwargs.pop("host", None)
     kwargs.pop("port", None)
@@ -246,10 +259,16 @@ def _parse_multi(scheme: str, rest: str, url: str) -> Target:
         kwargs.pop("db", None)
         return Target("cluster", nodes=nodes, kwargs=kwargs)
     sentinel_kwargs: dict[str, Any] = {
-        name.removeprefix("sentinel_"): unquote(value) for name, value in own.items()}
+        name.removeprefix("sentinel_"): unquote(value) for name, value in own.items()
+    }
     sentinel_kwargs.update({k: v for k, v in kwargs.items() if k.startswith("ssl")})
-    return Target("sentinel", nodes=nodes, service=unquote(service), kwargs=kwargs,
-                  sentinel_kwargs=sentinel_kwargs)
+    return Target(
+        "sentinel",
+        nodes=nodes,
+        service=unquote(service),
+        kwargs=kwargs,
+        sentinel_kwargs=sentinel_kwargs,
+    )
 
 
 def _split(rest: str) -> tuple[str, str, str]:
@@ -270,8 +289,13 @@ def _host_port(part: str, url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def connect(url: str | None = None, options: ConnectOptions | None = None, *,
-            cluster: bool = False, **client_kwargs: Any) -> Client:
+def connect(
+    url: str | None = None,
+    options: ConnectOptions | None = None,
+    *,
+    cluster: bool = False,
+    **client_kwargs: Any,
+) -> Client:
     """A sync client for `url`, defaulting to ``$REDIS_URL``, then a Redis service bound in
     Cloud Foundry's ``$VCAP_SERVICES`` (`url_from_vcap`), then ``redis://127.0.0.1:6379/0``.
 
@@ -286,26 +310,42 @@ def connect(url: str | None = None, options: ConnectOptions | None = None, *,
     kwargs = {**opts.client_kwargs(), **client_kwargs}
     retry = Retry(opts.backoff(), opts.retries)
     if target.kind == "cluster":
-        return _remember_limits(redis.cluster.RedisCluster(
-            startup_nodes=[redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
-                           for h, p in target.nodes],
-            retry=retry, **_cluster_kwargs(kwargs, target)), kwargs)
+        return _remember_limits(
+            redis.cluster.RedisCluster(
+                startup_nodes=[
+                    redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
+                    for h, p in target.nodes
+                ],
+                retry=retry,
+                **_cluster_kwargs(kwargs, target),
+            ),
+            kwargs,
+        )
     if target.kind == "sentinel":
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             list(target.nodes),
-            sentinel_kwargs=_sentinel_kwargs(opts, target, Retry(NoBackoff(), 0)))
+            sentinel_kwargs=_sentinel_kwargs(opts, target, Retry(NoBackoff(), 0)),
+        )
         return sentinel.master_for(  # type: ignore[no-any-return,no-untyped-call]
-            target.service, redis_class=redis.Redis,
-            connection_pool_class=_BlockingSentinelPool, retry=retry,
-            **{**(target.kwargs or {}), **kwargs})
+            target.service,
+            redis_class=redis.Redis,
+            connection_pool_class=_BlockingSentinelPool,
+            retry=retry,
+            **{**(target.kwargs or {}), **kwargs},
+        )
     # A blocking pool: with every connection busy, a command waits (up to pool_timeout)
     # rather than failing at once with "Too many connections".
     pool = redis.BlockingConnectionPool.from_url(target.url or "", retry=retry, **kwargs)
     return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes it
 
 
-def connect_async(url: str | None = None, options: ConnectOptions | None = None, *,
-                  cluster: bool = False, **client_kwargs: Any) -> AsyncClient:
+def connect_async(
+    url: str | None = None,
+    options: ConnectOptions | None = None,
+    *,
+    cluster: bool = False,
+    **client_kwargs: Any,
+) -> AsyncClient:
     """The asyncio twin of `connect` (a `redis.asyncio.Redis`, or a
     `redis.asyncio.cluster.RedisCluster` for a Cluster)."""
     opts = options or ConnectOptions()
@@ -317,18 +357,32 @@ def connect_async(url: str | None = None, options: ConnectOptions | None = None,
         # every 5th: the asyncio client does that by closing every connection, in-flight
         # commands included (a 600-slot reshard under 64 writing tasks: ~1.5x the saves per
         # second without it, bench/cluster_moved.py). A dead node still triggers a re-read.
-        return bind_to_loops(_remember_limits(redis.asyncio.cluster.RedisCluster(
-            startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
-            retry=retry, **{"reinitialize_steps": 0, **_cluster_kwargs(kwargs, target)}),
-            kwargs))
+        return bind_to_loops(
+            _remember_limits(
+                redis.asyncio.cluster.RedisCluster(
+                    startup_nodes=[
+                        redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes
+                    ],
+                    retry=retry,
+                    **{"reinitialize_steps": 0, **_cluster_kwargs(kwargs, target)},
+                ),
+                kwargs,
+            )
+        )
     if target.kind == "sentinel":
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             list(target.nodes),
-            sentinel_kwargs=_sentinel_kwargs(opts, target, AsyncRetry(NoBackoff(), 0)))
-        return bind_to_loops(sentinel.master_for(  # type: ignore[no-any-return]
-            target.service, redis_class=redis.asyncio.Redis,
-            connection_pool_class=_SentinelWaitingPool, retry=retry,
-            **{**(target.kwargs or {}), **kwargs}))
+            sentinel_kwargs=_sentinel_kwargs(opts, target, AsyncRetry(NoBackoff(), 0)),
+        )
+        return bind_to_loops(  # type: ignore[no-any-return]
+            sentinel.master_for(
+                target.service,
+                redis_class=redis.asyncio.Redis,
+                connection_pool_class=_SentinelWaitingPool,
+                retry=retry,
+                **{**(target.kwargs or {}), **kwargs},
+            )
+        )
     pool = _WaitingPool.from_url(target.url or "", retry=retry, **kwargs)
     return bind_to_loops(redis.asyncio.Redis.from_pool(pool))
 
@@ -346,7 +400,8 @@ def bind_to_loops(client: _A) -> _A:
         # Nodes found later are built from these kwargs (the dict the nodes manager holds).
         kwargs = client.nodes_manager.connection_kwargs
         kwargs["connection_class"] = loop_bound(
-            kwargs.get("connection_class", redis.asyncio.Connection))
+            kwargs.get("connection_class", redis.asyncio.Connection)
+        )
         manager = client.nodes_manager
         for node in [*manager.startup_nodes.values(), *manager.nodes_cache.values()]:
             node.connection_class = loop_bound(node.connection_class)
@@ -361,24 +416,31 @@ def bind_to_loops(client: _A) -> _A:
             old = sentinel.connection_pool
             sentinel.connection_pool = _WaitingPool(
                 connection_class=loop_bound(old.connection_class),
-                max_connections=old.max_connections, **old.connection_kwargs)
+                max_connections=old.max_connections,
+                **old.connection_kwargs,
+            )
     return client
 
 
-def _sentinel_kwargs(opts: ConnectOptions, target: Target,
-                     retry: Retry | AsyncRetry) -> dict[str, Any]:
+def _sentinel_kwargs(
+    opts: ConnectOptions, target: Target, retry: Retry | AsyncRetry
+) -> dict[str, Any]:
     # Short timeouts of their own and no retry: a dead Sentinel must not eat the request's
     # budget, the next Sentinel is the retry (by default redis-py would give the Sentinels the
     # data connections' socket options, and its own client default of 10 retries).
-    return {"socket_timeout": opts.sentinel_timeout,
-            "socket_connect_timeout": opts.sentinel_timeout, "retry": retry,
-            **(target.sentinel_kwargs or {})}
+    return {
+        "socket_timeout": opts.sentinel_timeout,
+        "socket_connect_timeout": opts.sentinel_timeout,
+        "retry": retry,
+        **(target.sentinel_kwargs or {}),
+    }
 
 
 # What each Cluster client `connect` built was asked for: connections per node and the wait
 # for a free one (its node pools do not wait, and the client keeps no record of the wait).
 _CLUSTER_LIMITS: weakref.WeakKeyDictionary[Any, tuple[int | None, float]] = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 def cluster_limits(client: Any) -> tuple[int | None, float]:
@@ -389,11 +451,13 @@ def cluster_limits(client: Any) -> tuple[int | None, float]:
     if known is not None:
         return known
     manager = getattr(client, "nodes_manager", None)  # sync clients keep the kwargs there
-    kwargs = getattr(manager, "connection_kwargs", None) or getattr(
-        client, "connection_kwargs", None) or {}
+    kwargs = (
+        getattr(manager, "connection_kwargs", None)
+        or getattr(client, "connection_kwargs", None)
+        or {}
+    )
     limit = kwargs.get("max_connections")
-    return (limit if isinstance(limit, int) and limit > 0 else None,
-            ConnectOptions().pool_timeout)
+    return (limit if isinstance(limit, int) and limit > 0 else None, ConnectOptions().pool_timeout)
 
 
 _C = TypeVar("_C")
@@ -421,12 +485,12 @@ def _cluster_kwargs(kwargs: dict[str, Any], target: Target) -> dict[str, Any]:
 _MASTER_CHECK_INTERVAL = 0.5
 
 
-_BLOCKING_DISCONNECT_TAKES_ARGS = "inuse_connections" in inspect.signature(
-    redis.BlockingConnectionPool.disconnect).parameters
+_BLOCKING_DISCONNECT_TAKES_ARGS = (
+    "inuse_connections" in inspect.signature(redis.BlockingConnectionPool.disconnect).parameters
+)
 
 
-class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool,
-                            redis.BlockingConnectionPool):
+class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
     """The Sentinel master's pool, waiting for a free connection like `connect`'s pool,
     re-checking the master every `_MASTER_CHECK_INTERVAL` (connections to a former master are
     closed: idle ones at once, busy ones when released). It owns the Sentinel clients too
@@ -522,7 +586,8 @@ class _WaitingPool(redis.asyncio.ConnectionPool):
         self._wait = timeout
         self._handover: Handover[Any] = Handover(self._put_back)
         self._lean = hasattr(self, "_in_use_connections") and hasattr(
-            self, "_available_connections")
+            self, "_available_connections"
+        )
         # redis-py 6.0's connections have no reconnect flag (maintenance notifications).
         self._flagged = hasattr(redis.asyncio.Connection, "should_reconnect")
 

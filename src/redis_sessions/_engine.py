@@ -245,8 +245,16 @@ class SessionEngine:
         max_size: limit in bytes of a serialized session (field names plus values).
     """
 
-    __slots__ = ("_callable_ttl", "_idle_ms", "_lifetime_ms", "_verify", "config", "max_size",
-                 "serializer", "signer")
+    __slots__ = (
+        "_callable_ttl",
+        "_idle_ms",
+        "_lifetime_ms",
+        "_verify",
+        "config",
+        "max_size",
+        "serializer",
+        "signer",
+    )
 
     def __init__(self, config: SessionConfig, *, serializer: Serializer, max_size: int) -> None:
         self.config = config
@@ -293,9 +301,17 @@ class SessionEngine:
         if not lock:
             return Load(incoming.handle, now_ms, self._idle_ms, self._lifetime_ms, touch_after)
         config = self.config
-        return Load(incoming.handle, now_ms, self._idle_ms, self._lifetime_ms, touch_after,
-                    secrets.token_hex(8), int(config.lock_ttl * 1000),
-                    int(config.lock_timeout * 1000), config.lock_waiters)
+        return Load(
+            incoming.handle,
+            now_ms,
+            self._idle_ms,
+            self._lifetime_ms,
+            touch_after,
+            secrets.token_hex(8),
+            int(config.lock_ttl * 1000),
+            int(config.lock_timeout * 1000),
+            config.lock_waiters,
+        )
 
     def new_session(self, now_ms: int) -> Session:
         """A fresh, empty, unsaved session."""
@@ -306,8 +322,7 @@ class SessionEngine:
         after the check at configuration time)."""
         sid = self.config.genid()
         if not isinstance(sid, str) or not is_well_formed(sid):
-            raise ConfigError(f"genid: returned {sid!r:.60}, not 22-128 URL-safe base64 "
-                              "characters")
+            raise ConfigError(f"genid: returned {sid!r:.60}, not 22-128 URL-safe base64 characters")
         return sid
 
     def _spares(self) -> tuple[tuple[str, str], ...]:
@@ -321,9 +336,7 @@ class SessionEngine:
         self.fill(session, incoming, reply, now_ms)
         return session
 
-    def fill(
-        self, session: Session, incoming: Incoming, reply: Loaded | None, now_ms: int
-    ) -> None:
+    def fill(self, session: Session, incoming: Incoming, reply: Loaded | None, now_ms: int) -> None:
         """(Re)initialise `session` in place from a load reply, dropping unsaved changes.
 
         A missing, foreign, corrupt or expired stored session gives a new empty session with
@@ -347,14 +360,19 @@ class SessionEngine:
         if reply.lock is not None:
             session._lock = (incoming.handle, reply.lock)
         if reply.foreign:
-            logger.warning("session %s: key holds a foreign Redis type; starting a new session",
-                           incoming.handle[:12])
+            logger.warning(
+                "session %s: key holds a foreign Redis type; starting a new session",
+                incoming.handle[:12],
+            )
             return
         try:
             record = decode_record(reply.fields, self.serializer, self.max_size)
         except ValueError as exc:
-            logger.warning("session %s: unreadable stored payload (%s); starting a new session",
-                           incoming.handle[:12], str(exc)[:200])
+            logger.warning(
+                "session %s: unreadable stored payload (%s); starting a new session",
+                incoming.handle[:12],
+                str(exc)[:200],
+            )
             return
         if self._lifetime_ms and now_ms >= record.created_ms + self._lifetime_ms:
             return
@@ -383,9 +401,13 @@ class SessionEngine:
         """Serialized values to write: set keys and read dicts/lists whose bytes differ."""
         # The dict's own methods: reading through Session's would count as the app's reads.
         stored = dict.keys(session)
-        keys = stored if everything else (
-            (session._set | session._accessed) & stored - session._incr.keys()
-            - session._setnx)
+        keys = (
+            stored
+            if everything
+            else (
+                (session._set | session._accessed) & stored - session._incr.keys() - session._setnx
+            )
+        )
         dumps, raw, get = self.serializer.dumps, session._raw, dict.__getitem__
         changed = {}
         for key in keys:
@@ -440,15 +462,28 @@ class SessionEngine:
         if session._loader is not None:
             return None  # never looked at: nothing can have changed
         old = session._handle
-        if old and not (session._set or session._deleted or session._accessed or session._incr
-                        or session._setnx or session._regenerated or session._whole
-                        or session._destroyed or session._touch or session._refresh_ms
-                        or self.config.resave):
+        if old and not (
+            session._set
+            or session._deleted
+            or session._accessed
+            or session._incr
+            or session._setnx
+            or session._regenerated
+            or session._whole
+            or session._destroyed
+            or session._touch
+            or session._refresh_ms
+            or self.config.resave
+        ):
             return None  # a plain read: the common case, decided without the steps below
         if session._destroyed:
             return Destroy(old) if old else None
-        if self.config.unset == "destroy" and old and session._deleted \
-                and not dict.__len__(session):
+        if (
+            self.config.unset == "destroy"
+            and old
+            and session._deleted
+            and not dict.__len__(session)
+        ):
             return Destroy(old)
         full = old is None or session._whole
         changed = self._changed(session, full)
@@ -460,7 +495,8 @@ class SessionEngine:
             get = dict.__getitem__
             setnx = tuple((field_name(k), dumps(get(session, k))) for k in session._setnx)
         modified = bool(session._deleted or incr or setnx) or (
-            bool(changed) if old else dict.__len__(session) > 0)
+            bool(changed) if old else dict.__len__(session) > 0
+        )
         if session._regenerated and old:
             modified = True
         ttl = self.ttl_ms(session, now_ms)
@@ -487,8 +523,18 @@ class SessionEngine:
         if session._regenerated:
             # The stored session moves to the new id with this request's changes on top, so
             # what concurrent requests wrote to it meanwhile is not lost.
-            return Write(handle_for(session.id), changed, deleted, ttl, True, old, incr=incr,
-                         setnx=setnx, nonce=nonce, spare=self._spares())
+            return Write(
+                handle_for(session.id),
+                changed,
+                deleted,
+                ttl,
+                True,
+                old,
+                incr=incr,
+                setnx=setnx,
+                nonce=nonce,
+                spare=self._spares(),
+            )
         return Write(old, changed, deleted, ttl, False, incr=incr, setnx=setnx, nonce=nonce)
 
     def committed(self, session: Session, plan: Plan, applied: bool) -> None:

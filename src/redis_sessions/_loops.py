@@ -44,8 +44,11 @@ def loop_bound(cls: type) -> type:
     with _opened_lock:
         sub = _classes.get(cls)
         if sub is None:
-            sub = _classes[cls] = type(cls.__name__, (_LoopBound, cls), {
-                "__module__": __name__, "__qualname__": cls.__qualname__})
+            sub = _classes[cls] = type(
+                cls.__name__,
+                (_LoopBound, cls),
+                {"__module__": __name__, "__qualname__": cls.__qualname__},
+            )
     return sub
 
 

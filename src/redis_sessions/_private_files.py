@@ -15,8 +15,14 @@ import secrets
 import stat
 from pathlib import Path
 
-__all__ = ["UnsafePathError", "check_dir", "private_dir", "read_private", "secret_file",
-           "write_private"]
+__all__ = [
+    "UnsafePathError",
+    "check_dir",
+    "private_dir",
+    "read_private",
+    "secret_file",
+    "write_private",
+]
 
 
 class UnsafePathError(RuntimeError):
@@ -28,16 +34,19 @@ def _check(path: Path, st: os.stat_result, *, kind: str, secret: bool) -> None:
     if st.st_uid != uid:
         raise UnsafePathError(
             f"{kind} {path} belongs to uid {st.st_uid}, not to you (uid {uid}): another user may "
-            f"have planted it; remove it, or use another directory")
+            f"have planted it; remove it, or use another directory"
+        )
     mode = stat.S_IMODE(st.st_mode)
     if secret and mode & 0o077:
         raise UnsafePathError(
             f"{kind} {path} is open to other users (mode {mode:o}): check it was not changed, "
-            f"then `chmod 600 {path}` (or remove it)")
+            f"then `chmod 600 {path}` (or remove it)"
+        )
     if mode & 0o022:
         raise UnsafePathError(
             f"{kind} {path} is writable by other users (mode {mode:o}): check what is in it, "
-            f"then `chmod 700 {path}`, or use another directory")
+            f"then `chmod 700 {path}`, or use another directory"
+        )
 
 
 def check_dir(path: str | os.PathLike[str]) -> Path:

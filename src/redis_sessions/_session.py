@@ -99,7 +99,6 @@ class Session(TrackedDict):
         if data:
             self.update(data)
 
-
     # -- lazy loading (WSGI, FastAPI dependencies) ------------------------------------------
 
     def _set_async_loader(self, loader: Callable[[Session], Awaitable[None]]) -> None:
@@ -115,7 +114,6 @@ class Session(TrackedDict):
             await loader(self)  # on error the loader stays for the next try
             self._aloader = None
             self._loader = None
-
 
     def __repr__(self) -> str:
         # No values: a session often holds secrets, and reprs end up in logs.
@@ -160,8 +158,14 @@ class Session(TrackedDict):
 
         Changes inside nested values are only known at save time (see the module docs).
         """
-        return bool(self._set or self._deleted or self._regenerated or self._whole
-                    or self._incr or self._setnx)
+        return bool(
+            self._set
+            or self._deleted
+            or self._regenerated
+            or self._whole
+            or self._incr
+            or self._setnx
+        )
 
     def regenerate(self) -> None:
         """Give the session a new id, keeping its data; the old id stops working.

@@ -22,8 +22,7 @@ from typing import Any
 __all__ = ["popen"]
 
 _PR_SET_PDEATHSIG = 1
-_requests: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[Any]]] = (
-    queue.SimpleQueue())
+_requests: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[Any]]] = queue.SimpleQueue()
 _forker: threading.Thread | None = None
 _forker_lock = threading.Lock()
 

@@ -304,7 +304,6 @@ class TrackedDict(dict[str, Any]):
             del self[key]
 
 
-
 class _Values(ValuesView[Any]):
     """``session.values()``: read through `Session.__getitem__`, so nested changes count."""
 
@@ -325,5 +324,3 @@ class _Items(ItemsView[str, Any]):
         session = self._mapping  # type: ignore[attr-defined]
         for key in reversed(session):
             yield key, session[key]
-
-

@@ -28,13 +28,36 @@ _CONNECTION = ("client|setname", "client|setinfo", "ping")
 
 # What the store sends itself: its scripts (EVALSHA, EVAL when the server lost them), listing,
 # plain reads, deletes and TTL refreshes, and CLIENT NO-TOUCH around the CLI's metadata reads.
-_STORE = ("evalsha", "eval", "scan", "hgetall", "unlink", "del", "pexpire", "exists",
-          "client|no-touch")
+_STORE = (
+    "evalsha",
+    "eval",
+    "scan",
+    "hgetall",
+    "unlink",
+    "del",
+    "pexpire",
+    "exists",
+    "client|no-touch",
+)
 
 # What the scripts call besides those: session hashes, the lock and nonce-log strings, and the
 # metadata of the CLI listing (OBJECT IDLETIME, MEMORY USAGE).
-_SCRIPTS = ("type", "hmget", "hget", "hset", "hsetnx", "hincrby", "hdel", "hkeys", "hlen", "pttl",
-            "get", "set", "object|idletime", "memory|usage")
+_SCRIPTS = (
+    "type",
+    "hmget",
+    "hget",
+    "hset",
+    "hsetnx",
+    "hincrby",
+    "hdel",
+    "hkeys",
+    "hlen",
+    "pttl",
+    "get",
+    "set",
+    "object|idletime",
+    "memory|usage",
+)
 
 
 # Subcommands and commands Redis 7.2 (and Valkey 7.2) added: an older server refuses a whole
@@ -51,8 +74,9 @@ def _version(text: str) -> tuple[int, int]:
         raise ValueError(f"server_version must look like '7.0' or '7.2.4', not {text!r}") from None
 
 
-def acl_rules(prefix: str = "sess:", *, cluster: bool = False, wait: bool = False,
-              server_version: str = "7.2") -> str:
+def acl_rules(
+    prefix: str = "sess:", *, cluster: bool = False, wait: bool = False, server_version: str = "7.2"
+) -> str:
     """The ACL rules of a session user whose store uses key prefix `prefix`; with `cluster`
     for a Cluster client, with `wait` for the ``wait_replicas`` / ``wait_aof`` options.
 
@@ -72,8 +96,13 @@ def acl_rules(prefix: str = "sess:", *, cluster: bool = False, wait: bool = Fals
     """
     if any(c.isspace() for c in prefix):
         raise ValueError(f"an ACL key pattern cannot hold whitespace: {prefix!r}")
-    names = (*_CONNECTION, *_STORE, *_SCRIPTS, *(_CLUSTER if cluster else ()),
-             *(_WAIT if wait else ()))
+    names = (
+        *_CONNECTION,
+        *_STORE,
+        *_SCRIPTS,
+        *(_CLUSTER if cluster else ()),
+        *(_WAIT if wait else ()),
+    )
     if _version(server_version) < (7, 2):
         names = tuple(name for name in names if name not in _SINCE_7_2)
     commands = " ".join(f"+{name}" for name in names)

@@ -81,8 +81,9 @@ def _is_error_answer(message: Message) -> bool:
     with "internal error" (1011, or Falcon's 3500-3599 for a 5xx)."""
     kind = message["type"]
     if kind == "http.response.start":
-        has_retry_after = any(name.lower() == b"retry-after"
-                              for name, _ in message.get("headers", ()))
+        has_retry_after = any(
+            name.lower() == b"retry-after" for name, _ in message.get("headers", ())
+        )
         return replaces_answer(int(message["status"]), has_retry_after)
     if kind == "websocket.close":
         code = int(message.get("code", 1000))
@@ -111,8 +112,15 @@ class SessionMiddleware:
             ``https_only`` are accepted too.
     """
 
-    def __init__(self, app: ASGIApp, store: Any = None, *, config: SessionConfig | None = None,
-                 lazy: bool = False, **options: Any) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: Any = None,
+        *,
+        config: SessionConfig | None = None,
+        lazy: bool = False,
+        **options: Any,
+    ) -> None:
         from ._engine import SessionEngine
         from .store._async import AsyncRedisStore
 
@@ -120,8 +128,9 @@ class SessionMiddleware:
         self.lazy = lazy
         self.store = store if store is not None else AsyncRedisStore()
         self.config = SessionConfig.from_options(config, options)
-        self.engine = SessionEngine(self.config, serializer=self.store.serializer,
-                                    max_size=self.store.max_size)
+        self.engine = SessionEngine(
+            self.config, serializer=self.store.serializer, max_size=self.store.max_size
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -154,19 +163,32 @@ class SessionMiddleware:
                     return
                 degraded = True
         session = engine.open_session(incoming, reply, now)
-        await self._serve(scope, receive, send, RequestState(
-            engine, incoming, session, self._secure(scope, proto), degraded))
+        await self._serve(
+            scope,
+            receive,
+            send,
+            RequestState(engine, incoming, session, self._secure(scope, proto), degraded),
+        )
 
     def _secure(self, scope: Scope, proto: str | None) -> bool:
-        return is_secure_request(scope.get("scheme", "http"), proto,
-                                 trust_proxy=self.config.trust_proxy)
+        return is_secure_request(
+            scope.get("scheme", "http"), proto, trust_proxy=self.config.trust_proxy
+        )
 
-    async def _lazy(self, scope: Scope, receive: Receive, send: Send, incoming: Incoming,
-                    spec: Load, proto: str | None) -> None:
+    async def _lazy(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        incoming: Incoming,
+        spec: Load,
+        proto: str | None,
+    ) -> None:
         """Serve with a session that loads on `Session.aload()` only."""
         engine = self.engine
-        state = RequestState(engine, incoming, engine.new_session(spec.now_ms),
-                             self._secure(scope, proto))
+        state = RequestState(
+            engine, incoming, engine.new_session(spec.now_ms), self._secure(scope, proto)
+        )
 
         async def load(session: Session) -> None:
             reply: Loaded | None = None
@@ -182,8 +204,7 @@ class SessionMiddleware:
         state.session._set_async_loader(load)
         await self._serve(scope, receive, send, state)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send,
-                     state: RequestState) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, state: RequestState) -> None:
         kind = scope["type"]
         session = state.session
         session._binding = _Binding(self, state)
@@ -254,7 +275,8 @@ class SessionMiddleware:
             await send({"type": "websocket.close", "code": 1013, "reason": reason})
             return
         body = unavailable_body(error)
-        headers = [(k.encode(), v.encode())
-                   for k, v in unavailable_headers(self.config.retry_after, body)]
+        headers = [
+            (k.encode(), v.encode()) for k, v in unavailable_headers(self.config.retry_after, body)
+        ]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})

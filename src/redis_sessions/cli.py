@@ -66,18 +66,27 @@ def _handle_from(settings: Settings, text: str) -> str:
     if text.startswith("{") and text.endswith("}"):
         return text[1:-1]
     if "{" in text and text.endswith("}"):
-        raise CliError(f"{text!r} is not a key under the prefix {settings.prefix!r} "
-                       "(pass --prefix)")
+        raise CliError(
+            f"{text!r} is not a key under the prefix {settings.prefix!r} (pass --prefix)"
+        )
     return text
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", metavar="URL", default=None,
-              help="Redis URL. Default: $REDIS_URL, else the server of a running "
-                   "`redis-sessions demo` (./.redis-sessions-data/server.url).")
+@click.option(
+    "--url",
+    metavar="URL",
+    default=None,
+    help="Redis URL. Default: $REDIS_URL, else the server of a running "
+    "`redis-sessions demo` (./.redis-sessions-data/server.url).",
+)
 @click.option("--prefix", default="sess:", show_default=True, help="Session key prefix.")
-@click.option("--user-field", default="user", show_default=True,
-              help="Session key holding the user (shown by ls, stats and show).")
+@click.option(
+    "--user-field",
+    default="user",
+    show_default=True,
+    help="Session key holding the user (shown by ls, stats and show).",
+)
 @click.version_option(package_name="redis-sessions", prog_name="redis-sessions")
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, prefix: str, user_field: str) -> None:
@@ -104,7 +113,7 @@ def _json_option(help_text: str) -> Callable[[_F], _F]:
 
 def _matching(settings: Settings, match: str, user: str | None) -> Iterator[SessionInfo]:
     if match.startswith(settings.prefix + "{"):  # a key prefix was given: keep its handle part
-        match = match[len(settings.prefix) + 1:]
+        match = match[len(settings.prefix) + 1 :]
     infos = settings.store().sessions(match=match, user_field=settings.user_field)
     if user is None:
         return infos
@@ -112,10 +121,19 @@ def _matching(settings: Settings, match: str, user: str | None) -> Iterator[Sess
 
 
 @cli.command("ls")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=0),
-              help="Stop after this many sessions (0: all of them).")
-@click.option("--match", default="", metavar="HANDLE_PREFIX",
-              help="Only sessions whose handle starts with this (a key prefix works too).")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Stop after this many sessions (0: all of them).",
+)
+@click.option(
+    "--match",
+    default="",
+    metavar="HANDLE_PREFIX",
+    help="Only sessions whose handle starts with this (a key prefix works too).",
+)
 @click.option("--user", default=None, metavar="NAME", help="Only sessions of this user.")
 @_json_option("Print a JSON array (streamed, one session per line) instead of a table.")
 def ls_command(limit: int, match: str, user: str | None, as_json: bool) -> None:
@@ -156,7 +174,7 @@ _SHOW_WIDTH = 120  # piped `show` output: wide enough for a key and JSON lines, 
 
 @cli.command("show")
 @click.argument("key")
-@_json_option("Print {\"session\": metadata, \"data\": data} as JSON.")
+@_json_option('Print {"session": metadata, "data": data} as JSON.')
 def show_command(key: str, as_json: bool) -> None:
     """Show one session: metadata and data. KEY is a full key (sess:{...}) or a handle.
 
@@ -206,8 +224,13 @@ def rm_command(keys: tuple[str, ...]) -> None:
 
 
 @cli.command("stats")
-@click.option("--top", default=10, show_default=True, type=click.IntRange(min=0),
-              help="How many users to list by session count.")
+@click.option(
+    "--top",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many users to list by session count.",
+)
 @_json_option("Print the figures as one JSON object.")
 def stats_command(top: int, as_json: bool) -> None:
     """Count, memory, TTL and age histograms and top users, in one SCAN pass.
@@ -254,8 +277,10 @@ def purge_command(yes: bool) -> None:
     target = f"every session under {settings.prefix!r} at {safe_url(settings.url)}"
     if not yes:
         if not _stdin_is_tty():
-            raise CliError(f"refusing to delete {target} without confirmation: "
-                           "pass --yes (no terminal to ask on)")
+            raise CliError(
+                f"refusing to delete {target} without confirmation: "
+                "pass --yes (no terminal to ask on)"
+            )
         click.confirm(f"Delete {target}?", abort=True)
     started = time.perf_counter()
     deleted = purge_with_progress(console(stderr=True), settings.store())

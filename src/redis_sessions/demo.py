@@ -39,10 +39,12 @@ nav a{margin-right:1em}"""
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style><body><nav><a href=/>Counter</a><a href=/login>Log in</a>"
-            f"<a href=/api/me>API: /api/me</a><a href=/_sessions/>Sessions dashboard</a></nav>"
-            f"{body}</body>")
+    return (
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style><body><nav><a href=/>Counter</a><a href=/login>Log in</a>"
+        f"<a href=/api/me>API: /api/me</a><a href=/_sessions/>Sessions dashboard</a></nav>"
+        f"{body}</body>"
+    )
 
 
 def dashboard_token(secret: str) -> str:
@@ -71,7 +73,7 @@ def create_app(redis_url: str, secret: str, where: str | None = None) -> Any:
         session["count"] = count
         user = session.get("user")
         who = f"logged in as <b>{html.escape(str(user))}</b>" if user else "not logged in"
-        body = f"""<h1>You have visited this page {count} time{'' if count == 1 else 's'}.</h1>
+        body = f"""<h1>You have visited this page {count} time{"" if count == 1 else "s"}.</h1>
 <div class=box>Served by worker process <span class=pid>pid {pid}</span>. Reload a few times:
 the requests spread over the workers, and the count stays right, because the session lives in
 Redis, not in a worker.</div>
@@ -89,11 +91,17 @@ signed random id. Restart the demo: the count goes on and everyone stays logged 
             # The form's token, kept in the session: another site cannot log a visitor in
             # under a name of its choice (login CSRF).
             sent = (form.get("csrf") or [""])[0]
-            if not sent or not hmac.compare_digest(sent.encode(),
-                                                   str(session.get("csrf", "")).encode()):
-                return HTMLResponse(_page("Log in", "<h1>Expired form</h1><p><a href=/login>"
-                                          "Reload the login page</a> and try again.</p>"),
-                                    status_code=403)
+            if not sent or not hmac.compare_digest(
+                sent.encode(), str(session.get("csrf", "")).encode()
+            ):
+                return HTMLResponse(
+                    _page(
+                        "Log in",
+                        "<h1>Expired form</h1><p><a href=/login>"
+                        "Reload the login page</a> and try again.</p>",
+                    ),
+                    status_code=403,
+                )
             if name:
                 session.regenerate()  # a new id on login: defeats session fixation
                 session["user"] = name
@@ -113,8 +121,7 @@ signed random id. Restart the demo: the count goes on and everyone stays logged 
         session = get_session(request)
         if "user" not in session:
             return JSONResponse({"error": "not logged in"}, status_code=401)
-        return JSONResponse({"user": session["user"], "views": session.get("count", 0),
-                             "pid": pid})
+        return JSONResponse({"user": session["user"], "views": session.get("count", 0), "pid": pid})
 
     store = AsyncRedisStore(url=redis_url)
     routes: list[Any] = [
@@ -147,8 +154,13 @@ def _secret(data_dir: Path) -> str:
     return secret_file(data_dir / "demo-secret")
 
 
-def run(*, url: str | None, data_dir: str | os.PathLike[str] = DEFAULT_DIR, port: int = 8000,
-        workers: int = 2) -> int:
+def run(
+    *,
+    url: str | None,
+    data_dir: str | os.PathLike[str] = DEFAULT_DIR,
+    port: int = 8000,
+    workers: int = 2,
+) -> int:
     """Run the demo until Ctrl-C; starts (and then stops) the local server when `url` is None.
 
     While it runs, the server's URL is in ``<data_dir>/server.url`` so that the other
@@ -181,12 +193,20 @@ def run(*, url: str | None, data_dir: str | os.PathLike[str] = DEFAULT_DIR, port
         where = redact_url(url)
     os.environ.update({_ENV_URL: url, _ENV_SECRET: secret, _ENV_WHERE: where})
     try:
-        print(f"Demo at http://127.0.0.1:{port}/  ({workers} workers; Ctrl-C to stop)",
-              flush=True)
-        print(f"Sessions dashboard: http://127.0.0.1:{port}/_sessions/?token="
-              f"{dashboard_token(os.environ[_ENV_SECRET])}", flush=True)
-        uvicorn.run("redis_sessions.demo:create_app_from_env", factory=True, host="127.0.0.1",
-                    port=port, workers=workers, log_level="warning")
+        print(f"Demo at http://127.0.0.1:{port}/  ({workers} workers; Ctrl-C to stop)", flush=True)
+        print(
+            f"Sessions dashboard: http://127.0.0.1:{port}/_sessions/?token="
+            f"{dashboard_token(os.environ[_ENV_SECRET])}",
+            flush=True,
+        )
+        uvicorn.run(
+            "redis_sessions.demo:create_app_from_env",
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
     finally:
         if server is not None:
             url_file.unlink(missing_ok=True)

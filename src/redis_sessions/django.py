@@ -183,8 +183,12 @@ class _Backend:
         try:
             # From the URL, not a client: the store then starts even while no Cluster node
             # answers (redis-py's sync Cluster client would raise in its constructor).
-            self.store = RedisStore(url=options.url, connect_options=options.connect,
-                                    client_kwargs=options.client_kwargs, **self._store_options())
+            self.store = RedisStore(
+                url=options.url,
+                connect_options=options.connect,
+                client_kwargs=options.client_kwargs,
+                **self._store_options(),
+            )
         except ConfigError as exc:
             raise ImproperlyConfigured(f"REDIS_SESSIONS: {exc}") from None
 
@@ -200,8 +204,12 @@ class _Backend:
                 for closed in [other for other in self._async if other.is_closed()]:
                     del self._async[closed]  # its connections died with their loop
                 o = self.options
-                store = AsyncRedisStore(url=o.url, connect_options=o.connect,
-                                        client_kwargs=o.client_kwargs, **self._store_options())
+                store = AsyncRedisStore(
+                    url=o.url,
+                    connect_options=o.connect,
+                    client_kwargs=o.client_kwargs,
+                    **self._store_options(),
+                )
                 self._async[loop] = store
         return store
 
@@ -320,15 +328,20 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         if reply is None:
             return None
         if reply.foreign:
-            logger.warning("session %s: key holds a foreign Redis type; starting a new session",
-                           handle[:12])
+            logger.warning(
+                "session %s: key holds a foreign Redis type; starting a new session", handle[:12]
+            )
             return None
         try:
-            return decode_record(reply.fields, self._redis.options.serializer,
-                                 self._redis.options.max_size)
+            return decode_record(
+                reply.fields, self._redis.options.serializer, self._redis.options.max_size
+            )
         except ValueError as exc:
-            logger.warning("session %s: unreadable stored payload (%s); starting a new session",
-                           handle[:12], str(exc)[:200])
+            logger.warning(
+                "session %s: unreadable stored payload (%s); starting a new session",
+                handle[:12],
+                str(exc)[:200],
+            )
             return None
 
     def _opened(self, key: str, reply: Loaded | None) -> dict[str, Any]:

@@ -46,8 +46,12 @@ __all__ = ["FlaskSession", "RedisSessionInterface", "RedisSessions", "get_sessio
 EXTENSION_KEY = "redis_sessions"
 
 # Starlette-style aliases `SessionConfig.from_options` accepts, by the option they set.
-_ALIASES = {"secret_key": "secret", "max_age": "idle_timeout", "session_cookie": "name",
-            "https_only": "secure"}
+_ALIASES = {
+    "secret_key": "secret",
+    "max_age": "idle_timeout",
+    "session_cookie": "name",
+    "https_only": "secure",
+}
 
 
 class FlaskSession(Session, SessionMixin):
@@ -62,8 +66,9 @@ class FlaskSession(Session, SessionMixin):
 
     __slots__ = ("_permanent_default", "accessed")
 
-    def __init__(self, *, genid: Callable[[], str], created_ms: int,
-                 permanent: bool = False) -> None:
+    def __init__(
+        self, *, genid: Callable[[], str], created_ms: int, permanent: bool = False
+    ) -> None:
         super().__init__(genid=genid, created_ms=created_ms)
         self.accessed = False  # set by Flask when the request uses flask.session
         self._permanent_default = permanent
@@ -123,15 +128,21 @@ class RedisSessionInterface(SessionInterface):
         permanent: whether new sessions are permanent.
     """
 
-    def __init__(self, store: Any, config: SessionConfig, permanent_config: SessionConfig,
-                 *, permanent: bool = False) -> None:
+    def __init__(
+        self,
+        store: Any,
+        config: SessionConfig,
+        permanent_config: SessionConfig,
+        *,
+        permanent: bool = False,
+    ) -> None:
         self.store = store
         self.config = config
         self.permanent = permanent
-        self.engine = SessionEngine(config, serializer=store.serializer,
-                                    max_size=store.max_size)
-        self.permanent_engine = SessionEngine(permanent_config, serializer=store.serializer,
-                                              max_size=store.max_size)
+        self.engine = SessionEngine(config, serializer=store.serializer, max_size=store.max_size)
+        self.permanent_engine = SessionEngine(
+            permanent_config, serializer=store.serializer, max_size=store.max_size
+        )
 
     def open_session(self, app: flask.Flask, request: flask.Request) -> FlaskSession:
         """The request's session, unloaded: Redis is read on first access."""
@@ -142,9 +153,11 @@ class RedisSessionInterface(SessionInterface):
         lock = bool(config.lock) and config.wants_lock(request.path)
         spec = engine.load_spec(incoming, now, lock=lock)
         session = FlaskSession(genid=config.genid, created_ms=now, permanent=self.permanent)
-        secure = is_secure_request(environ.get("wsgi.url_scheme", "http"),
-                                   environ.get("HTTP_X_FORWARDED_PROTO"),
-                                   trust_proxy=config.trust_proxy)
+        secure = is_secure_request(
+            environ.get("wsgi.url_scheme", "http"),
+            environ.get("HTTP_X_FORWARDED_PROTO"),
+            trust_proxy=config.trust_proxy,
+        )
         state = RequestState(engine, incoming, session, secure)
         # The WSGI adapter's binding: lazy load, save() and reload() work the same here.
         binding = _Binding(cast("SessionMiddleware", self), state, spec)
@@ -153,8 +166,9 @@ class RedisSessionInterface(SessionInterface):
             session._loader = binding.load
         return session
 
-    def save_session(self, app: flask.Flask, session: SessionMixin,
-                     response: flask.Response) -> None:
+    def save_session(
+        self, app: flask.Flask, session: SessionMixin, response: flask.Response
+    ) -> None:
         """Write the session and add its headers; a store failure makes `response` a 503."""
         if not isinstance(session, FlaskSession) or not isinstance(session._binding, _Binding):
             return
@@ -212,12 +226,20 @@ class RedisSessions:
             Flask settings. ``persist`` is refused: ``session.permanent`` decides it.
     """
 
-    def __init__(self, app: flask.Flask | None = None, *, store: Any = None,
-                 config: SessionConfig | None = None, permanent: bool | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        app: flask.Flask | None = None,
+        *,
+        store: Any = None,
+        config: SessionConfig | None = None,
+        permanent: bool | None = None,
+        **options: Any,
+    ) -> None:
         if "persist" in options:
-            raise ConfigError("persist: under Flask, session.permanent decides the cookie "
-                              "(set SESSION_PERMANENT or permanent=)")
+            raise ConfigError(
+                "persist: under Flask, session.permanent decides the cookie "
+                "(set SESSION_PERMANENT or permanent=)"
+            )
         self.store = store
         self.config = config
         self.permanent = permanent
@@ -244,10 +266,10 @@ class RedisSessions:
         if self.config is None and "rolling" not in self.options:
             # Flask re-sends a permanent session's cookie on every response by default.
             rolling = bool(settings.get("SESSION_REFRESH_EACH_REQUEST", True))
-        browser = dataclasses.replace(base, cookie=dataclasses.replace(base.cookie,
-                                                                       persist=False))
+        browser = dataclasses.replace(base, cookie=dataclasses.replace(base.cookie, persist=False))
         permanent_config = dataclasses.replace(
-            base, rolling=rolling, cookie=dataclasses.replace(base.cookie, persist=True))
+            base, rolling=rolling, cookie=dataclasses.replace(base.cookie, persist=True)
+        )
         permanent = self.permanent
         if permanent is None:
             permanent = bool(settings.get("SESSION_PERMANENT", False))
@@ -264,8 +286,9 @@ def _options_from_app(app: flask.Flask, options: dict[str, Any]) -> dict[str, An
     settings = app.config
     if "secret" not in given:
         if not app.secret_key:
-            raise ConfigError("secret: set app.secret_key (SECRET_KEY) before "
-                              "RedisSessions(app), or pass secret=")
+            raise ConfigError(
+                "secret: set app.secret_key (SECRET_KEY) before RedisSessions(app), or pass secret="
+            )
         # Flask lists fallbacks oldest first; ours are newest first.
         fallbacks = list(settings.get("SECRET_KEY_FALLBACKS") or ())
         opts["secret"] = [app.secret_key, *reversed(fallbacks)]

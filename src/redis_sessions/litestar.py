@@ -93,8 +93,9 @@ class RedisSessions:
             the middleware.
     """
 
-    def __init__(self, store: Any = None, *, config: SessionConfig | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, store: Any = None, *, config: SessionConfig | None = None, **options: Any
+    ) -> None:
         from .store._async import AsyncRedisStore
 
         # Built once: Litestar instantiates middleware per route, and every route must share
@@ -112,9 +113,15 @@ class RedisSessions:
         """Middleware factory (Litestar calls it once per route handler)."""
         return cast(ASGIApp, SessionMiddleware(_LitestarApi(app), self.store, config=self.config))
 
-    def _unavailable(self, request: Request[Any, Any, Any],
-                     exc: Exception) -> Response[bytes]:
-        headers = {k: v for k, v in unavailable_headers(self.config.retry_after)
-                   if k not in ("content-type", "content-length")}
-        return Response(unavailable_body(exc), status_code=503, headers=headers,
-                        media_type="text/plain; charset=utf-8")
+    def _unavailable(self, request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+        headers = {
+            k: v
+            for k, v in unavailable_headers(self.config.retry_after)
+            if k not in ("content-type", "content-length")
+        }
+        return Response(
+            unavailable_body(exc),
+            status_code=503,
+            headers=headers,
+            media_type="text/plain; charset=utf-8",
+        )

@@ -59,8 +59,9 @@ class QuartSession(SessionMixin):
     `areload` go to the `Session` (also available as `.session`).
     """
 
-    def __init__(self, session: Session, config: SessionConfig,
-                 state: RequestState | None = None) -> None:
+    def __init__(
+        self, session: Session, config: SessionConfig, state: RequestState | None = None
+    ) -> None:
         self.session = session
         self._config = config
         self._state = state  # set when opened outside the middleware (test contexts)
@@ -173,14 +174,16 @@ class RedisSessionInterface(SessionInterface):
         spec = engine.load_spec(incoming, now)
         reply = await self.middleware.store.load(spec) if spec is not None else None
         session = engine.open_session(incoming, reply, now)
-        secure = is_secure_request(request.scheme, request.headers.get("x-forwarded-proto"),
-                                   trust_proxy=config.trust_proxy)
+        secure = is_secure_request(
+            request.scheme, request.headers.get("x-forwarded-proto"), trust_proxy=config.trust_proxy
+        )
         state = RequestState(engine, incoming, session, secure)
         session._binding = _Binding(self.middleware, state)
         return QuartSession(session, config, state)
 
-    async def save_session(self, app: Quart, session: SessionMixin,
-                           response: Response | WerkzeugResponse | None) -> None:
+    async def save_session(
+        self, app: Quart, session: SessionMixin, response: Response | WerkzeugResponse | None
+    ) -> None:
         """Save a session opened outside the middleware; the middleware saves the others."""
         state = session._state if isinstance(session, QuartSession) else None
         if state is None:
@@ -204,8 +207,14 @@ class RedisSessions:
             ``"destroy"`` (an emptied session is deleted, as in Quart).
     """
 
-    def __init__(self, app: Quart | None = None, store: Any = None, *,
-                 config: SessionConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        app: Quart | None = None,
+        store: Any = None,
+        *,
+        config: SessionConfig | None = None,
+        **options: Any,
+    ) -> None:
         from .store._async import AsyncRedisStore
 
         self.store = store if store is not None else AsyncRedisStore()
@@ -235,6 +244,7 @@ class RedisSessions:
     async def _unavailable(self, error: StoreUnavailableError) -> Response:
         # Raised inside a view (e.g. by `await session.asave()`): the same 503 as the
         # middleware's, instead of Quart's 500.
-        headers = {k: v for k, v in unavailable_headers(self.config.retry_after)
-                   if k != "content-length"}
+        headers = {
+            k: v for k, v in unavailable_headers(self.config.retry_after) if k != "content-length"
+        }
         return Response(unavailable_body(error), status=503, headers=headers)

@@ -319,9 +319,11 @@ class LocalServer:
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"port must be between 1 and 65535, not {port!r}")
         if not allow_remote and not _is_loopback(host):
-            raise ValueError(f"host {host!r} is not a loopback address: the server would be "
-                             "reachable from other machines (pass allow_remote=True and a "
-                             "password if that is what you want)")
+            raise ValueError(
+                f"host {host!r} is not a loopback address: the server would be "
+                "reachable from other machines (pass allow_remote=True and a "
+                "password if that is what you want)"
+            )
         if allow_remote and password is None:
             raise ValueError("allow_remote=True needs a password")
         self._owns_data_dir = data_dir is None
@@ -668,8 +670,11 @@ def _is_loopback(host: str) -> bool:
 def _config_string(value: str) -> str:
     # Double-quoted with \xHH escapes, which the server's config parser decodes: any password
     # survives, spaces, quotes and newlines included.
-    return '"' + "".join(chr(b) if chr(b).isalnum() and b < 128 else f"\\x{b:02x}"
-                         for b in value.encode()) + '"'
+    return (
+        '"'
+        + "".join(chr(b) if chr(b).isalnum() and b < 128 else f"\\x{b:02x}" for b in value.encode())
+        + '"'
+    )
 
 
 def dev_server(data_dir: str | os.PathLike[str], **options: Any) -> LocalServer:
@@ -754,7 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(redact_url(server.unix_url), flush=True)
         print(
             f"pid {server.pid}, data in {server.data_dir}, log in {server.log_path}; "
-            f"the URL with its password is in {url_file} (REDIS_URL=\"$(cat {url_file})\"); "
+            f'the URL with its password is in {url_file} (REDIS_URL="$(cat {url_file})"); '
             "Ctrl-C to stop",
             file=sys.stderr,
             flush=True,

@@ -53,8 +53,9 @@ class _Binding:
         try:
             reply = self.middleware.store.load(spec)
         except StoreUnavailableError as exc:
-            if self.middleware.config.on_unavailable != "anonymous" or \
-                    isinstance(exc, SessionLockError):
+            if self.middleware.config.on_unavailable != "anonymous" or isinstance(
+                exc, SessionLockError
+            ):
                 state.failure = exc
                 raise
             state.degraded, reply = True, None
@@ -112,8 +113,12 @@ class _Body:
 
     __slots__ = ("body", "release", "replacement")
 
-    def __init__(self, body: Iterable[bytes], release: Callable[[], None],
-                 replacement: Callable[[], bytes | None]) -> None:
+    def __init__(
+        self,
+        body: Iterable[bytes],
+        release: Callable[[], None],
+        replacement: Callable[[], bytes | None],
+    ) -> None:
         self.body = body
         self.release = release
         self.replacement = replacement
@@ -148,15 +153,22 @@ class SessionMiddleware:
     answers 503.
     """
 
-    def __init__(self, app: WSGIApp, store: Any = None, *, config: SessionConfig | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        store: Any = None,
+        *,
+        config: SessionConfig | None = None,
+        **options: Any,
+    ) -> None:
         from .store._sync import RedisStore
 
         self.app = app
         self.store = store if store is not None else RedisStore()
         self.config = SessionConfig.from_options(config, options)
-        self.engine = SessionEngine(self.config, serializer=self.store.serializer,
-                                    max_size=self.store.max_size)
+        self.engine = SessionEngine(
+            self.config, serializer=self.store.serializer, max_size=self.store.max_size
+        )
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         engine, config = self.engine, self.config
@@ -165,9 +177,11 @@ class SessionMiddleware:
         lock = bool(config.lock) and config.wants_lock(environ.get("PATH_INFO", ""))
         spec = engine.load_spec(incoming, now, lock=lock)
         session = engine.new_session(now)
-        secure = is_secure_request(environ.get("wsgi.url_scheme", "http"),
-                                   environ.get("HTTP_X_FORWARDED_PROTO"),
-                                   trust_proxy=config.trust_proxy)
+        secure = is_secure_request(
+            environ.get("wsgi.url_scheme", "http"),
+            environ.get("HTTP_X_FORWARDED_PROTO"),
+            trust_proxy=config.trust_proxy,
+        )
         state = RequestState(engine, incoming, session, secure)
         binding = _Binding(self, state, spec)
         session._binding = binding
@@ -177,12 +191,14 @@ class SessionMiddleware:
         failed: StoreUnavailableError | None = None
         called = False
 
-        def wrapped_start_response(status: str, headers: list[tuple[str, str]],
-                                   exc_info: Any = None) -> Any:
+        def wrapped_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
             nonlocal failed, called
             called = True
             if state.failure is not None and replaces_answer(
-                    _status_code(status), any(k.lower() == "retry-after" for k, _ in headers)):
+                _status_code(status), any(k.lower() == "retry-after" for k, _ in headers)
+            ):
                 # The framework answered our store error with its own 5xx page.
                 failed = state.failure
                 self._unavailable(start_response, exc_info, failed)
@@ -212,8 +228,11 @@ class SessionMiddleware:
             # A lazy app (a generator) calls start_response while its body is iterated: the
             # save frees the lock then (if it never does, closing the body frees it), and an
             # answer replaced by our 503 is dropped there.
-            return _Body(body, lambda: self._release(state),
-                         lambda: None if failed is None else unavailable_body(failed))
+            return _Body(
+                body,
+                lambda: self._release(state),
+                lambda: None if failed is None else unavailable_body(failed),
+            )
         return body
 
     def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
@@ -233,8 +252,9 @@ class SessionMiddleware:
             self.store.commit(state.release_plan())
         state.session._lock = None
 
-    def _unavailable(self, start_response: StartResponse, exc_info: Any,
-                     error: BaseException) -> Any:
+    def _unavailable(
+        self, start_response: StartResponse, exc_info: Any, error: BaseException
+    ) -> Any:
         body = unavailable_body(error)
         headers = [(k.title(), v) for k, v in unavailable_headers(self.config.retry_after, body)]
         return start_response("503 Service Unavailable", headers, exc_info)

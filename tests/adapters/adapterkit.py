@@ -21,13 +21,24 @@ from servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 
 # Fault-test client settings: a call that cannot be served fails within ~2 s, health check
 # included (with retries=2 a health-check PING plus the command can take 6 x 0.5 s).
-FAST_FAIL = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=1,
-                           backoff_base=0.05, backoff_cap=0.25, health_check_interval=1)
+FAST_FAIL = ConnectOptions(
+    socket_timeout=0.5,
+    socket_connect_timeout=0.25,
+    retries=1,
+    backoff_base=0.05,
+    backoff_cap=0.25,
+    health_check_interval=1,
+)
 
 
-def make_client(kind: str, url: str, connect_options: ConnectOptions | None = None,
-                base_url: str = "http://testserver", store_options: dict[str, Any] | None = None,
-                **options: Any) -> tuple[Any, Any]:
+def make_client(
+    kind: str,
+    url: str,
+    connect_options: ConnectOptions | None = None,
+    base_url: str = "http://testserver",
+    store_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> tuple[Any, Any]:
     """(http client, store) for the ASGI ("asgi") or WSGI ("wsgi") app on Redis at `url`."""
     options.setdefault("secret", SECRET)
     if kind == "asgi":

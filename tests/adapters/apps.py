@@ -115,7 +115,7 @@ def asgi_app(gate: Gate | None = None, on_shutdown: Any = None) -> Starlette:
             Route("/health", health),
             Route("/untouched", health),
             WebSocketRoute("/ws", ws),
-        ]
+        ],
     )
 
 

@@ -48,8 +48,9 @@ def anyio_backend() -> str:
 def uvicorn_serving(app: Any) -> Iterator[str]:
     """`app` under uvicorn on 127.0.0.1 in a thread (its lifespan closes the store)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -72,8 +73,9 @@ class _QuietHandler(WSGIRequestHandler):
 @contextlib.contextmanager
 def wsgi_serving(app: Any) -> Iterator[str]:
     """`app` under a threaded wsgiref server on 127.0.0.1."""
-    httpd = make_server("127.0.0.1", 0, app, server_class=_ThreadingWSGIServer,
-                        handler_class=_QuietHandler)
+    httpd = make_server(
+        "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -84,20 +86,24 @@ def wsgi_serving(app: Any) -> Iterator[str]:
         thread.join(10)
 
 
-async def parallel_gets(base: str, path: str, cookie: str, n: int = PARALLEL
-                        ) -> list[tuple[int, float, str]]:
+async def parallel_gets(
+    base: str, path: str, cookie: str, n: int = PARALLEL
+) -> list[tuple[int, float, str]]:
     """`n` concurrent GETs, each on its own connection: (status, seconds, body)."""
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+
         async def one() -> tuple[int, float, str]:
             started = time.monotonic()
             response = await http.get(path, headers={"cookie": f"session={cookie}"})
             return response.status_code, time.monotonic() - started, response.text
+
         return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
-def threaded_gets(base: str, path: str, cookie: str, n: int = PARALLEL
-                  ) -> list[tuple[int, float, str]]:
+def threaded_gets(
+    base: str, path: str, cookie: str, n: int = PARALLEL
+) -> list[tuple[int, float, str]]:
     barrier = threading.Barrier(min(n, 16))
 
     def one(i: int) -> tuple[int, float, str]:
@@ -139,14 +145,18 @@ async def test_50_parallel_increments_asgi_lose_nothing(
         atomic = await parallel_gets(base, "/count", cookie)
         atomic_n = stored_n(clean_redis, cookie)
     assert {status for status, _, _ in naive + atomic} == {200}
-    figure("INCR-asgi", requests=PARALLEL, atomic_final=atomic_n, atomic_lost=PARALLEL - atomic_n,
-           naive_final=naive_n, naive_lost=PARALLEL - naive_n)
+    figure(
+        "INCR-asgi",
+        requests=PARALLEL,
+        atomic_final=atomic_n,
+        atomic_lost=PARALLEL - atomic_n,
+        naive_final=naive_n,
+        naive_lost=PARALLEL - naive_n,
+    )
     assert atomic_n == PARALLEL
 
 
-def test_50_parallel_increments_wsgi_lose_nothing(
-    redis_url: str, clean_redis: redis.Redis
-) -> None:
+def test_50_parallel_increments_wsgi_lose_nothing(redis_url: str, clean_redis: redis.Redis) -> None:
     app = WSGISessions(wsgi_app, RedisStore(connect(redis_url)), secret=SECRET)
     with wsgi_serving(app) as base:
         cookie = new_cookie(base)
@@ -157,8 +167,14 @@ def test_50_parallel_increments_wsgi_lose_nothing(
         atomic_n = stored_n(clean_redis, cookie)
     app.store.close()
     assert {status for status, _, _ in naive + atomic} == {200}
-    figure("INCR-wsgi", requests=PARALLEL, atomic_final=atomic_n, atomic_lost=PARALLEL - atomic_n,
-           naive_final=naive_n, naive_lost=PARALLEL - naive_n)
+    figure(
+        "INCR-wsgi",
+        requests=PARALLEL,
+        atomic_final=atomic_n,
+        atomic_lost=PARALLEL - atomic_n,
+        naive_final=naive_n,
+        naive_lost=PARALLEL - naive_n,
+    )
     assert atomic_n == PARALLEL
 
 
@@ -167,19 +183,27 @@ async def test_k2_lock_serializes_50_parallel_read_modify_writes_asgi(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
     timeout = 5.0
-    with uvicorn_serving(asgi_sessions(redis_url, lock=["/incr"], lock_timeout=timeout,
-                                       lock_waiters=PARALLEL)) as base:
+    with uvicorn_serving(
+        asgi_sessions(redis_url, lock=["/incr"], lock_timeout=timeout, lock_waiters=PARALLEL)
+    ) as base:
         cookie = new_cookie(base)
         results = await parallel_gets(base, "/incr", cookie)
     seconds = [s for _, s, _ in results]
     final = stored_n(clean_redis, cookie)
-    figure("K2-lock-asgi", requests=PARALLEL, final=final, lost=PARALLEL - final,
-           max_seconds=max(seconds), median_seconds=statistics.median(seconds),
-           lock_timeout=timeout)
+    figure(
+        "K2-lock-asgi",
+        requests=PARALLEL,
+        final=final,
+        lost=PARALLEL - final,
+        max_seconds=max(seconds),
+        median_seconds=statistics.median(seconds),
+        lock_timeout=timeout,
+    )
     assert [status for status, _, _ in results] == [200] * PARALLEL
     assert final == PARALLEL
-    assert sorted(int(body.split(":")[1].rstrip("}")) for _, _, body in results) == \
-        list(range(1, PARALLEL + 1))  # applied one after the other
+    assert sorted(int(body.split(":")[1].rstrip("}")) for _, _, body in results) == list(
+        range(1, PARALLEL + 1)
+    )  # applied one after the other
     assert max(seconds) < timeout + 1  # a waiter gives up at the bound; none had to
     assert clean_redis.exists(f"sess:{{{handle_for(cookie.rsplit('.', 1)[0])}}}:lock") == 0
 
@@ -188,18 +212,29 @@ def test_k2_lock_serializes_50_parallel_read_modify_writes_wsgi(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
     timeout = 5.0
-    app = WSGISessions(wsgi_app, RedisStore(connect(redis_url)), secret=SECRET,
-                       lock=lambda path: path == "/incr", lock_timeout=timeout,
-                       lock_waiters=PARALLEL)
+    app = WSGISessions(
+        wsgi_app,
+        RedisStore(connect(redis_url)),
+        secret=SECRET,
+        lock=lambda path: path == "/incr",
+        lock_timeout=timeout,
+        lock_waiters=PARALLEL,
+    )
     with wsgi_serving(app) as base:
         cookie = new_cookie(base)
         results = threaded_gets(base, "/incr", cookie)
     app.store.close()
     seconds = [s for _, s, _ in results]
     final = stored_n(clean_redis, cookie)
-    figure("K2-lock-wsgi", requests=PARALLEL, final=final, lost=PARALLEL - final,
-           max_seconds=max(seconds), median_seconds=statistics.median(seconds),
-           lock_timeout=timeout)
+    figure(
+        "K2-lock-wsgi",
+        requests=PARALLEL,
+        final=final,
+        lost=PARALLEL - final,
+        max_seconds=max(seconds),
+        median_seconds=statistics.median(seconds),
+        lock_timeout=timeout,
+    )
     assert [status for status, _, _ in results] == [200] * PARALLEL
     assert final == PARALLEL
     assert max(seconds) < timeout + 1
@@ -213,9 +248,12 @@ async def test_setdefault_first_writer_wins_over_http(
         cookie = new_cookie(base)
         limits = httpx.Limits(max_connections=20, max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=base, limits=limits) as http:
-            responses = await asyncio.gather(*(
-                http.get(f"/first?v=v{i}", headers={"cookie": f"session={cookie}"})
-                for i in range(20)))
+            responses = await asyncio.gather(
+                *(
+                    http.get(f"/first?v=v{i}", headers={"cookie": f"session={cookie}"})
+                    for i in range(20)
+                )
+            )
             winners = {r.json()["first"] for r in responses}
             stored = (await http.get("/get", headers={"cookie": f"session={cookie}"})).json()
     assert len(winners) == 1  # every request saw the same winner after its save
@@ -228,10 +266,17 @@ async def test_lock_is_per_route_and_a_timeout_is_a_503_naming_the_lock(
 ) -> None:
     gate = Gate()
     store = AsyncRedisStore(connect_async(redis_url))
-    app = ASGISessions(asgi_app(gate), store, secret=SECRET, lock=["/slow", "/incr"],
-                       lock_timeout=0.3, retry_after=7)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    app = ASGISessions(
+        asgi_app(gate),
+        store,
+        secret=SECRET,
+        lock=["/slow", "/incr"],
+        lock_timeout=0.3,
+        retry_after=7,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         cookie = (await http.get("/set?start=1")).cookies["session"]
         http.cookies.clear()
         headers = {"cookie": "session=" + cookie}
@@ -247,8 +292,11 @@ async def test_lock_is_per_route_and_a_timeout_is_a_503_naming_the_lock(
         gate.release.set()
         assert (await slow).status_code == 200
         assert (await http.get("/incr", headers=headers)).status_code == 200
-        assert (await http.get("/get", headers=headers)).json() == {"start": "1", "n": 1,
-                                                                   "late": "write"}
+        assert (await http.get("/get", headers=headers)).json() == {
+            "start": "1",
+            "n": 1,
+            "late": "write",
+        }
     await store.aclose()
 
 
@@ -259,8 +307,9 @@ async def test_save_after_the_lock_expired_is_a_503_and_writes_nothing(
     gate = Gate()
     store = AsyncRedisStore(connect_async(redis_url))
     app = ASGISessions(asgi_app(gate), store, secret=SECRET, lock=True, lock_ttl=0.3)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         cookie = (await http.get("/set?start=1")).cookies["session"]
         http.cookies.clear()
         headers = {"cookie": "session=" + cookie}
@@ -297,8 +346,9 @@ async def test_lock_is_released_when_the_app_raises(
 def test_wsgi_lock_is_released_when_the_app_raises(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
-    app = WSGISessions(wsgi_app, RedisStore(connect(redis_url)), secret=SECRET, lock=True,
-                       lock_timeout=0)
+    app = WSGISessions(
+        wsgi_app, RedisStore(connect(redis_url)), secret=SECRET, lock=True, lock_timeout=0
+    )
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as http:
         cookie = http.get("/set?start=1").cookies["session"]
         http.cookies.clear()
@@ -315,8 +365,9 @@ async def test_lock_round_trips(redis_url: str, clean_redis: redis.Redis) -> Non
     store = AsyncRedisStore(connect_async(redis_url))
     app = ASGISessions(asgi_app(), store, secret=SECRET, lock=["/incr", "/get"])
     trips = RoundTrips(store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         cookie = (await http.get("/set?start=1")).cookies["session"]
         http.cookies.clear()
         headers = {"cookie": "session=" + cookie}
@@ -330,8 +381,12 @@ async def test_lock_round_trips(redis_url: str, clean_redis: redis.Redis) -> Non
         await http.get("/untouched", headers=headers)
         untouched = trips.take()
     await store.aclose()
-    figure("LOCK-round-trips", locked_read=locked_read, locked_write=locked_write,
-           unlocked_write=unlocked_write)
+    figure(
+        "LOCK-round-trips",
+        locked_read=locked_read,
+        locked_write=locked_write,
+        unlocked_write=unlocked_write,
+    )
     assert (locked_read, locked_write, unlocked_write, untouched) == (2, 2, 2, 1)
 
 
@@ -363,8 +418,9 @@ def test_wsgi_lock_with_a_lazy_body_is_released_by_the_save_or_by_close(
 
         return body()
 
-    app = WSGISessions(lazy_app, RedisStore(connect(redis_url)), secret=SECRET, lock=True,
-                       lock_timeout=0)
+    app = WSGISessions(
+        lazy_app, RedisStore(connect(redis_url)), secret=SECRET, lock=True, lock_timeout=0
+    )
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as http:
         cookie = http.get("/").cookies["session"]
         http.cookies.clear()
@@ -372,8 +428,12 @@ def test_wsgi_lock_with_a_lazy_body_is_released_by_the_save_or_by_close(
         assert http.get("/", headers=headers).status_code == 200
         assert http.get("/", headers=headers).status_code == 200  # the lock was free again
     lock_key = f"sess:{{{handle_for(cookie.rsplit('.', 1)[0])}}}:lock"
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_COOKIE": f"session={cookie}",
-               "wsgi.url_scheme": "http"}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "HTTP_COOKIE": f"session={cookie}",
+        "wsgi.url_scheme": "http",
+    }
     body = app(environ, lambda status, headers, exc_info=None: None)
     assert clean_redis.exists(lock_key) == 1  # the app ran and holds it; nothing sent yet
     body.close()  # the client went away before the body was iterated

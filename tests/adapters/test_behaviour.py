@@ -95,8 +95,24 @@ def test_unknown_signed_id_is_never_adopted(client: Any, clean_redis: redis.Redi
 
 
 GARBAGE = [
-    "", ";", '"', '""', "   ", "a b c", "\x00", "é", "%41%42", "YQ==", "a.b", ".", "x" * 100,
-    "session=session", "\\", "'", "{}", "a.b.c.d",
+    "",
+    ";",
+    '"',
+    '""',
+    "   ",
+    "a b c",
+    "\x00",
+    "é",
+    "%41%42",
+    "YQ==",
+    "a.b",
+    ".",
+    "x" * 100,
+    "session=session",
+    "\\",
+    "'",
+    "{}",
+    "a.b.c.d",
 ]
 
 
@@ -186,8 +202,9 @@ def test_reload_drops_unsaved_changes(client: Any) -> None:
     assert client.get("/get").json() == {"a": "1"}
 
 
-def test_secure_auto_follows_https_and_trusted_proxy(kind: str, redis_url: str,
-                                                     clean_redis: redis.Redis) -> None:
+def test_secure_auto_follows_https_and_trusted_proxy(
+    kind: str, redis_url: str, clean_redis: redis.Redis
+) -> None:
     http, _ = make_client(kind, redis_url, base_url="https://testserver")
     with http:
         assert "Secure" in http.get("/set?a=1").headers["set-cookie"]
@@ -201,8 +218,9 @@ def test_secure_auto_follows_https_and_trusted_proxy(kind: str, redis_url: str,
         assert "Secure" in http.get("/set?a=1", headers=forwarded).headers["set-cookie"]
 
 
-def test_rolling_resends_cookie_and_refreshes_ttl(kind: str, redis_url: str,
-                                                  clean_redis: redis.Redis) -> None:
+def test_rolling_resends_cookie_and_refreshes_ttl(
+    kind: str, redis_url: str, clean_redis: redis.Redis
+) -> None:
     http, _ = make_client(kind, redis_url, rolling=True, idle_timeout=100)
     with http:
         http.get("/set?a=1")

@@ -47,8 +47,9 @@ async def test_k1_asgi_50_parallel_writes_of_different_keys_all_survive(
 ) -> None:
     store = AsyncRedisStore(connect_async(redis_url))
     app = ASGISessions(asgi_app(), store, secret=SECRET)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         cookie = (await http.get("/set?start=1")).cookies["session"]
         http.cookies.clear()
         headers = {"cookie": "session=" + cookie}
@@ -91,8 +92,9 @@ async def test_k3_save_after_concurrent_logout_does_not_resurrect(
     gate = Gate()
     store = AsyncRedisStore(connect_async(redis_url))
     app = ASGISessions(asgi_app(gate), store, secret=SECRET)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         cookie = (await http.get("/login?user=alice")).cookies["session"]
         http.cookies.clear()
         headers = {"cookie": "session=" + cookie}
@@ -117,8 +119,9 @@ async def test_k5_200_concurrent_first_visits_create_nothing(
 ) -> None:
     store = AsyncRedisStore(connect_async(redis_url))
     app = ASGISessions(asgi_app(), store, secret=SECRET)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         responses = await asyncio.gather(*(http.get("/get") for _ in range(200)))
     await store.aclose()
     assert all(r.status_code == 200 and "set-cookie" not in r.headers for r in responses)
@@ -145,8 +148,9 @@ class LoginRace:
 
     def take(self, paths: list[str], responses: list[httpx.Response], after: bool) -> None:
         """File the responses to `paths` (``/login``, ``/set?f=1``, ``/get``)."""
-        writes, reads = (self.after_writes, self.after_reads) if after else (
-            self.writes, self.reads)
+        writes, reads = (
+            (self.after_writes, self.after_reads) if after else (self.writes, self.reads)
+        )
         for path, response in zip(paths, responses, strict=True):
             if path.startswith("/login"):
                 self.login = response
@@ -170,8 +174,9 @@ def race_paths(after: bool) -> list[str]:
     return paths
 
 
-def audit_login_race(race: LoginRace, r: redis.Redis,
-                     sessions: dict[str, dict[str, object]]) -> dict[str, int]:
+def audit_login_race(
+    race: LoginRace, r: redis.Redis, sessions: dict[str, dict[str, object]]
+) -> dict[str, int]:
     """Assert K4 on a finished race (`sessions`: data of every issued cookie) -> figures."""
     assert race.login is not None and race.login.status_code == 200
     new = issued(race.login)
@@ -209,10 +214,16 @@ def audit_login_race(race: LoginRace, r: redis.Redis,
 
 
 def race_figure(case: str, figures: dict[str, int]) -> None:
-    figure(case, requests_racing_login=2 * RACERS, requests_after_login=2 * RACERS,
-           writes_into_old=figures["into_old"], writes_lost_to_login=figures["lost_to_login"],
-           writes_cleared=figures["cleared"], writes_new_session=figures["new_session"],
-           old_id_recreated=0)
+    figure(
+        case,
+        requests_racing_login=2 * RACERS,
+        requests_after_login=2 * RACERS,
+        writes_into_old=figures["into_old"],
+        writes_lost_to_login=figures["lost_to_login"],
+        writes_cleared=figures["cleared"],
+        writes_new_session=figures["new_session"],
+        old_id_recreated=0,
+    )
 
 
 @pytest.mark.anyio
@@ -222,8 +233,9 @@ async def test_k4_request_loaded_before_login_and_saved_after_does_not_recreate_
     gate = Gate()
     store = AsyncRedisStore(connect_async(redis_url))
     app = ASGISessions(asgi_app(gate), store, secret=SECRET)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
 
         async def get(path: str, cookie: str | None = None) -> httpx.Response:
             http.cookies.clear()
@@ -237,8 +249,9 @@ async def test_k4_request_loaded_before_login_and_saved_after_does_not_recreate_
         race = LoginRace(old, login=login)
         gate.release.set()
         late = await slow
-        race.take(["/get", "/set?x=1"], [await get("/get", old), await get("/set?x=1", old)],
-                  after=True)
+        race.take(
+            ["/get", "/set?x=1"], [await get("/get", old), await get("/set?x=1", old)], after=True
+        )
         sessions = {c: (await get("/get", c)).json() for c in race.cookies()}
     await store.aclose()
     late_cookie = issued(late)
@@ -246,9 +259,13 @@ async def test_k4_request_loaded_before_login_and_saved_after_does_not_recreate_
     assert late_cookie is None, "the late response must leave the login's cookie alone"
     figures = audit_login_race(race, clean_redis, sessions)
     assert "late" not in sessions[issued(login) or ""], "the late write reached the login"
-    figure("K4-late", late_status=late.status_code,
-           late_cookie={None: "none", "": "cleared"}.get(late_cookie, "new-id"),
-           old_id_recreated=0, after_login_new_sessions=figures["new_session"])
+    figure(
+        "K4-late",
+        late_status=late.status_code,
+        late_cookie={None: "none", "": "cleared"}.get(late_cookie, "new-id"),
+        old_id_recreated=0,
+        after_login_new_sessions=figures["new_session"],
+    )
 
 
 @pytest.mark.anyio
@@ -257,8 +274,9 @@ async def test_k4_asgi_login_racing_requests_with_the_old_id(
 ) -> None:
     store = AsyncRedisStore(connect_async(redis_url))
     app = ASGISessions(asgi_app(), store, secret=SECRET)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
 
         async def get(path: str, cookie: str | None = None) -> httpx.Response:
             http.cookies.clear()
@@ -282,8 +300,9 @@ def test_k4_wsgi_login_racing_requests_with_the_old_id(
     app = WSGISessions(wsgi_app, RedisStore(connect(redis_url)), secret=SECRET)
     transport = httpx.WSGITransport(app=app)
 
-    def get(path: str, cookie: str | None = None, barrier: threading.Barrier | None = None
-            ) -> httpx.Response:
+    def get(
+        path: str, cookie: str | None = None, barrier: threading.Barrier | None = None
+    ) -> httpx.Response:
         with httpx.Client(transport=transport, base_url="http://t") as c:
             if barrier is not None:
                 barrier.wait(timeout=10)
@@ -296,8 +315,9 @@ def test_k4_wsgi_login_racing_requests_with_the_old_id(
         paths = race_paths(after)
         barrier = threading.Barrier(10)
 
-        def send(i: int, paths: list[str] = paths, barrier: threading.Barrier = barrier
-                 ) -> httpx.Response:
+        def send(
+            i: int, paths: list[str] = paths, barrier: threading.Barrier = barrier
+        ) -> httpx.Response:
             # The first 10 start together; the rest follow as threads free up.
             return get(paths[i], old, barrier if i < 10 else None)
 
@@ -323,15 +343,16 @@ async def test_k6_touch_after_refreshes_each_session_at_most_once_per_window(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
     store = AsyncRedisStore(connect_async(redis_url))
-    app = ASGISessions(asgi_app(), store, secret=SECRET, idle_timeout=IDLE,
-                       touch_after=TOUCH_AFTER)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    app = ASGISessions(asgi_app(), store, secret=SECRET, idle_timeout=IDLE, touch_after=TOUCH_AFTER)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
 
         async def get(path: str, cookie: str | None = None) -> httpx.Response:
             http.cookies.clear()
             response = await http.get(
-                path, headers={"cookie": f"session={cookie}"} if cookie else {})
+                path, headers={"cookie": f"session={cookie}"} if cookie else {}
+            )
             assert response.status_code == 200
             return response
 
@@ -356,8 +377,13 @@ async def test_k6_touch_after_refreshes_each_session_at_most_once_per_window(
                 assert all(pipe.execute())
 
         windows: dict[str, tuple[int, int]] = {}  # name -> (refreshes, sessions refreshed)
-        plan = [("fresh", False, browse), ("due1", True, browse), ("due2", True, browse),
-                ("due3", True, browse), ("burst", True, burst)]
+        plan = [
+            ("fresh", False, browse),
+            ("due1", True, browse),
+            ("due2", True, browse),
+            ("due3", True, browse),
+            ("burst", True, burst),
+        ]
         for name, aged, load in plan:
             if aged:
                 age()
@@ -368,11 +394,16 @@ async def test_k6_touch_after_refreshes_each_session_at_most_once_per_window(
             refreshed = sum(clean_redis.pttl(k) > (IDLE - TOUCH_AFTER) * 1000 for k in keys)
             windows[name] = (sum(delta.get(c, 0) for c in REFRESHES), refreshed)
     await store.aclose()
-    figure("K6", users=USERS, reads_per_user_per_window=READS, burst_per_user=BURST,
-           touch_after=TOUCH_AFTER,
-           fresh_refreshes=windows["fresh"][0],
-           due_refreshes="/".join(str(windows[w][0]) for w in ("due1", "due2", "due3")),
-           burst_refreshes=windows["burst"][0])
+    figure(
+        "K6",
+        users=USERS,
+        reads_per_user_per_window=READS,
+        burst_per_user=BURST,
+        touch_after=TOUCH_AFTER,
+        fresh_refreshes=windows["fresh"][0],
+        due_refreshes="/".join(str(windows[w][0]) for w in ("due1", "due2", "due3")),
+        burst_refreshes=windows["burst"][0],
+    )
     assert windows["fresh"][0] == 0, "a refresh before touch_after went by"
     for name in ("due1", "due2", "due3", "burst"):
         refreshed = windows[name][1]
@@ -388,5 +419,3 @@ async def test_k6_touch_after_refreshes_each_session_at_most_once_per_window(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # redis.asyncio runs on asyncio only
-
-

@@ -102,8 +102,11 @@ def test_store_error_after_the_response_started_propagates(
 
         return StreamingResponse(body())
 
-    app = ASGISessions(Starlette(routes=[Route("/", stream)]),
-                       AsyncRedisStore(connect_async(redis_url)), secret=SECRET)
+    app = ASGISessions(
+        Starlette(routes=[Route("/", stream)]),
+        AsyncRedisStore(connect_async(redis_url)),
+        secret=SECRET,
+    )
     with TestClient(app) as client, pytest.raises(StoreUnavailableError):
         client.get("/")
 
@@ -115,8 +118,9 @@ def test_websocket_is_closed_with_1013_when_the_store_is_down(make_server: Any) 
     with TestClient(app) as client:
         cookie = client.get("/set?a=1").cookies["session"]
         server.kill()
-        with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(
-            "/ws", headers={"cookie": "session=" + cookie}
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            client.websocket_connect("/ws", headers={"cookie": "session=" + cookie}),
         ):
             pass
     assert closed.value.code == 1013
@@ -182,8 +186,7 @@ def test_touch_and_mark_modified_load_a_lazy_wsgi_session_first(
         start_response("200 OK", [])
         return [b"ok"]
 
-    transport = httpx.WSGITransport(app=WSGISessions(app, RedisStore(url=redis_url),
-                                                     secret=SECRET))
+    transport = httpx.WSGITransport(app=WSGISessions(app, RedisStore(url=redis_url), secret=SECRET))
     with httpx.Client(transport=transport, base_url="http://t") as client:
         client.get("/set")
         (key,) = clean_redis.scan_iter(match="sess:*")

@@ -46,16 +46,17 @@ def test_store_down_gives_clean_503_then_recovers_without_restart(
         http.cookies.clear()
         assert_clean_503(http.get("/set?b=2"), server)
         server.restart()
-        wait_until(lambda: http.get("/get", headers={"cookie": "session=" + cookie}).status_code
-                   == 200, 5, message="no recovery after restart")
+        wait_until(
+            lambda: http.get("/get", headers={"cookie": "session=" + cookie}).status_code == 200,
+            5,
+            message="no recovery after restart",
+        )
         assert http.get("/get", headers={"cookie": "session=" + cookie}).json() == {"a": "1"}
     records = [r for r in caplog.records if r.name == "redis_sessions"]
     assert [r.levelname for r in records] == ["WARNING", "INFO"]
 
 
-def test_anonymous_fallback_serves_an_unsaved_empty_session(
-    kind: str, make_server: Any
-) -> None:
+def test_anonymous_fallback_serves_an_unsaved_empty_session(kind: str, make_server: Any) -> None:
     server = make_server(appendonly=False)
     http, _ = make_client(kind, server.url, FAST_FAIL, on_unavailable="anonymous")
     with http:
@@ -106,8 +107,11 @@ def test_f4_stopped_server_gives_503_within_budget_and_recovers(
         finally:
             server.resume()
         started = time.monotonic()
-        wait_until(lambda: http.get("/get", headers=headers).status_code == 200, 2,
-                   message="no recovery within 2 s of SIGCONT")
+        wait_until(
+            lambda: http.get("/get", headers=headers).status_code == 200,
+            2,
+            message="no recovery within 2 s of SIGCONT",
+        )
         print(f"F4 {kind}: recovered {time.monotonic() - started:.2f} s after SIGCONT")
         assert http.get("/get", headers=headers).json() == {"a": "1"}
 
@@ -117,8 +121,9 @@ async def test_i6_event_loop_keeps_serving_during_a_redis_hang(make_server: Any)
     server = make_server(appendonly=False)
     store = AsyncRedisStore(connect_async(server.url, FAST_FAIL))
     app = ASGISessions(asgi_app(), store, secret=SECRET)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         cookie = (await http.get("/set?a=1")).cookies["session"]
         http.cookies.clear()
         server.pause()
@@ -141,8 +146,9 @@ async def test_save_failing_after_the_app_ran_is_a_503_not_a_lost_2xx(make_serve
     gate = Gate()
     store = AsyncRedisStore(connect_async(server.url, FAST_FAIL))
     app = ASGISessions(asgi_app(gate), store, secret=SECRET)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         cookie = (await http.get("/set?a=1")).cookies["session"]
         http.cookies.clear()
         slow = asyncio.create_task(http.get("/slow", headers={"cookie": "session=" + cookie}))

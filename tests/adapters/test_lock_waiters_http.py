@@ -26,10 +26,18 @@ async def test_requests_beyond_the_waiter_bound_answer_503_at_once(
 ) -> None:
     gate = Gate()
     store = AsyncRedisStore(connect_async(redis_url))
-    app = ASGISessions(asgi_app(gate), store, secret=SECRET, lock=["/slow", "/incr"],
-                       lock_timeout=30, lock_waiters=3, retry_after=7)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t", timeout=60) as http:
+    app = ASGISessions(
+        asgi_app(gate),
+        store,
+        secret=SECRET,
+        lock=["/slow", "/incr"],
+        lock_timeout=30,
+        lock_waiters=3,
+        retry_after=7,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60
+    ) as http:
         cookie = (await http.get("/set?start=1")).cookies["session"]
         http.cookies.clear()
         headers = {"cookie": "session=" + cookie}

@@ -43,7 +43,11 @@ def run_request(http: Any, what: str, cookie: str) -> None:
 
 @pytest.mark.parametrize(("what", "trips", "commands"), BUDGET, ids=[b[0] for b in BUDGET])
 def test_round_trip_budget(
-    kind: str, redis_url: str, clean_redis: redis.Redis, what: str, trips: int,
+    kind: str,
+    redis_url: str,
+    clean_redis: redis.Redis,
+    what: str,
+    trips: int,
     commands: dict[str, int],
 ) -> None:
     http, store = make_client(kind, redis_url)

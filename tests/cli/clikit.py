@@ -22,12 +22,18 @@ from redis_sessions.cli import cli
 __all__ = ["Completed", "Seeded", "console_script", "invoke", "run_script", "seed_many"]
 
 
-def invoke(url: str | None, *args: str, expect: int = 0, input: str | None = None,
-           env: dict[str, str | None] | None = None) -> Result:
+def invoke(
+    url: str | None,
+    *args: str,
+    expect: int = 0,
+    input: str | None = None,
+    env: dict[str, str | None] | None = None,
+) -> Result:
     """Run ``redis-sessions [--url URL] ARGS`` in-process; assert its exit status."""
     argv = (["--url", url] if url else []) + list(args)
-    result = CliRunner().invoke(cli, argv, input=input, env=env, catch_exceptions=True,
-                                prog_name="redis-sessions")
+    result = CliRunner().invoke(
+        cli, argv, input=input, env=env, catch_exceptions=True, prog_name="redis-sessions"
+    )
     if result.exit_code != expect:
         raise AssertionError(
             f"redis-sessions {' '.join(argv)}: exit {result.exit_code}, expected {expect}\n"
@@ -50,13 +56,24 @@ def console_script() -> list[str]:
 Completed = subprocess.CompletedProcess[bytes]
 
 
-def run_script(args: Sequence[str], *, timeout: float = 60.0,
-               cwd: str | os.PathLike[str] | None = None,
-               env: dict[str, str] | None = None) -> tuple[Completed, float]:
+def run_script(
+    args: Sequence[str],
+    *,
+    timeout: float = 60.0,
+    cwd: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[Completed, float]:
     """Run the console script to completion -> (the completed process, seconds it took)."""
     started = time.perf_counter()
-    done = subprocess.run([*console_script(), *args], capture_output=True, timeout=timeout,
-                          cwd=cwd, env=env, stdin=subprocess.DEVNULL, check=False)
+    done = subprocess.run(
+        [*console_script(), *args],
+        capture_output=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     return done, time.perf_counter() - started
 
 
@@ -76,8 +93,15 @@ return n
 """
 
 
-def seed_many(client: redis.Redis, count: int, *, prefix: str = "sess:", tag: str = "seed-",
-              users: int = 1000, chunk: int = 20_000) -> None:
+def seed_many(
+    client: redis.Redis,
+    count: int,
+    *,
+    prefix: str = "sess:",
+    tag: str = "seed-",
+    users: int = 1000,
+    chunk: int = 20_000,
+) -> None:
     """Create `count` sessions server-side, `chunk` per script call (each call blocks the
     server for well under a second)."""
     now = int(time.time() * 1000)

@@ -31,8 +31,15 @@ def test_ls_json_lists_every_session_with_its_metadata(seeded: Seeded) -> None:
     by_handle = {row["handle"]: row for row in rows}
     assert set(by_handle) == set(seeded.data)  # not other:{...}, not the plain key
     assert len(rows) == len(by_handle)
-    expected_users = {"alice-1": "alice", "alice-2": "alice", "alice-3": "alice",
-                      "bob-1": "bob", "bob-2": "bob", "carol-1": "carol", "anon-1": None}
+    expected_users = {
+        "alice-1": "alice",
+        "alice-2": "alice",
+        "alice-3": "alice",
+        "bob-1": "bob",
+        "bob-2": "bob",
+        "carol-1": "carol",
+        "anon-1": None,
+    }
     assert {h: r["user"] for h, r in by_handle.items()} == expected_users
     row = by_handle["bob-1"]
     assert row["key"] == "sess:{bob-1}"
@@ -82,8 +89,11 @@ def test_ls_limit_stops_early(seeded: Seeded) -> None:
 
 
 def test_ls_match_by_handle_or_key_prefix(seeded: Seeded) -> None:
-    assert {r["handle"] for r in ls_json(seeded.url, "--match", "alice")} == \
-        {"alice-1", "alice-2", "alice-3"}
+    assert {r["handle"] for r in ls_json(seeded.url, "--match", "alice")} == {
+        "alice-1",
+        "alice-2",
+        "alice-3",
+    }
     assert {r["handle"] for r in ls_json(seeded.url, "--match", "sess:{bo")} == {"bob-1", "bob-2"}
     assert ls_json(seeded.url, "--match", "zzz") == []
     assert invoke(seeded.url, "ls", "--match", "zzz").stdout == "no sessions\n"
@@ -103,8 +113,9 @@ def test_prefix_and_user_field_options(seeded: Seeded) -> None:
     rows = json.loads(invoke(seeded.url, "--prefix", "other:", "ls", "--json").stdout)
     assert [(r["key"], r["user"]) for r in rows] == [("other:{other-1}", "mallory")]
     seeded.store.set("dave-1", {"account": "dave", "user": "not-this"})
-    rows = json.loads(invoke(seeded.url, "--user-field", "account", "ls", "--json",
-                             "--user", "dave").stdout)
+    rows = json.loads(
+        invoke(seeded.url, "--user-field", "account", "ls", "--json", "--user", "dave").stdout
+    )
     assert [r["handle"] for r in rows] == ["dave-1"]
 
 
@@ -129,7 +140,7 @@ def test_show_metadata_and_pretty_data(seeded: Seeded, form: str) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+s ago\)", fields["created"])
     assert re.fullmatch(r"\d+ B", fields["size"])
     assert fields["fields"].startswith("4 ")
-    data = out[out.index("\n{\n") + 1:]
+    data = out[out.index("\n{\n") + 1 :]
     assert json.loads(data) == seeded.data["alice-1"]
     assert '"sku": "x-9"' in data and "\n    " in data  # indented, nested
 
@@ -189,14 +200,23 @@ def test_stats_json_figures(seeded: Seeded) -> None:
     assert stats["distinct_users"] == 3
     ttl = {b["bucket"]: b["count"] for b in stats["ttl"]}
     assert sum(ttl.values()) == 7
-    assert ttl == {"< 1m": 1, "1m-10m": 1, "10m-1h": 1, "1h-6h": 1, "6h-1d": 2, "1d-7d": 1,
-                   ">= 7d": 0}
+    assert ttl == {
+        "< 1m": 1,
+        "1m-10m": 1,
+        "10m-1h": 1,
+        "1h-6h": 1,
+        "6h-1d": 2,
+        "1d-7d": 1,
+        ">= 7d": 0,
+    }
     age = {b["bucket"]: b["count"] for b in stats["age"]}
     assert sum(age.values()) == 7
     assert age["< 1m"] == 6 and age["1d-7d"] == 1
-    assert stats["top_users"] == [{"user": "alice", "sessions": 3},
-                                  {"user": "bob", "sessions": 2},
-                                  {"user": "carol", "sessions": 1}]
+    assert stats["top_users"] == [
+        {"user": "alice", "sessions": 3},
+        {"user": "bob", "sessions": 2},
+        {"user": "carol", "sessions": 1},
+    ]
     assert stats["top_users_exact"] is True
     assert stats["prefix"] == "sess:" and stats["url"] == seeded.url
 
@@ -223,8 +243,10 @@ def test_stats_of_nothing(clean_redis: Any, redis_url: str) -> None:
 
 def test_server_without_memory_usage(make_server: MakeServer) -> None:
     # MEMORY and OBJECT renamed away: sizes and idle times are unknown, nothing fails.
-    server = make_server(appendonly=False, extra_args=["--rename-command", "MEMORY", "",
-                                                       "--rename-command", "OBJECT", ""])
+    server = make_server(
+        appendonly=False,
+        extra_args=["--rename-command", "MEMORY", "", "--rename-command", "OBJECT", ""],
+    )
     store = RedisStore(url=server.url)
     store.set("h1", {"user": "zoe"})
     store.close()
@@ -252,7 +274,8 @@ def test_purge_refuses_without_yes_and_without_a_terminal(seeded: Seeded) -> Non
     result = invoke(seeded.url, "purge", expect=1)
     assert result.stderr == (
         f"Error: refusing to delete every session under 'sess:' at {seeded.url} without "
-        "confirmation: pass --yes (no terminal to ask on)\n")
+        "confirmation: pass --yes (no terminal to ask on)\n"
+    )
     assert len(seeded.client.keys("sess:*")) == 7
 
 
@@ -286,9 +309,17 @@ def test_url_from_env_then_from_the_demo_file(
     invoke(down, "ls", env={"REDIS_URL": seeded.url}, expect=1)
 
 
-@pytest.mark.parametrize("plant", ["file-of-another-user", "file-readable-by-others",
-                                   "file-writable-by-others", "dir-of-another-user",
-                                   "dir-writable-by-others", "symlink"])
+@pytest.mark.parametrize(
+    "plant",
+    [
+        "file-of-another-user",
+        "file-readable-by-others",
+        "file-writable-by-others",
+        "dir-of-another-user",
+        "dir-writable-by-others",
+        "symlink",
+    ],
+)
 def test_a_planted_url_file_is_refused(
     seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: str
 ) -> None:
@@ -357,16 +388,16 @@ _EVIL = "alice\x1b[2J\x1b]0;pwned\x07\x9b31m\u202e"
 
 def test_show_and_stats_clean_what_reaches_the_terminal(seeded: Seeded) -> None:
     seeded.store.set("evil-1", {"user": _EVIL, "note\x1b[1m": "x\x9b2Jy"})
-    for out in (invoke(seeded.url, "show", "evil-1").stdout,
-                invoke(seeded.url, "stats").stdout):
+    for out in (invoke(seeded.url, "show", "evil-1").stdout, invoke(seeded.url, "stats").stdout):
         assert not any(c in out for c in "\x1b\x07\x9b\u202e"), repr(out)
         assert "alice?[2J?]0;pwned??31m?" in out
     shown = invoke(seeded.url, "show", "evil-1").stdout
     assert "\\u009b2Jy" in shown and "\\u001b[1m" in shown  # the data, escaped as in JSON
 
 
-@pytest.mark.parametrize("command", [["ls", "--json"], ["show", "--json", "evil-1"],
-                                     ["stats", "--json"]])
+@pytest.mark.parametrize(
+    "command", [["ls", "--json"], ["show", "--json", "evil-1"], ["stats", "--json"]]
+)
 def test_json_output_escapes_c1_controls_losslessly(seeded: Seeded, command: list[str]) -> None:
     seeded.store.set("evil-1", {"user": _EVIL})
     out = invoke(seeded.url, *command).stdout
@@ -377,14 +408,16 @@ def test_json_output_escapes_c1_controls_losslessly(seeded: Seeded, command: lis
     assert _EVIL in strings  # nothing lost
 
 
-@pytest.mark.parametrize("command", [["ls"], ["ls", "--json"], ["show", "x"], ["rm", "x"],
-                                     ["stats"], ["purge", "--yes"]])
+@pytest.mark.parametrize(
+    "command", [["ls"], ["ls", "--json"], ["show", "x"], ["rm", "x"], ["stats"], ["purge", "--yes"]]
+)
 def test_redis_down_is_one_line_and_exit_1(command: list[str]) -> None:
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
     result = invoke(url, *command, expect=1)
     port = url.rsplit(":", 1)[1]
     assert result.stderr.endswith(
-        f"Error: Redis at redis://:***@127.0.0.1:{port} is unavailable (connection)\n")
+        f"Error: Redis at redis://:***@127.0.0.1:{port} is unavailable (connection)\n"
+    )
     assert "Traceback" not in result.output and "hunter2" not in result.output
     assert "answering 503" not in result.output  # the store's server-side warning is muted
 
@@ -429,8 +462,9 @@ def test_help_and_version() -> None:
 # -- topologies ---------------------------------------------------------------------------------
 
 
-def test_commands_on_a_cluster_and_through_sentinel(redis_cluster: Any,
-                                                   sentinel_group: Any) -> None:
+def test_commands_on_a_cluster_and_through_sentinel(
+    redis_cluster: Any, sentinel_group: Any
+) -> None:
     """ls / stats / show / rm / purge with ``redis+cluster://`` and ``redis+sentinel://`` URLs:
     a Cluster is listed primary by primary, every session once."""
     redis_cluster.flush()

@@ -17,11 +17,23 @@ from redis_sessions._cli_format import (
 )
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (None, "?"), (-5, "0s"), (0, "0s"), (59.9, "59s"), (60, "1m"), (3599, "59m"),
-    (3600, "1h"), (5400, "1.5h"), (86399, "23h"), (86400, "1d"), (9.99 * 86400, "9.9d"),
-    (45 * 86400, "45d"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "?"),
+        (-5, "0s"),
+        (0, "0s"),
+        (59.9, "59s"),
+        (60, "1m"),
+        (3599, "59m"),
+        (3600, "1h"),
+        (5400, "1.5h"),
+        (86399, "23h"),
+        (86400, "1d"),
+        (9.99 * 86400, "9.9d"),
+        (45 * 86400, "45d"),
+    ],
+)
 def test_human_duration(seconds: float | None, text: str) -> None:
     assert human_duration(seconds) == text
 
@@ -29,9 +41,10 @@ def test_human_duration(seconds: float | None, text: str) -> None:
 def test_human_ttl_and_bytes() -> None:
     assert human_ttl(-1) == "none"
     assert human_ttl(90_000) == "1m"
-    assert [human_bytes(n) for n in (None, 0, 1023, 1024, 1250, 5 * 1024**2, 3 * 1024**4,
-                                     2048 * 1024**4)] == \
-        ["?", "0 B", "1023 B", "1.0 KiB", "1.2 KiB", "5.0 MiB", "3.0 TiB", "2048.0 TiB"]
+    assert [
+        human_bytes(n)
+        for n in (None, 0, 1023, 1024, 1250, 5 * 1024**2, 3 * 1024**4, 2048 * 1024**4)
+    ] == ["?", "0 B", "1023 B", "1.0 KiB", "1.2 KiB", "5.0 MiB", "3.0 TiB", "2048.0 TiB"]
 
 
 def test_histogram_buckets() -> None:
@@ -55,14 +68,22 @@ def test_top_counter_keeps_heavy_hitters_in_bounded_memory() -> None:
         counter.add("heavy" if i % 3 == 0 else f"rare-{i}")
         assert len(counter.counts) <= 10
     assert not counter.exact
-    (user, count), = counter.top(1)
+    ((user, count),) = counter.top(1)
     # Misra-Gries: under-counts by at most n / (capacity + 1).
     assert user == "heavy" and 3334 - 10_000 / 11 <= count <= 3334
 
 
 def test_stats_with_unknown_values() -> None:
-    info = SessionInfo(handle="h", key="sess:{h}", ttl_ms=-1, created_ms=None, user=None,
-                       size=None, idle_s=None, fields=0)
+    info = SessionInfo(
+        handle="h",
+        key="sess:{h}",
+        ttl_ms=-1,
+        created_ms=None,
+        user=None,
+        size=None,
+        idle_s=None,
+        fields=0,
+    )
     stats = Stats(now_ms=0)
     stats.add(info)
     document = stats.as_json()
@@ -72,18 +93,28 @@ def test_stats_with_unknown_values() -> None:
     assert json_row(info, 0)["age_s"] is None
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("redis://localhost:6379/0", "redis://localhost:6379/0"),
-    ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
-    ("rediss://user:p%40ss@h:1/2", "rediss://user:***@h:1/2"),
-    ("redis://user@h:1/2", "redis://user@h:1/2"),
-    ("redis://:a/b@h:1/0", "redis://:***@h:1/0"),  # an unencoded "/" in the password
-    ("unix:///run/rs/redis.sock?db=0&password=s3cr3t", "unix:///run/rs/redis.sock?db=0&password=***"),
-    ("redis+sentinel://:pw@h1:26379,h2:26379/mymaster?sentinel_password=SPW&db=1",
-     "redis+sentinel://:***@h1:26379,h2:26379/mymaster?sentinel_password=***&db=1"),
-    ("rediss://h/0?ssl_password=k&ssl_cert_reqs=none&Sentinel_Password=x&auth_token=t&x=1",
-     "rediss://h/0?ssl_password=***&ssl_cert_reqs=none&Sentinel_Password=***&auth_token=***&x=1"),
-    ("user:pw@h:1", "user:***@h:1"),  # no scheme at all
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
+        ("rediss://user:p%40ss@h:1/2", "rediss://user:***@h:1/2"),
+        ("redis://user@h:1/2", "redis://user@h:1/2"),
+        ("redis://:a/b@h:1/0", "redis://:***@h:1/0"),  # an unencoded "/" in the password
+        (
+            "unix:///run/rs/redis.sock?db=0&password=s3cr3t",
+            "unix:///run/rs/redis.sock?db=0&password=***",
+        ),
+        (
+            "redis+sentinel://:pw@h1:26379,h2:26379/mymaster?sentinel_password=SPW&db=1",
+            "redis+sentinel://:***@h1:26379,h2:26379/mymaster?sentinel_password=***&db=1",
+        ),
+        (
+            "rediss://h/0?ssl_password=k&ssl_cert_reqs=none&Sentinel_Password=x&auth_token=t&x=1",
+            "rediss://h/0?ssl_password=***&ssl_cert_reqs=none&Sentinel_Password=***&auth_token=***&x=1",
+        ),
+        ("user:pw@h:1", "user:***@h:1"),  # no scheme at all
+    ],
+)
 def test_safe_url_masks_every_password_form(url: str, shown: str) -> None:
     assert safe_url(url) == shown

@@ -38,9 +38,12 @@ def env_without_redis_url() -> dict[str, str]:
 
 
 def test_server_command_runs_a_server_until_ctrl_c(tmp_path: Path) -> None:
-    proc = subprocess.Popen([*console_script(), "server", "--dir", str(tmp_path / "data"),
-                             "--appendfsync", "no"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*console_script(), "server", "--dir", str(tmp_path / "data"), "--appendfsync", "no"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         shown = read_line(proc, 15)
         assert shown.startswith("redis://:***@127.0.0.1:")  # the password stays off the screen
@@ -70,9 +73,14 @@ def test_demo_server_is_found_by_the_other_commands(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([*console_script(), "demo", "--port", str(port), "--workers",
-                                 "1"], cwd=tmp_path, env=env_without_redis_url(), stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*console_script(), "demo", "--port", str(port), "--workers", "1"],
+            cwd=tmp_path,
+            env=env_without_redis_url(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     url_file = tmp_path / ".redis-sessions-data" / "server.url"
     try:
         wait_until(url_file.exists, 20, message=f"no server.url:\n{log.read_text()}")
@@ -98,5 +106,7 @@ def test_demo_server_is_found_by_the_other_commands(tmp_path: Path) -> None:
     assert proc.returncode == 0, log.read_text()
     assert not url_file.exists()  # the demo removes it when it stops its server
     done, _ = run_script(["ls"], cwd=tmp_path, env=env_without_redis_url())
-    assert (done.returncode, done.stderr) == (1, b"Error: no Redis URL: pass --url, set "
-                                                 b"REDIS_URL, or start `redis-sessions demo`\n")
+    assert (done.returncode, done.stderr) == (
+        1,
+        b"Error: no Redis URL: pass --url, set REDIS_URL, or start `redis-sessions demo`\n",
+    )

@@ -26,8 +26,7 @@ def test_ls_and_purge_100k_sessions(clean_redis: redis.Redis, redis_url: str) ->
     assert clean_redis.dbsize() == N + 1
 
     # ls as the real console script, the whole keyspace streamed as one JSON array.
-    done, ls_seconds = run_script(["--url", redis_url, "ls", "--json", "--limit", "0"],
-                                  timeout=120)
+    done, ls_seconds = run_script(["--url", redis_url, "ls", "--json", "--limit", "0"], timeout=120)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     keys = {row["key"] for row in rows}
@@ -41,7 +40,9 @@ def test_ls_and_purge_100k_sessions(clean_redis: redis.Redis, redis_url: str) ->
     assert result.stdout.startswith(f"deleted {N:,} sessions in ")
     assert clean_redis.dbsize() == 1 and clean_redis.exists(kept_key)
 
-    print(f"\n100,000 sessions: ls --json --limit 0 {ls_seconds:.2f} s (subprocess), "
-          f"purge --yes {purge_seconds:.2f} s")
+    print(
+        f"\n100,000 sessions: ls --json --limit 0 {ls_seconds:.2f} s (subprocess), "
+        f"purge --yes {purge_seconds:.2f} s"
+    )
     assert ls_seconds < LS_BUDGET_S
     assert purge_seconds < PURGE_BUDGET_S

@@ -63,6 +63,7 @@ RESHARD_SLOTS = 300
 
 # -- the app ------------------------------------------------------------------------------------
 
+
 class ClusterApp(FaultApp):
     """`FaultApp` with ``/login`` (regenerate) and ``/incr`` (a counter, locked with
     ``options={"lock": ["/incr"]}``) on a Cluster URL."""
@@ -81,8 +82,9 @@ class ClusterApp(FaultApp):
 
         app = fault_app(self.store.aclose)
         app.router.routes.extend([Route("/login", login), Route("/incr", incr)])
-        middleware = SessionMiddleware(app, self.store, secret=SECRET, retry_after=RETRY_AFTER,
-                                       **self.options)
+        middleware = SessionMiddleware(
+            app, self.store, secret=SECRET, retry_after=RETRY_AFTER, **self.options
+        )
         self.http = TestClient(middleware, raise_server_exceptions=False)
 
     def key(self, cookie: str) -> str:
@@ -147,8 +149,11 @@ class Writes:
             for (owner, key), (value, acked_at) in self.acked.items():
                 if owner == user and data.get(key) != value:
                     lost.append((user, key, acked_at))
-            unexpected += [(user, key) for key, value in data.items()
-                           if key != "n" and self.attempted.get((user, key)) != value]
+            unexpected += [
+                (user, key)
+                for key, value in data.items()
+                if key != "n" and self.attempted.get((user, key)) != value
+            ]
         return lost, unexpected
 
 
@@ -177,7 +182,7 @@ async def apopulate(url: str, count: int) -> set[str]:
         # 8 times the pool in flight: the store queues what the node pools cannot take.
         width = 64
         for start in range(0, count, width):
-            batch = handles[start:start + width]
+            batch = handles[start : start + width]
             done = await asyncio.gather(*(store.set(h, {"n": 0, "h": h[:8]}) for h in batch))
             assert all(done)
     finally:
@@ -190,13 +195,15 @@ def sync_store(url: str) -> RedisStore:
     return RedisStore(connect(url, FAULT_OPTIONS))
 
 
-def invariants(app: ClusterApp, cluster: LocalCluster,
-               caplog: pytest.LogCaptureFixture | None = None) -> None:
+def invariants(
+    app: ClusterApp, cluster: LocalCluster, caplog: pytest.LogCaptureFixture | None = None
+) -> None:
     """`check_invariants` on the primaries (a replica refuses the I-1 script's reads of slots
     it does not own, and the app never connects to one); no replica port leaked either. With
     `caplog`, I-4 too: one WARNING for the test's one outage, one INFO when it ended."""
-    check_invariants(app, cluster.primaries(), extra_ports=[n.port for n in cluster.replicas()],
-                     caplog=caplog)
+    check_invariants(
+        app, cluster.primaries(), extra_ports=[n.port for n in cluster.replicas()], caplog=caplog
+    )
 
 
 def outage_ends(app: ClusterApp, loop: Writes) -> None:
@@ -205,8 +212,12 @@ def outage_ends(app: ClusterApp, loop: Writes) -> None:
     serve is one outage, not one per request)."""
     settle = app.store.health.settle
     assert settle > 0, "a Cluster store ends an outage only after a quiet spell"
-    wait_until(lambda: loop.write().ok and app.store.health.available, settle + 2,
-               interval=0.05, message="the store never logged the end of the outage")
+    wait_until(
+        lambda: loop.write().ok and app.store.health.available,
+        settle + 2,
+        interval=0.05,
+        message="the store never logged the end of the outage",
+    )
 
 
 def stored_handles(cluster: LocalCluster) -> set[str]:
@@ -216,7 +227,7 @@ def stored_handles(cluster: LocalCluster) -> set[str]:
         keys = [k.decode() for k in admin.scan_iter(match="sess:{*}", count=1000)]
     finally:
         admin.close()
-    return {k[k.index("{") + 1:-1] for k in keys if k.endswith("}")}
+    return {k[k.index("{") + 1 : -1] for k in keys if k.endswith("}")}
 
 
 def owners(cluster: LocalCluster, slots: list[int]) -> list[LocalServer]:
@@ -225,6 +236,7 @@ def owners(cluster: LocalCluster, slots: list[int]) -> list[LocalServer]:
 
 
 # -- the module's cluster -------------------------------------------------------------------
+
 
 @dataclass
 class Holder:
@@ -265,8 +277,9 @@ def cluster(cluster_holder: Holder, tmp_path_factory: pytest.TempPathFactory) ->
 
 # -- C1 -----------------------------------------------------------------------------------------
 
+
 def test_c1_sessions_over_all_slots_listing_exact_and_regenerate_across_slots(
-    redis_cluster: LocalCluster
+    redis_cluster: LocalCluster,
 ) -> None:
     cluster = redis_cluster
     cluster.flush()
@@ -312,7 +325,7 @@ def test_c1_sessions_over_all_slots_listing_exact_and_regenerate_across_slots(
         # Every key of a session (data, :w, and the :lock name) is in the session's slot.
         by_handle: dict[str, list[str]] = defaultdict(list)
         for key in keys:
-            by_handle[key[key.index("{") + 1:key.index("}")]].append(key)
+            by_handle[key[key.index("{") + 1 : key.index("}")]].append(key)
         companions = [k for k in keys if k.endswith("}:w")]
         assert len(companions) == len(cookies), f"expected a :w key per /incr user: {keys[:5]}"
         lock_names = [store.layout.lock_key(h) for h in by_handle]
@@ -349,11 +362,18 @@ def test_c1_sessions_over_all_slots_listing_exact_and_regenerate_across_slots(
         invariants(app, cluster)  # after closing the stores: I-5 counts them
         assert len(alisted) == len(set(alisted)) and set(alisted) == expected
         assert alength == aall == len(expected)
-        figure("C1", sessions=len(expected), slots_used=len(set(data_slots)),
-               sessions_per_primary="/".join(str(per_primary[p]) for p in sorted(per_primary)),
-               sync_create_seconds=sync_seconds, async_create_seconds=async_seconds,
-               list_seconds=list_seconds, regenerated=len(renewed),
-               regenerated_across_slots=cross_slot, companion_keys=len(companions))
+        figure(
+            "C1",
+            sessions=len(expected),
+            slots_used=len(set(data_slots)),
+            sessions_per_primary="/".join(str(per_primary[p]) for p in sorted(per_primary)),
+            sync_create_seconds=sync_seconds,
+            async_create_seconds=async_seconds,
+            list_seconds=list_seconds,
+            regenerated=len(renewed),
+            regenerated_across_slots=cross_slot,
+            companion_keys=len(companions),
+        )
         assert len(per_primary) == 3 and min(per_primary.values()) > POPULATION // 4
     finally:
         store.client.close()
@@ -361,6 +381,7 @@ def test_c1_sessions_over_all_slots_listing_exact_and_regenerate_across_slots(
 
 
 # -- C2, C3 -------------------------------------------------------------------------------------
+
 
 def test_c2_kill9_primary_under_load_slots_back_within_15s(
     cluster: LocalCluster, caplog: pytest.LogCaptureFixture
@@ -378,8 +399,11 @@ def test_c2_kill9_primary_under_load_slots_back_within_15s(
             homes = owners(cluster, cluster.keyslots([app.key(c) for c in cookies]))
             affected = {u for u, home in enumerate(homes) if home is victim}
             assert 0 < len(affected) < len(cookies)
-            on_victim = sum(1 for n in owners(cluster, cluster.keyslots(
-                [store.layout.key(h) for h in handles])) if n is victim)
+            on_victim = sum(
+                1
+                for n in owners(cluster, cluster.keyslots([store.layout.key(h) for h in handles]))
+                if n is victim
+            )
             loop = Writes(app, cookies)
             while loop.count < target:
                 assert loop.write().ok, "a write failed before any fault"
@@ -391,8 +415,12 @@ def test_c2_kill9_primary_under_load_slots_back_within_15s(
                 exchange = loop.write()
                 return exchange.ok and loop.user(exchange) in affected
 
-            wait_until(affected_served, RECOVERY, interval=0,
-                       message=f"the killed primary's slots not served within {RECOVERY} s")
+            wait_until(
+                affected_served,
+                RECOVERY,
+                interval=0,
+                message=f"the killed primary's slots not served within {RECOVERY} s",
+            )
             first = app.log[-1]
             recovery = first.started + first.seconds - killed_at
             outage = app.log[mark:]
@@ -407,16 +435,25 @@ def test_c2_kill9_primary_under_load_slots_back_within_15s(
         assert any(e.ok for e in others), "no other slot was served during the failover"
         # Measured with a fresh client of our own; the store's listing is checked below.
         missing = handles - stored_handles(cluster)
-        recent = sum(1 for _, acked_at in loop.acked.values()
-                     if killed_at - WINDOW <= acked_at <= killed_at)
-        figure("C2", seconds_to_recovery=recovery, seconds_to_cluster_ok=cluster_ok,
-               acknowledged_lost=len(lost), acknowledged=len(loop.acked),
-               acknowledged_last_1s_before_kill=recent, sessions_lost=len(missing),
-               sessions_on_killed_primary=on_victim, requests_during_outage=len(outage),
-               responses_503=len(app.unavailable),
-               other_slots_ok_during_outage=f"{sum(e.ok for e in others)}/{len(others)}",
-               max_request_seconds=max(e.seconds for e in app.log), kill_after=target,
-               seed=seed)
+        recent = sum(
+            1 for _, acked_at in loop.acked.values() if killed_at - WINDOW <= acked_at <= killed_at
+        )
+        figure(
+            "C2",
+            seconds_to_recovery=recovery,
+            seconds_to_cluster_ok=cluster_ok,
+            acknowledged_lost=len(lost),
+            acknowledged=len(loop.acked),
+            acknowledged_last_1s_before_kill=recent,
+            sessions_lost=len(missing),
+            sessions_on_killed_primary=on_victim,
+            requests_during_outage=len(outage),
+            responses_503=len(app.unavailable),
+            other_slots_ok_during_outage=f"{sum(e.ok for e in others)}/{len(others)}",
+            max_request_seconds=max(e.seconds for e in app.log),
+            kill_after=target,
+            seed=seed,
+        )
         assert recovery < RECOVERY
         assert unexpected == [], f"fields nobody wrote (or wrong values): {unexpected}"
         early = [item for item in lost if item[2] < killed_at - WINDOW]
@@ -450,8 +487,12 @@ def test_c3_killed_primary_rejoins_as_replica_without_client_errors(
             cluster.kill(victim)
             cluster.wait_ok(RECOVERY)
             # The app learns the new primary (its first requests there may be 503: that is C2).
-            wait_until(lambda: all(e.ok for e in loop.round()), RECOVERY, interval=0,
-                       message="the app did not recover after the failover")
+            wait_until(
+                lambda: all(e.ok for e in loop.round()),
+                RECOVERY,
+                interval=0,
+                message="the app did not recover after the failover",
+            )
             mark, logged = len(app.log), len(store_log(caplog))
             restarted_at = time.monotonic()
             cluster.restart(victim)
@@ -461,8 +502,12 @@ def test_c3_killed_primary_rejoins_as_replica_without_client_errors(
                 view = cluster.self_view(victim)
                 return not view.is_primary and cluster.problem() is None
 
-            wait_until(rejoined, RECOVERY, interval=0,
-                       message="the restarted node did not rejoin as a healthy replica")
+            wait_until(
+                rejoined,
+                RECOVERY,
+                interval=0,
+                message="the restarted node did not rejoin as a healthy replica",
+            )
             rejoin = time.monotonic() - restarted_at
             loop.round()
             during = app.log[mark:]
@@ -476,8 +521,13 @@ def test_c3_killed_primary_rejoins_as_replica_without_client_errors(
         assert len(listed) == len(set(listed)), "a session listed twice (a replica scanned?)"
         assert set(listed) == expected
         assert store.length() == len(expected) == len(list(store.all()))
-        figure("C3", seconds_to_rejoin=rejoin, requests_during_rejoin=len(during),
-               errors_during_rejoin=len(errors), sessions_listed=len(listed))
+        figure(
+            "C3",
+            seconds_to_rejoin=rejoin,
+            requests_during_rejoin=len(during),
+            errors_during_rejoin=len(errors),
+            sessions_listed=len(listed),
+        )
     finally:
         store.client.close()
     invariants(app, cluster)
@@ -485,6 +535,7 @@ def test_c3_killed_primary_rejoins_as_replica_without_client_errors(
 
 
 # -- C4 -----------------------------------------------------------------------------------------
+
 
 def test_c4_graceful_failover_no_5xx_no_lost_write(
     cluster: LocalCluster, caplog: pytest.LogCaptureFixture
@@ -516,9 +567,15 @@ def test_c4_graceful_failover_no_5xx_no_lost_write(
         counter = app.read(counted)["n"]
     invariants(app, cluster)
     failures = [(e.path, e.status) for e in app.log if not e.ok]
-    figure("C4", seconds_to_switch=seconds, requests_during=len(during),
-           responses_5xx=len(failures), acknowledged_lost=len(lost),
-           increments=len(increments), counter=counter)
+    figure(
+        "C4",
+        seconds_to_switch=seconds,
+        requests_during=len(during),
+        responses_5xx=len(failures),
+        acknowledged_lost=len(lost),
+        increments=len(increments),
+        counter=counter,
+    )
     assert failures == [], f"non-2xx answers during a graceful failover: {failures}"
     assert lost == [] and unexpected == []
     # Each acknowledged /incr applied exactly once across the switch.
@@ -527,6 +584,7 @@ def test_c4_graceful_failover_no_5xx_no_lost_write(
 
 
 # -- C5 -----------------------------------------------------------------------------------------
+
 
 def test_c5_reshard_with_valkey_cli_under_load(cluster: LocalCluster, tmp_path: Path) -> None:
     source = cluster.primary_of_slot(0)
@@ -537,13 +595,16 @@ def test_c5_reshard_with_valkey_cli_under_load(cluster: LocalCluster, tmp_path: 
     store = sync_store(cluster.url)
     try:
         handles = populate(store, POPULATION)
-        keys_moving = sum(1 for s in cluster.keyslots([store.layout.key(h) for h in handles])
-                          if s < RESHARD_SLOTS)
+        keys_moving = sum(
+            1 for s in cluster.keyslots([store.layout.key(h) for h in handles]) if s < RESHARD_SLOTS
+        )
         with ClusterApp(cluster.url, {"lock": ["/incr"]}) as app:
             cookies: list[str] = []
             # Users whose sessions are in the slots that move, and more elsewhere.
-            while sum(1 for s in cluster.keyslots([app.key(c) for c in cookies])
-                      if s < RESHARD_SLOTS) < 4:
+            while (
+                sum(1 for s in cluster.keyslots([app.key(c) for c in cookies]) if s < RESHARD_SLOTS)
+                < 4
+            ):
                 cookies += start_users(app, 16, first=len(cookies))
             loop = Writes(app, cookies)
             loop.round()
@@ -554,12 +615,25 @@ def test_c5_reshard_with_valkey_cli_under_load(cluster: LocalCluster, tmp_path: 
             started = time.monotonic()
             with output.open("wb") as log:
                 proc = subprocess.Popen(
-                    [cli_binary(), "--cluster", "reshard", f"{HOST}:{source.port}",
-                     "--cluster-from", cluster.node_id(source),
-                     "--cluster-to", cluster.node_id(destination),
-                     "--cluster-slots", str(RESHARD_SLOTS), "--cluster-yes"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                    [
+                        cli_binary(),
+                        "--cluster",
+                        "reshard",
+                        f"{HOST}:{source.port}",
+                        "--cluster-from",
+                        cluster.node_id(source),
+                        "--cluster-to",
+                        cluster.node_id(destination),
+                        "--cluster-slots",
+                        str(RESHARD_SLOTS),
+                        "--cluster-yes",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             try:
+
                 def resharded() -> bool:
                     user = loop.user(loop.write())
                     tried[user] += 1
@@ -583,9 +657,16 @@ def test_c5_reshard_with_valkey_cli_under_load(cluster: LocalCluster, tmp_path: 
             counters = [app.read(cookie).get("n", 0) for cookie in cookies]
         assert_clean(app.log)
         unreadable = [h for h in handles if store.get(h) is None]
-        figure("C5", slots_moved=RESHARD_SLOTS, keys_moved=keys_moving, seconds=seconds,
-               requests_during=len(during), responses_503=len(app.unavailable),
-               acknowledged_lost=len(lost), sessions_unreadable=len(unreadable))
+        figure(
+            "C5",
+            slots_moved=RESHARD_SLOTS,
+            keys_moved=keys_moving,
+            seconds=seconds,
+            requests_during=len(during),
+            responses_503=len(app.unavailable),
+            acknowledged_lost=len(lost),
+            sessions_unreadable=len(unreadable),
+        )
         assert unreadable == [], f"{len(unreadable)} sessions unreadable after the reshard"
         assert lost == [] and unexpected == []
         # A 503'd increment may still have applied (its reply lost), an acknowledged one must.
@@ -614,8 +695,11 @@ def test_c5_requests_at_each_step_of_a_slot_migration(cluster: LocalCluster) -> 
         def probe(step: str) -> None:
             nonlocal counted
             n = len(acked)
-            exchanges = [app.request(f"/set?s{n}=x{n}", cookie), app.request("/get", cookie),
-                         app.request("/incr", cookie)]
+            exchanges = [
+                app.request(f"/set?s{n}=x{n}", cookie),
+                app.request("/get", cookie),
+                app.request("/incr", cookie),
+            ]
             if exchanges[0].ok:
                 acked[f"s{n}"] = f"x{n}"
             if exchanges[2].ok:
@@ -624,10 +708,12 @@ def test_c5_requests_at_each_step_of_a_slot_migration(cluster: LocalCluster) -> 
             steps[step] = [e.status for e in exchanges]
 
         probe("before")
-        cluster.call(destination, "CLUSTER", "SETSLOT", str(slot), "IMPORTING",
-                     cluster.node_id(source))
-        cluster.call(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING",
-                     cluster.node_id(destination))
+        cluster.call(
+            destination, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", cluster.node_id(source)
+        )
+        cluster.call(
+            source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", cluster.node_id(destination)
+        )
         probe("migrating")
         in_slot = cluster.call(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "100")
         companions = [k for k in in_slot if k != key]
@@ -637,21 +723,29 @@ def test_c5_requests_at_each_step_of_a_slot_migration(cluster: LocalCluster) -> 
         for companion in companions:
             cluster.call(source, "MIGRATE", HOST, str(destination.port), companion, "0", "5000")
         probe("all_moved")
-        for node in (destination, source, *[n for n in cluster.primaries()
-                                             if n not in (source, destination)]):
-            cluster.call(node, "CLUSTER", "SETSLOT", str(slot), "NODE",
-                         cluster.node_id(destination))
+        for node in (
+            destination,
+            source,
+            *[n for n in cluster.primaries() if n not in (source, destination)],
+        ):
+            cluster.call(
+                node, "CLUSTER", "SETSLOT", str(slot), "NODE", cluster.node_id(destination)
+            )
         cluster.wait_ok(RECOVERY)
         probe("after")
         assert steps["after"] == [200, 200, 200] and steps["before"] == [200, 200, 200]
         data = app.read(cookie)
     invariants(app, cluster)
-    figure("C5-steps", **{step: "/".join(map(str, s)) for step, s in steps.items()},
-           companions=len(companions))
+    figure(
+        "C5-steps",
+        **{step: "/".join(map(str, s)) for step, s in steps.items()},
+        companions=len(companions),
+    )
     assert data == {**acked, "n": counted}
 
 
 # -- C6 -----------------------------------------------------------------------------------------
+
 
 def test_c6_primary_and_replica_down_503_then_recovery_when_the_node_returns(
     cluster: LocalCluster, caplog: pytest.LogCaptureFixture
@@ -697,9 +791,15 @@ def test_c6_primary_and_replica_down_503_then_recovery_when_the_node_returns(
         outage_ends(app, loop)
         lost, unexpected = loop.audit()
     warnings = [r.getMessage() for r in store_log(caplog) if r.levelname == "WARNING"]
-    figure("C6", seconds_to_cluster_fail=down_after, requests_during_outage=len(outage),
-           responses_503=len(app.unavailable), seconds_to_recovery_after_restart=recovery,
-           acknowledged_lost=len(lost), warnings=len(warnings))
+    figure(
+        "C6",
+        seconds_to_cluster_fail=down_after,
+        requests_during_outage=len(outage),
+        responses_503=len(app.unavailable),
+        seconds_to_recovery_after_restart=recovery,
+        acknowledged_lost=len(lost),
+        warnings=len(warnings),
+    )
     assert lost == [] and unexpected == []  # the AOF of the restarted primary had everything
     invariants(app, cluster, caplog)
     # One outage, one WARNING (its first reason: the dead node); the INFO ending it names the
@@ -710,9 +810,11 @@ def test_c6_primary_and_replica_down_503_then_recovery_when_the_node_returns(
 
 # -- C7 -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("reachable", ["primary", "replica"])
-def test_c7_one_reachable_startup_node_is_enough(redis_cluster: LocalCluster,
-                                                 reachable: str) -> None:
+def test_c7_one_reachable_startup_node_is_enough(
+    redis_cluster: LocalCluster, reachable: str
+) -> None:
     cluster = redis_cluster
     node = (cluster.primaries() if reachable == "primary" else cluster.replicas())[0]
     dead = [free_port(HOST), free_port(HOST)]  # nothing listens there
@@ -720,22 +822,29 @@ def test_c7_one_reachable_startup_node_is_enough(redis_cluster: LocalCluster,
     try:
         with ClusterApp(url) as app:
             cookies = start_users(app, 30)
-            homes = {n.port for n in owners(cluster, cluster.keyslots(
-                [app.key(c) for c in cookies]))}
+            homes = {
+                n.port for n in owners(cluster, cluster.keyslots([app.key(c) for c in cookies]))
+            }
             assert len(homes) == 3, "the sessions did not reach every primary"
             for user, cookie in enumerate(cookies):
                 assert app.read(cookie) == {"u": f"u{user}"}
         invariants(app, cluster)  # before the sync store opens connections
         # The same through the sync client, with a redis:// URL and cluster=True.
-        store = RedisStore(connect(f"redis://{HOST}:{dead[0]},{HOST}:{node.port}/",
-                                   FAULT_OPTIONS, cluster=True))
+        store = RedisStore(
+            connect(f"redis://{HOST}:{dead[0]},{HOST}:{node.port}/", FAULT_OPTIONS, cluster=True)
+        )
         try:
             handles = populate(store, 30)
             assert {h for h in handles if store.get(h) is not None} == handles
             assert store.length() == len(handles) + len(cookies)
         finally:
             store.client.close()
-        figure(f"C7-{reachable}", startup_nodes=3, reachable=1, sessions=len(cookies) + 30,
-               primaries_used=len(homes))
+        figure(
+            f"C7-{reachable}",
+            startup_nodes=3,
+            reachable=1,
+            sessions=len(cookies) + 30,
+            primaries_used=len(homes),
+        )
     finally:
         cluster.flush()

@@ -68,8 +68,9 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSCluster
         cluster.stop()
 
 
-def sessions_round(stored: dict[str, dict[str, Any]], listed: dict[str, Any],
-                   tls: TLSCluster) -> None:
+def sessions_round(
+    stored: dict[str, dict[str, Any]], listed: dict[str, Any], tls: TLSCluster
+) -> None:
     assert listed == stored
     # Every primary's TLS endpoint completed handshakes: no command went around TLS.
     assert all(p.peers for p in tls.proxies), [len(p.peers) for p in tls.proxies]
@@ -98,8 +99,9 @@ def test_cluster_over_tls_async(tls_cluster: TLSCluster) -> None:
         store = AsyncRedisStore(url=tls_cluster.url(tls_cluster.ca_pem))
         try:
             stored = {f"a{i}": {"i": i} for i in range(60)}
-            assert await asyncio.gather(*(store.set(h, d) for h, d in stored.items())) == [
-                True] * 60
+            assert (
+                await asyncio.gather(*(store.set(h, d) for h, d in stored.items())) == [True] * 60
+            )
             assert await store.length() == 60
             sessions_round(stored, {h: d async for h, d in store.all()}, tls_cluster)
             assert await store.destroy(*stored) == 60
@@ -110,6 +112,8 @@ def test_cluster_over_tls_async(tls_cluster: TLSCluster) -> None:
 
 
 def test_cluster_with_a_wrong_ca_is_unavailable_with_the_tls_reason(
-        tls_cluster: TLSCluster) -> None:
-    assert_unavailable_sync_and_async(tls_cluster.url(tls_cluster.other_ca_pem),
-                                      "TLS: certificate verify failed")
+    tls_cluster: TLSCluster,
+) -> None:
+    assert_unavailable_sync_and_async(
+        tls_cluster.url(tls_cluster.other_ca_pem), "TLS: certificate verify failed"
+    )

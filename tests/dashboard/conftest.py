@@ -10,10 +10,13 @@ from dashkit import seed
 @pytest.fixture
 def seeded(redis_url: str, clean_redis: redis.Redis) -> dict[str, str]:
     """Four sessions on a clean server: {label: handle}."""
-    handles = seed(redis_url, [
-        {"user": "alice", "cart": [1, 2, 3]},
-        {"user": {"name": "bob", "roles": ["admin"]}},
-        {"user": "alicia", "theme": "dark"},
-        {"visits": 7},
-    ])
+    handles = seed(
+        redis_url,
+        [
+            {"user": "alice", "cart": [1, 2, 3]},
+            {"user": {"name": "bob", "roles": ["admin"]}},
+            {"user": "alicia", "theme": "dark"},
+            {"visits": 7},
+        ],
+    )
     return dict(zip(("alice", "bob", "alicia", "anonymous"), handles))

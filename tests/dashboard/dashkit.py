@@ -19,8 +19,14 @@ LOOPBACK = ("127.0.0.1", 50000)
 TOKEN = "dashboard-test-token-0123456789"
 
 # A dead server must fail a request quickly.
-FAST_FAIL = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=0,
-                           backoff_base=0.01, backoff_cap=0.05, health_check_interval=1)
+FAST_FAIL = ConnectOptions(
+    socket_timeout=0.5,
+    socket_connect_timeout=0.25,
+    retries=0,
+    backoff_base=0.01,
+    backoff_cap=0.05,
+    health_check_interval=1,
+)
 
 
 def seed(url: str, sessions: list[Mapping[str, Any]], prefix: str = "sess:") -> list[str]:
@@ -40,8 +46,14 @@ def seed(url: str, sessions: list[Mapping[str, Any]], prefix: str = "sess:") -> 
 
 
 @contextlib.contextmanager
-def serve(url: str, *, mount: str = "", client: tuple[str, int] = LOOPBACK,
-          connect_options: ConnectOptions | None = None, **options: Any) -> Iterator[TestClient]:
+def serve(
+    url: str,
+    *,
+    mount: str = "",
+    client: tuple[str, int] = LOOPBACK,
+    connect_options: ConnectOptions | None = None,
+    **options: Any,
+) -> Iterator[TestClient]:
     """A TestClient on the dashboard (optionally mounted at `mount` in an outer app), for
     Redis at `url`; the store is closed on the client's event loop afterwards."""
     store = AsyncRedisStore(connect_async(url, connect_options))
@@ -50,8 +62,9 @@ def serve(url: str, *, mount: str = "", client: tuple[str, int] = LOOPBACK,
     app: Any = create_dashboard(store, **options)
     if mount:
         app = Starlette(routes=[Mount(mount, app)])
-    with TestClient(app, base_url="http://localhost", client=client,
-                    follow_redirects=False) as http:
+    with TestClient(
+        app, base_url="http://localhost", client=client, follow_redirects=False
+    ) as http:
         try:
             yield http
         finally:

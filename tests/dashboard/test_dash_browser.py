@@ -36,8 +36,14 @@ from servers import wait_until
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 SECRET = "browser-test-secret-0123456789abcdef"
 INSTALL_HINT = "apt-get install chromium (Debian/Ubuntu), or set REDIS_SESSIONS_CHROMIUM"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def find_chromium() -> str | None:
@@ -77,8 +83,11 @@ def demo_app(url: str) -> Starlette:
         await store.aclose()
 
     return Starlette(
-        routes=[Route("/login", login), Route("/me", me),
-                Mount("/_sessions", create_dashboard(store, token=TOKEN, refresh=30))],
+        routes=[
+            Route("/login", login),
+            Route("/me", me),
+            Mount("/_sessions", create_dashboard(store, token=TOKEN, refresh=30)),
+        ],
         middleware=[Middleware(SessionMiddleware, store=store, secret=SECRET)],
         lifespan=lifespan,
     )
@@ -88,13 +97,15 @@ def demo_app(url: str) -> Starlette:
 def uvicorn_thread(app: Starlette) -> Iterator[str]:
     """Serve `app` with uvicorn on a free loopback port in a thread; yields the base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, name="uvicorn-dashboard", daemon=True)
     thread.start()
     try:
-        wait_until(lambda: server.started or not thread.is_alive(), 10,
-                   message="uvicorn did not start")
+        wait_until(
+            lambda: server.started or not thread.is_alive(), 10, message="uvicorn did not start"
+        )
         assert server.started, "uvicorn exited at startup"
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -107,8 +118,11 @@ def seed_screenshot_sessions(url: str, client: redis.Redis) -> None:
     """Sessions of various ages, TTLs and users, so the list looks like a real one."""
     minute, hour, day = 60_000, 3_600_000, 86_400_000
     samples = [
-        ({"user": {"name": "erin@example.com", "roles": ["admin"]}, "theme": "dark"},
-         3 * hour, 21 * hour),
+        (
+            {"user": {"name": "erin@example.com", "roles": ["admin"]}, "theme": "dark"},
+            3 * hour,
+            21 * hour,
+        ),
         ({"user": "frank", "cart": [{"sku": "A-1001", "qty": 2}]}, 26 * hour, 2 * hour),
         ({"visits": 3}, 5 * minute, 23 * hour),
         ({"user": "grace", "locale": "fr-FR"}, 4 * day, 6 * day),
@@ -126,8 +140,9 @@ def seed_screenshot_sessions(url: str, client: redis.Redis) -> None:
         store.close()
 
 
-def test_dashboard_in_a_browser_logs_a_user_out(redis_url: str, clean_redis: redis.Redis,
-                                                tmp_path: Path) -> None:
+def test_dashboard_in_a_browser_logs_a_user_out(
+    redis_url: str, clean_redis: redis.Redis, tmp_path: Path
+) -> None:
     executable = find_chromium()
     if executable is None:
         message = f"no Chrome/Chromium found for the browser test; install one: {INSTALL_HINT}"
@@ -137,9 +152,11 @@ def test_dashboard_in_a_browser_logs_a_user_out(redis_url: str, clean_redis: red
     from playwright.sync_api import sync_playwright
 
     seed_screenshot_sessions(redis_url, clean_redis)
-    with uvicorn_thread(demo_app(redis_url)) as base, \
-            httpx.Client(base_url=base, timeout=5) as dora, \
-            httpx.Client(base_url=base, timeout=5) as others:
+    with (
+        uvicorn_thread(demo_app(redis_url)) as base,
+        httpx.Client(base_url=base, timeout=5) as dora,
+        httpx.Client(base_url=base, timeout=5) as others,
+    ):
         for name in ("alice", "bob", "carol"):
             others.cookies.clear()
             assert others.get("/login", params={"user": name}).status_code == 200
@@ -147,21 +164,24 @@ def test_dashboard_in_a_browser_logs_a_user_out(redis_url: str, clean_redis: red
         assert dora.get("/me").json() == {"user": "dora"}
 
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, headless=True,
-                                                 args=LAUNCH_ARGS)
+            browser = playwright.chromium.launch(
+                executable_path=executable, headless=True, args=LAUNCH_ARGS
+            )
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 720})
                 problems: list[str] = []
-                page.on("console", lambda m: problems.append(m.text) if m.type == "error"
-                        else None)
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: problems.append(str(e)))
 
                 # The token visit sets the cookie and drops the token from the address.
                 page.goto(f"{base}/_sessions/?token={TOKEN}")
                 assert page.url == f"{base}/_sessions/"
                 assert page.locator("tbody tr").count() == 10
-                shot = SCREENSHOT if os.environ.get("REDIS_SESSIONS_SCREENSHOT") else (
-                    tmp_path / "dashboard.png")
+                shot = (
+                    SCREENSHOT
+                    if os.environ.get("REDIS_SESSIONS_SCREENSHOT")
+                    else (tmp_path / "dashboard.png")
+                )
                 page.screenshot(path=str(shot), full_page=True)
                 assert shot.read_bytes().startswith(b"\x89PNG")
 

@@ -133,8 +133,9 @@ def test_undecodable_payload_is_described_not_shown(
     assert ">unknown</text>" in stats  # no creation time: an "unknown" age bucket
 
 
-def test_delete_with_the_csrf_token(redis_url: str, seeded: dict[str, str],
-                                    clean_redis: redis.Redis) -> None:
+def test_delete_with_the_csrf_token(
+    redis_url: str, seeded: dict[str, str], clean_redis: redis.Redis
+) -> None:
     bob = seeded["bob"]
     with serve(redis_url) as http:
         token = csrf_field(http.get(f"/s/{bob}").text)
@@ -152,8 +153,9 @@ def test_delete_with_the_csrf_token(redis_url: str, seeded: dict[str, str],
     assert '<meta http-equiv="refresh" content="10; url=/">' in after
 
 
-@pytest.mark.parametrize("case", ["no field", "wrong field", "no cookie", "not a form",
-                                  "too big", "cross-site"])
+@pytest.mark.parametrize(
+    "case", ["no field", "wrong field", "no cookie", "not a form", "too big", "cross-site"]
+)
 def test_delete_without_a_valid_csrf_token_is_refused(
     redis_url: str, seeded: dict[str, str], clean_redis: redis.Redis, case: str
 ) -> None:
@@ -178,8 +180,9 @@ def test_delete_without_a_valid_csrf_token_is_refused(
     assert clean_redis.exists(f"sess:{{{alice}}}")
 
 
-def test_stats_page_has_charts_and_top_users(redis_url: str, seeded: dict[str, str],
-                                             clean_redis: redis.Redis) -> None:
+def test_stats_page_has_charts_and_top_users(
+    redis_url: str, seeded: dict[str, str], clean_redis: redis.Redis
+) -> None:
     clean_redis.persist(f"sess:{{{seeded['anonymous']}}}")  # one session without expiry
     with serve(redis_url) as http:
         page = http.get("/stats")
@@ -219,8 +222,10 @@ def test_mounted_under_a_prefix_every_link_keeps_it(
 
 
 def test_hostile_user_values_are_escaped(redis_url: str, clean_redis: redis.Redis) -> None:
-    [handle] = seed(redis_url, [{"user": "<script>alert(1)</script>",
-                                 "</pre><script>x()</script>": "\"'><img src=x>"}])
+    [handle] = seed(
+        redis_url,
+        [{"user": "<script>alert(1)</script>", "</pre><script>x()</script>": "\"'><img src=x>"}],
+    )
     with serve(redis_url) as http:
         listed = http.get("/").text
         detail = http.get(f"/s/{handle}").text

@@ -10,18 +10,35 @@ from redis_sessions import SessionInfo
 from redis_sessions.dashboard import _render, _stats
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (-5, "0s"), (0, "0s"), (59.9, "59s"), (60, "1m"), (61, "1m 1s"), (3600, "1h"),
-    (3660, "1h 1m"), (86400, "1d"), (90000, "1d 1h"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "0s"),
+        (0, "0s"),
+        (59.9, "59s"),
+        (60, "1m"),
+        (61, "1m 1s"),
+        (3600, "1h"),
+        (3660, "1h 1m"),
+        (86400, "1d"),
+        (90000, "1d 1h"),
+    ],
+)
 def test_durations(seconds: float, text: str) -> None:
     assert _render.fmt_duration(seconds) == text
 
 
-@pytest.mark.parametrize(("size", "text"), [
-    (None, "—"), (0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 * 2**20, "5.0 MiB"),
-    (3 * 2**40, "3072.0 GiB"),
-])
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (None, "—"),
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1536, "1.5 KiB"),
+        (5 * 2**20, "5.0 MiB"),
+        (3 * 2**40, "3072.0 GiB"),
+    ],
+)
 def test_sizes(size: int | None, text: str) -> None:
     assert _render.fmt_bytes(size) == text
 
@@ -35,8 +52,16 @@ def test_bar_chart_scales_bars_and_escapes_labels() -> None:
 
 
 def info(**fields: object) -> SessionInfo:
-    base: dict[str, object] = dict(handle="h", key="sess:{h}", ttl_ms=1000, created_ms=0,
-                                   user=None, size=None, idle_s=None, fields=1)
+    base: dict[str, object] = dict(
+        handle="h",
+        key="sess:{h}",
+        ttl_ms=1000,
+        created_ms=0,
+        user=None,
+        size=None,
+        idle_s=None,
+        fields=1,
+    )
     return SessionInfo(**{**base, **fields})  # type: ignore[arg-type]
 
 

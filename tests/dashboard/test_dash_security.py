@@ -51,10 +51,17 @@ def test_without_a_token_only_loopback_clients_are_served(
     assert_security_headers(remote.headers)
 
 
-@pytest.mark.parametrize(("host", "status"), [
-    ("localhost:8001", 200), ("127.0.0.1", 200), ("[::1]:8001", 200),
-    ("evil.example", 403), ("evil.example:8001", 403), ("10.0.0.1", 403),
-])
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("localhost:8001", 200),
+        ("127.0.0.1", 200),
+        ("[::1]:8001", 200),
+        ("evil.example", 403),
+        ("evil.example:8001", 403),
+        ("10.0.0.1", 403),
+    ],
+)
 def test_without_a_token_the_host_must_be_loopback_too(
     redis_url: str, seeded: dict[str, str], host: str, status: int
 ) -> None:
@@ -68,8 +75,9 @@ def test_without_a_token_the_host_must_be_loopback_too(
 
 def test_with_a_token_any_host_name_is_fine(redis_url: str, seeded: dict[str, str]) -> None:
     with serve(redis_url, token=TOKEN, client=REMOTE) as http:
-        answer = http.get("/", headers={"host": "sessions.example.com",
-                                        "authorization": f"Bearer {TOKEN}"})
+        answer = http.get(
+            "/", headers={"host": "sessions.example.com", "authorization": f"Bearer {TOKEN}"}
+        )
     assert answer.status_code == 200
 
 
@@ -137,23 +145,32 @@ def test_token_redirect_cannot_leave_the_site(redis_url: str, clean_redis: redis
 
 def test_security_headers_on_every_answer(redis_url: str, seeded: dict[str, str]) -> None:
     with serve(redis_url) as http:
-        answers = [http.get("/"), http.get("/stats"), http.get(f"/s/{seeded['bob']}"),
-                   http.get("/missing"), http.post(f"/s/{seeded['bob']}/delete")]
+        answers = [
+            http.get("/"),
+            http.get("/stats"),
+            http.get(f"/s/{seeded['bob']}"),
+            http.get("/missing"),
+            http.post(f"/s/{seeded['bob']}/delete"),
+        ]
     for answer in answers:
         assert_security_headers(answer.headers)
     csp = answers[0].headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src" not in csp
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.10.20.30", "::1", "[::1]", "localhost",
-                                  "LOCALHOST", "::ffff:127.0.0.1"])
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "127.10.20.30", "::1", "[::1]", "localhost", "LOCALHOST", "::ffff:127.0.0.1"],
+)
 def test_check_bind_accepts_loopback_without_a_token(host: str) -> None:
     check_bind(host, None)
     assert is_loopback(host)
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.5", "example.com",
-                                  "", "localhost.example.com"])
+@pytest.mark.parametrize(
+    "host",
+    ["0.0.0.0", "::", "192.168.1.10", "10.0.0.5", "example.com", "", "localhost.example.com"],
+)
 def test_check_bind_refuses_other_hosts_without_a_token(host: str) -> None:
     for token in (None, ""):
         with pytest.raises(ValueError, match="without an access token"):
@@ -190,11 +207,17 @@ def test_a_token_is_required_by_default() -> None:
             create_dashboard(store, token=token)
 
 
-@pytest.mark.parametrize("header", [
-    ("forwarded", "for=203.0.113.9"), ("x-forwarded-for", "127.0.0.1"),
-    ("x-forwarded-host", "localhost"), ("x-forwarded-proto", "http"),
-    ("x-real-ip", "127.0.0.1"), ("via", "1.1 nginx"),
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("forwarded", "for=203.0.113.9"),
+        ("x-forwarded-for", "127.0.0.1"),
+        ("x-forwarded-host", "localhost"),
+        ("x-forwarded-proto", "http"),
+        ("x-real-ip", "127.0.0.1"),
+        ("via", "1.1 nginx"),
+    ],
+)
 def test_without_a_token_a_relayed_request_is_refused(
     redis_url: str, seeded: dict[str, str], header: tuple[str, str]
 ) -> None:
@@ -209,8 +232,10 @@ def test_without_a_token_uvicorn_trusting_the_proxy_is_refused(
 ) -> None:
     # --forwarded-allow-ips "*": uvicorn makes the peer 127.0.0.1 from X-Forwarded-For.
     store = AsyncRedisStore(url=redis_url)
-    app = ProxyHeadersMiddleware(Starlette(routes=[Mount("/_sessions", create_dashboard(
-        store, no_token=True))]), trusted_hosts="*")
+    app = ProxyHeadersMiddleware(
+        Starlette(routes=[Mount("/_sessions", create_dashboard(store, no_token=True))]),
+        trusted_hosts="*",
+    )
     with TestClient(app, base_url="http://localhost", client=REMOTE) as http:
         answer = http.get("/_sessions/", headers={"x-forwarded-for": "127.0.0.1"})
         http.portal.call(store.aclose)
@@ -259,14 +284,20 @@ def test_csrf_is_bound_to_the_login(
         planted = http.post(f"/s/{alice}/delete", data={"csrf": "A" * 43})
         # Another login's token does not fit this login.
         mine = http.cookies[AUTH_COOKIE]
-        foreign = login_with(http, Access(TOKEN).login_cookie(now=time.time() - 5),
-                             f"/s/{alice}/delete", data={"csrf": field})
+        foreign = login_with(
+            http,
+            Access(TOKEN).login_cookie(now=time.time() - 5),
+            f"/s/{alice}/delete",
+            data={"csrf": field},
+        )
         login_with(http, mine, "/")
-        origin = http.post(f"/s/{alice}/delete", data={"csrf": field},
-                           headers={"origin": "http://localhost:8080"})
+        origin = http.post(
+            f"/s/{alice}/delete", data={"csrf": field}, headers={"origin": "http://localhost:8080"}
+        )
         assert clean_redis.exists(f"sess:{{{alice}}}")
-        done = http.post(f"/s/{alice}/delete", data={"csrf": field},
-                         headers={"origin": "http://localhost"})
+        done = http.post(
+            f"/s/{alice}/delete", data={"csrf": field}, headers={"origin": "http://localhost"}
+        )
     for refused in (planted, foreign, origin):
         assert refused.status_code == 403
     assert done.status_code == 303 and not clean_redis.exists(f"sess:{{{alice}}}")
@@ -283,8 +314,9 @@ def test_without_a_token_a_foreign_origin_cannot_delete(
     with serve(redis_url) as http:
         field = csrf_field(http.get(f"/s/{alice}").text)
         # Another port of 127.0.0.1 planted the cookie: its Origin gives it away.
-        sibling = http.post(f"/s/{alice}/delete", data={"csrf": field},
-                            headers={"origin": "http://127.0.0.1:9000"})
+        sibling = http.post(
+            f"/s/{alice}/delete", data={"csrf": field}, headers={"origin": "http://127.0.0.1:9000"}
+        )
     assert sibling.status_code == 403 and clean_redis.exists(f"sess:{{{alice}}}")
 
 

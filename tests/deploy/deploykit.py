@@ -57,8 +57,9 @@ APP_FACTORY = "redis_sessions.demo:create_app_from_env"
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; $$ is a literal $.
 _VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<arg>[^}]*)\}")
 _UPSTREAM = re.compile(r"^\s*upstream\s+(?P<name>\S+)\s*\{(?P<body>[^}]*)\}", re.MULTILINE)
-_SERVER_LINE = re.compile(r"^(?P<indent>\s*)server\s+(?P<address>[^\s;]+)(?P<rest>[^;\n]*;)",
-                          re.MULTILINE)
+_SERVER_LINE = re.compile(
+    r"^(?P<indent>\s*)server\s+(?P<address>[^\s;]+)(?P<rest>[^;\n]*;)", re.MULTILINE
+)
 _LISTEN_LINE = re.compile(r"^(?P<indent>\s*)listen\s+(?P<port>\d+)\s*;", re.MULTILINE)
 _HTTP_OPEN = re.compile(r"^http\s*\{\s*$", re.MULTILINE)
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -127,8 +128,11 @@ def option_value(argv: Sequence[str], option: str) -> str:
 
 def app_services(compose: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """The services running the demo app (the uvicorn factory of redis_sessions.demo)."""
-    return {name: service for name, service in compose["services"].items()
-            if "command" in service and APP_FACTORY in service_argv(service)}
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if "command" in service and APP_FACTORY in service_argv(service)
+    }
 
 
 def localize_argv(argv: Sequence[str], host: str, port: int) -> list[str]:
@@ -144,21 +148,27 @@ def localize_argv(argv: Sequence[str], host: str, port: int) -> list[str]:
 def upstream_blocks(conf: str) -> dict[str, list[str]]:
     """``{upstream name: its lines}`` of an nginx configuration (comments dropped)."""
     text = re.sub(r"#[^\n]*", "", conf)
-    return {match["name"]: [line.strip() for line in match["body"].splitlines() if line.strip()]
-            for match in _UPSTREAM.finditer(text)}
+    return {
+        match["name"]: [line.strip() for line in match["body"].splitlines() if line.strip()]
+        for match in _UPSTREAM.finditer(text)
+    }
 
 
 def upstream_servers(conf: str, name: str) -> list[str]:
     """The addresses of the ``server`` lines of upstream `name`."""
-    return [line.split()[1].rstrip(";") for line in upstream_blocks(conf)[name]
-            if line.split()[0] == "server"]
+    return [
+        line.split()[1].rstrip(";")
+        for line in upstream_blocks(conf)[name]
+        if line.split()[0] == "server"
+    ]
 
 
 def proxied_upstream(conf: str, port: int) -> str:
     """The upstream that ``location /`` of the server listening on `port` proxies to."""
     text = re.sub(r"#[^\n]*", "", conf)
-    match = re.search(rf"listen\s+{port};.*?location\s+/\s*\{{[^}}]*proxy_pass\s+http://(\w+);",
-                      text, re.DOTALL)
+    match = re.search(
+        rf"listen\s+{port};.*?location\s+/\s*\{{[^}}]*proxy_pass\s+http://(\w+);", text, re.DOTALL
+    )
     assert match, f"no `location /` with proxy_pass in the server on port {port}"
     return match.group(1)
 
@@ -168,8 +178,9 @@ def listen_ports(conf: str) -> list[int]:
     return [int(match["port"]) for match in _LISTEN_LINE.finditer(conf)]
 
 
-def localize_nginx_conf(conf: str, addresses: Mapping[str, str], ports: Mapping[int, int],
-                        temp_dir: Path) -> str:
+def localize_nginx_conf(
+    conf: str, addresses: Mapping[str, str], ports: Mapping[int, int], temp_dir: Path
+) -> str:
     """deploy/nginx.conf for a local run: upstream `addresses` and listen `ports` replaced.
 
     Every ``server`` address and every ``listen`` port must have a replacement, so that a new
@@ -226,8 +237,13 @@ class Process:
         assert self.proc is None or self.proc.poll() is not None, f"{self.name} is running"
         with self.log.open("ab") as out:  # the child keeps its own descriptor
             self.proc = _tied.popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env}, start_new_session=True)
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
         return self
 
     def answering(self) -> bool:
@@ -249,9 +265,13 @@ class Process:
 
     def wait_ready(self, timeout: float = 15.0) -> None:
         """Poll `ready_url` until the process answers."""
-        wait_until(self.answering, timeout, interval=0.05,
-                   message=f"{self.name} did not answer {self.ready_url} within {timeout}s:\n"
-                           f"{self.log.read_text()[-3000:]}")
+        wait_until(
+            self.answering,
+            timeout,
+            interval=0.05,
+            message=f"{self.name} did not answer {self.ready_url} within {timeout}s:\n"
+            f"{self.log.read_text()[-3000:]}",
+        )
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait, SIGKILL after `timeout`; a no-op when not running."""

@@ -66,8 +66,11 @@ FAIL_TIMEOUT = float(re.findall(r"fail_timeout=(\d+)s", NGINX_CONF.read_text())[
 
 def server_service(compose: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The one redis/valkey service: (name, service)."""
-    found = [(name, service) for name, service in compose["services"].items()
-             if re.search(r"(^|/)(redis|valkey)(:|$)", str(service.get("image", "")))]
+    found = [
+        (name, service)
+        for name, service in compose["services"].items()
+        if re.search(r"(^|/)(redis|valkey)(:|$)", str(service.get("image", "")))
+    ]
     assert len(found) == 1, f"expected one redis/valkey service, found {found}"
     return found[0]
 
@@ -134,7 +137,7 @@ def test_compose_dashboard_needs_a_token_and_uses_the_apps_server() -> None:
 def test_nginx_logs_the_dashboard_without_its_query() -> None:
     # A ?token= visit must not reach the log: the dashboard's server logs $uri, not $request.
     conf = NGINX_CONF.read_text()
-    server = conf[conf.index(f"listen {DASHBOARD_PORT};"):]
+    server = conf[conf.index(f"listen {DASHBOARD_PORT};") :]
     log_format = re.search(r"access_log\s+\S+\s+(\w+);", server)
     assert log_format, "no access_log in the dashboard's server"
     found = re.search(rf"log_format {log_format.group(1)}\b(.*?);", conf, re.DOTALL)
@@ -156,8 +159,11 @@ def test_compose_depends_on_names_existing_services() -> None:
 
 def test_no_sticky_sessions() -> None:
     conf = NGINX_CONF.read_text()
-    directives = {re.split(r"[\s;]", line, maxsplit=1)[0]
-                  for lines in upstream_blocks(conf).values() for line in lines}
+    directives = {
+        re.split(r"[\s;]", line, maxsplit=1)[0]
+        for lines in upstream_blocks(conf).values()
+        for line in lines
+    }
     assert "server" in directives
     for sticky in ("ip_hash", "hash", "sticky", "least_conn", "random"):
         assert sticky not in directives, f"{sticky} in an upstream"
@@ -169,12 +175,15 @@ def test_nginx_upstream_lists_exactly_the_app_services() -> None:
     compose = load_compose()
     conf = NGINX_CONF.read_text()
     servers = upstream_servers(conf, proxied_upstream(conf, APP_PORT))
-    expected = sorted(f"{name}:{option_value(service_argv(app), '--port')}"
-                      for name, app in app_services(compose).items())
+    expected = sorted(
+        f"{name}:{option_value(service_argv(app), '--port')}"
+        for name, app in app_services(compose).items()
+    )
     assert sorted(servers) == expected
     dashboard_port = option_value(service_argv(compose["services"]["dashboard"]), "--port")
     assert upstream_servers(conf, proxied_upstream(conf, DASHBOARD_PORT)) == [
-        f"dashboard:{dashboard_port}"]
+        f"dashboard:{dashboard_port}"
+    ]
 
 
 def test_readme_names_the_variables_and_the_test_command() -> None:
@@ -207,8 +216,10 @@ class Topology:
 def nginx_binary() -> str:
     """Debian's nginx; a failure (never a skip) when it is missing."""
     if not Path(NGINX).is_file():
-        pytest.fail(f"{NGINX} is missing: run `make test` as root (it installs nginx), "
-                    "or `apt-get install nginx`")
+        pytest.fail(
+            f"{NGINX} is missing: run `make test` as root (it installs nginx), "
+            "or `apt-get install nginx`"
+        )
     return NGINX
 
 
@@ -222,11 +233,16 @@ def topology(make_server: MakeServer, tmp_path: Path) -> Iterator[Topology]:
     server = make_server(
         appendonly=option_value(server_argv, "--appendonly") == "yes",
         appendfsync=option_value(server_argv, "--appendfsync"),
-        password=interpolate(option_value(server_argv, "--requirepass"), ENV))
+        password=interpolate(option_value(server_argv, "--requirepass"), ENV),
+    )
     ports = {name: free_port() for name in [*app_services(compose), "dashboard"]}
     # Container addresses -> local ones, in URLs (valkey:6379) and in nginx.conf (app1:8000).
-    addresses = {f"{name}:{option_value(service_argv(compose['services'][name]), '--port')}":
-                 f"127.0.0.1:{port}" for name, port in ports.items()}
+    addresses = {
+        f"{name}:{option_value(service_argv(compose['services'][name]), '--port')}": (
+            f"127.0.0.1:{port}"
+        )
+        for name, port in ports.items()
+    }
     addresses[f"{server_name}:{SERVER_PORT}"] = f"127.0.0.1:{server.port}"
 
     def local_env(service: dict[str, Any]) -> dict[str, str]:
@@ -240,9 +256,13 @@ def topology(make_server: MakeServer, tmp_path: Path) -> Iterator[Topology]:
 
     def process(name: str, ready_path: str) -> Process:
         spec = compose["services"][name]
-        return Process(name, localize_argv(service_argv(spec), "127.0.0.1", ports[name]),
-                       tmp_path / f"{name}.log", local_env(spec),
-                       f"http://127.0.0.1:{ports[name]}{ready_path}")
+        return Process(
+            name,
+            localize_argv(service_argv(spec), "127.0.0.1", ports[name]),
+            tmp_path / f"{name}.log",
+            local_env(spec),
+            f"http://127.0.0.1:{ports[name]}{ready_path}",
+        )
 
     # /api/me answers 401 without storing a session (the compose healthcheck does the same).
     apps = {name: process(name, "/api/me") for name in app_services(compose)}
@@ -250,10 +270,20 @@ def topology(make_server: MakeServer, tmp_path: Path) -> Iterator[Topology]:
     nginx_ports = {APP_PORT: free_port(), DASHBOARD_PORT: free_port()}
     prefix = tmp_path / "nginx"
     prefix.mkdir()
-    nginx = Process("nginx", [binary, "-c", str(prefix / "nginx.conf"), "-p", str(prefix),
-                              "-g", f"daemon off; pid {prefix / 'nginx.pid'};"],
-                    tmp_path / "nginx.log",
-                    ready_url=f"http://127.0.0.1:{nginx_ports[APP_PORT]}/healthz")
+    nginx = Process(
+        "nginx",
+        [
+            binary,
+            "-c",
+            str(prefix / "nginx.conf"),
+            "-p",
+            str(prefix),
+            "-g",
+            f"daemon off; pid {prefix / 'nginx.pid'};",
+        ],
+        tmp_path / "nginx.log",
+        ready_url=f"http://127.0.0.1:{nginx_ports[APP_PORT]}/healthz",
+    )
     everything = [*apps.values(), dashboard, nginx]
     # Temporary files in a directory the workers can reach when nginx runs as root (they drop
     # to an unprivileged user; pytest's tmp_path is private to root).
@@ -261,7 +291,8 @@ def topology(make_server: MakeServer, tmp_path: Path) -> Iterator[Topology]:
     try:
         temp_dir.chmod(0o755)
         (prefix / "nginx.conf").write_text(
-            localize_nginx_conf(NGINX_CONF.read_text(), addresses, nginx_ports, temp_dir))
+            localize_nginx_conf(NGINX_CONF.read_text(), addresses, nginx_ports, temp_dir)
+        )
         # The app URL the processes get is the server's own URL: same host, password and db.
         for app in apps.values():
             assert app.env["REDIS_SESSIONS_DEMO_URL"] == server.url
@@ -269,9 +300,14 @@ def topology(make_server: MakeServer, tmp_path: Path) -> Iterator[Topology]:
             proc.start()
         for proc in everything:
             proc.wait_ready()
-        yield Topology(server, apps, dashboard, nginx,
-                       f"http://127.0.0.1:{nginx_ports[APP_PORT]}/",
-                       f"http://127.0.0.1:{nginx_ports[DASHBOARD_PORT]}/")
+        yield Topology(
+            server,
+            apps,
+            dashboard,
+            nginx,
+            f"http://127.0.0.1:{nginx_ports[APP_PORT]}/",
+            f"http://127.0.0.1:{nginx_ports[DASHBOARD_PORT]}/",
+        )
     finally:
         try:
             stop_all(everything)
@@ -315,8 +351,11 @@ def test_requests_alternate_and_share_one_session(topology: Topology) -> None:
     assert handle_for(session_id)[:12] in page.text and "ada" in page.text
     assert login.status_code == 303 and login.headers["location"] == "/_dashboard/"
     # The dashboard's access log has the path, not the query with the token.
-    wait_until(lambda: "GET /_dashboard/" in topology.nginx.log.read_text(), 5,
-               message="no dashboard line in the nginx log")
+    wait_until(
+        lambda: "GET /_dashboard/" in topology.nginx.log.read_text(),
+        5,
+        message="no dashboard line in the nginx log",
+    )
     assert ENV["DASHBOARD_TOKEN"] not in topology.nginx.log.read_text()
 
 
@@ -349,8 +388,12 @@ def test_the_session_survives_restarting_either_instance(topology: Topology) -> 
                 return step({pid, *others}) == pid
 
             # Back in rotation once nginx retries it (after fail_timeout).
-            wait_until(served_by_restarted, FAIL_TIMEOUT + 5, interval=0.1,
-                       message=f"nginx never sent a request to the restarted {name}")
+            wait_until(
+                served_by_restarted,
+                FAIL_TIMEOUT + 5,
+                interval=0.1,
+                message=f"nginx never sent a request to the restarted {name}",
+            )
         # Both restarted instances share the session again, alternately.
         served = [step(set(topology.pids())) for _ in range(4)]
         assert all(a != b for a, b in itertools.pairwise(served)), served

@@ -58,9 +58,15 @@ __all__ = [
 # The fault-test client settings of RELIABILITY.md B0: a call that cannot be served fails within
 # about 2 s (health-check PING and command, two attempts each), so a request answers in < 3 s.
 # A small pool: requests here are sequential, so I-5 can catch a handful of leaked connections.
-FAULT_OPTIONS = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=1,
-                               backoff_base=0.05, backoff_cap=0.25, health_check_interval=1,
-                               max_connections=8)
+FAULT_OPTIONS = ConnectOptions(
+    socket_timeout=0.5,
+    socket_connect_timeout=0.25,
+    retries=1,
+    backoff_base=0.05,
+    backoff_cap=0.25,
+    health_check_interval=1,
+    max_connections=8,
+)
 BUDGET = 3.0
 """Seconds within which any request must be answered, whatever the fault."""
 RETRY_AFTER = 5
@@ -99,10 +105,15 @@ def fault_app(on_shutdown: Any = None) -> Starlette:
         if on_shutdown is not None:
             await on_shutdown()
 
-    return Starlette(lifespan=lifespan, routes=[
-        Route("/set", set_), Route("/get", get), Route("/logout", logout),
-        Route("/health", health),
-    ])
+    return Starlette(
+        lifespan=lifespan,
+        routes=[
+            Route("/set", set_),
+            Route("/get", get),
+            Route("/logout", logout),
+            Route("/health", health),
+        ],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +156,13 @@ class FaultApp:
     def __post_init__(self) -> None:
         self.closed = False  # True once the lifespan ended and the store closed its client
         self.store = AsyncRedisStore(connect_async(self.url, FAULT_OPTIONS), **self.store_options)
-        app = SessionMiddleware(fault_app(self.store.aclose), self.store, secret=SECRET,
-                                retry_after=RETRY_AFTER, **self.options)
+        app = SessionMiddleware(
+            fault_app(self.store.aclose),
+            self.store,
+            secret=SECRET,
+            retry_after=RETRY_AFTER,
+            **self.options,
+        )
         # A crash must show up as the 500 a client would get, not as an exception in the test.
         self.http = TestClient(app, raise_server_exceptions=False)
 
@@ -154,8 +170,12 @@ class FaultApp:
         self.http.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.http.__exit__(exc_type, exc, tb)
         self.closed = True
 
@@ -199,6 +219,7 @@ class FaultApp:
 
 def figure(case: str, **values: object) -> str:
     """Print ``FIGURE <case> k=v ...`` on one line (collected for docs/reliability.md)."""
+
     def shown(value: object) -> str:
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -236,8 +257,11 @@ def capture_store_log(caplog: pytest.LogCaptureFixture) -> None:
 
 def store_log(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     """The records of the ``redis_sessions`` logger (and its children) at INFO or above."""
-    return [r for r in caplog.records
-            if (r.name == LOGGER or r.name.startswith(LOGGER + ".")) and r.levelno >= logging.INFO]
+    return [
+        r
+        for r in caplog.records
+        if (r.name == LOGGER or r.name.startswith(LOGGER + ".")) and r.levelno >= logging.INFO
+    ]
 
 
 def library_clients(client: redis.Redis) -> int:
@@ -245,10 +269,14 @@ def library_clients(client: redis.Redis) -> int:
     return sum(1 for c in client.client_list() if c.get("name") == "redis-sessions")
 
 
-def check_invariants(app: FaultApp, servers: Iterable[LocalServer],
-                     extra_ports: Iterable[int] = (), *,
-                     caplog: pytest.LogCaptureFixture | None = None,
-                     outages: int = 1) -> None:
+def check_invariants(
+    app: FaultApp,
+    servers: Iterable[LocalServer],
+    extra_ports: Iterable[int] = (),
+    *,
+    caplog: pytest.LogCaptureFixture | None = None,
+    outages: int = 1,
+) -> None:
     """Assert I-1 and I-5 on every running server, I-2 and I-3 on every recorded exchange, and
     I-4 on the captured log when `caplog` is given (`outages`: how many the test caused).
 
@@ -269,8 +297,13 @@ def check_invariants(app: FaultApp, servers: Iterable[LocalServer],
             connected = int(client.info("clients")["connected_clients"])
             assert connected <= limit, f"I-5: {connected} connections on {server.port} > {limit}"
             if app.closed:
-                wait_until(lambda: library_clients(client) == 0, 2, message=(
-                    f"I-5: {library_clients(client)} connections left open after the app closed"))
+                wait_until(
+                    lambda: library_clients(client) == 0,
+                    2,
+                    message=(
+                        f"I-5: {library_clients(client)} connections left open after the app closed"
+                    ),
+                )
     leaks = LEAKS + tuple(str(s.port) for s in servers) + tuple(str(p) for p in extra_ports)
     for exchange in app.log:
         text = exchange.body + "\n" + "\n".join(f"{k}: {v}" for k, v in exchange.headers)
@@ -281,8 +314,12 @@ def check_invariants(app: FaultApp, servers: Iterable[LocalServer],
             assert exchange.header("retry-after") == str(RETRY_AFTER), "I-3: no Retry-After"
             # The body names the reason (unavailable, full, locked ...): one short line.
             body = exchange.body
-            assert body.startswith("Session ") and body.endswith("\n") \
-                and body.count("\n") == 1 and len(body) <= 120, f"I-3: body {body!r}"
+            assert (
+                body.startswith("Session ")
+                and body.endswith("\n")
+                and body.count("\n") == 1
+                and len(body) <= 120
+            ), f"I-3: body {body!r}"
     if caplog is not None:
         check_store_log(app, caplog, outages)
 
@@ -290,7 +327,8 @@ def check_invariants(app: FaultApp, servers: Iterable[LocalServer],
 def check_store_log(app: FaultApp, caplog: pytest.LogCaptureFixture, outages: int) -> None:
     """I-4 (see `check_invariants`)."""
     assert logging.getLogger(LOGGER).isEnabledFor(logging.INFO), (
-        "I-4 needs the INFO records: call capture_store_log(caplog) before the requests")
+        "I-4 needs the INFO records: call capture_store_log(caplog) before the requests"
+    )
     records = store_log(caplog)
     levels = [r.levelname for r in records]
     shown = [f"{r.levelname} {r.getMessage()}" for r in records]

@@ -62,7 +62,7 @@ def session_key(cookie: str) -> str:
 
 
 def bgsave_status(admin: redis.Redis) -> str:
-    """"running", or the last BGSAVE's status: "ok" or "err"."""
+    """ "running", or the last BGSAVE's status: "ok" or "err"."""
     info = admin.info("persistence")
     if int(info["rdb_bgsave_in_progress"]):
         return "running"
@@ -74,16 +74,27 @@ def bgsave(admin: redis.Redis) -> str:
     wait_until(lambda: bgsave_status(admin) != "running", 5)
     admin.bgsave()
     outcome: list[str] = []
-    wait_until(lambda: outcome.append(bgsave_status(admin)) or outcome[-1] != "running", 5,
-               message="BGSAVE did not finish")
+    wait_until(
+        lambda: outcome.append(bgsave_status(admin)) or outcome[-1] != "running",
+        5,
+        message="BGSAVE did not finish",
+    )
     return outcome[-1]
 
 
 def misconf_server(make_server: MakeServer) -> LocalServer:
     """A server that snapshots (so a failed BGSAVE stops writes) and may change its dir."""
-    return make_server(appendonly=False, extra_args=[
-        "--save", "3600 1", "--stop-writes-on-bgsave-error", "yes",
-        "--enable-protected-configs", "yes"])
+    return make_server(
+        appendonly=False,
+        extra_args=[
+            "--save",
+            "3600 1",
+            "--stop-writes-on-bgsave-error",
+            "yes",
+            "--enable-protected-configs",
+            "yes",
+        ],
+    )
 
 
 def test_m4_misconf_gives_503_on_writes_reads_work_recovery_after_a_good_save(
@@ -91,8 +102,7 @@ def test_m4_misconf_gives_503_on_writes_reads_work_recovery_after_a_good_save(
 ) -> None:
     capture_store_log(caplog)
     server = misconf_server(make_server)
-    with FaultApp(server.url) as app, \
-            redis.Redis.from_url(server.url, socket_timeout=5) as admin:
+    with FaultApp(server.url) as app, redis.Redis.from_url(server.url, socket_timeout=5) as admin:
         cookie = app.new_session(a="0")
         assert app.read(cookie) == {"a": "0"}
         disk = BrokenDisk(server, admin, tmp_path)
@@ -110,9 +120,16 @@ def test_m4_misconf_gives_503_on_writes_reads_work_recovery_after_a_good_save(
         after = app.request("/set?d=1", cookie)
         fresh = app.request("/set?e=1")
         data = app.read(cookie)
-        figure("M4", broken_by=disk.how, write_status=write.status, create_status=create.status,
-               read_status=read.status, write_seconds=write.seconds,
-               after_save_write_status=after.status, after_save_create_status=fresh.status)
+        figure(
+            "M4",
+            broken_by=disk.how,
+            write_status=write.status,
+            create_status=create.status,
+            read_status=read.status,
+            write_seconds=write.seconds,
+            after_save_write_status=after.status,
+            after_save_create_status=fresh.status,
+        )
         for exchange in (write, create):
             assert exchange.status == 503, f"{exchange.path} under MISCONF: {exchange.status}"
             assert exchange.seconds < BUDGET
@@ -121,8 +138,11 @@ def test_m4_misconf_gives_503_on_writes_reads_work_recovery_after_a_good_save(
         assert after.ok and fresh.ok
         assert data == {"a": "0", "d": "1"}
     check_invariants(app, [server], caplog=caplog)
-    warnings = [r.getMessage() for r in caplog.records
-                if r.name == "redis_sessions" and r.levelname == "WARNING"]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "redis_sessions" and r.levelname == "WARNING"
+    ]
     assert warnings and all("MISCONF" in w for w in warnings), warnings
 
 
@@ -134,8 +154,7 @@ def test_m4_read_due_for_a_ttl_refresh_is_still_served_under_misconf(
     # refresh can wait for a later request.
     capture_store_log(caplog)
     server = misconf_server(make_server)
-    with FaultApp(server.url) as app, \
-            redis.Redis.from_url(server.url, socket_timeout=5) as admin:
+    with FaultApp(server.url) as app, redis.Redis.from_url(server.url, socket_timeout=5) as admin:
         older = app.new_session(o="1")
         key = session_key(older)
         assert admin.pexpire(key, admin.pttl(key) - 120_000)
@@ -153,6 +172,7 @@ def test_m4_read_due_for_a_ttl_refresh_is_still_served_under_misconf(
         assert after.ok and after.body == '{"o":"1"}'
         assert read.status == 200, (
             "a read whose TTL refresh is due answered 503 under MISCONF: the load script's "
-            "PEXPIRE is refused, which fails the whole load")
+            "PEXPIRE is refused, which fails the whole load"
+        )
         assert read.body == '{"o":"1"}'
     check_invariants(app, [server], caplog=caplog)

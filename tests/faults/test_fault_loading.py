@@ -34,7 +34,7 @@ return 1
 
 
 def server_state(url: str) -> str:
-    """"down", "loading" or "up", as a PING on a new connection sees it."""
+    """ "down", "loading" or "up", as a PING on a new connection sees it."""
     try:
         with redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.25) as probe:
             probe.ping()
@@ -62,8 +62,11 @@ def test_f7_requests_during_loading_are_503_then_2xx(
         restarted_at = time.monotonic()
         starter.start()
         try:
-            wait_until(lambda: states.append(server_state(server.url)) or states[-1] != "down",
-                       10, message="the restarted server never answered")
+            wait_until(
+                lambda: states.append(server_state(server.url)) or states[-1] != "down",
+                10,
+                message="the restarted server never answered",
+            )
             during: list[Exchange] = []
             n = 0
             while starter.is_alive():  # start() returns once PING answers PONG
@@ -79,12 +82,19 @@ def test_f7_requests_during_loading_are_503_then_2xx(
         first = app.request("/get", cookies[0])
         after = [first] + [app.request(f"/set?after{i}=1", c) for i, c in enumerate(cookies)]
         loading_seen = "loading" in states or any(e.status == 503 for e in during)
-        figure("F7", seeded_sessions=SEEDED, aof_mb=f"{aof_bytes / 2**20:.1f}",
-               loading_seen=loading_seen, seconds_loading=loaded_after,
-               requests_during=len(during), served_503=sum(e.status == 503 for e in during),
-               served_2xx=sum(e.ok for e in during),
-               max_503_seconds=max((e.seconds for e in during if e.status == 503), default=0.0),
-               first_after_status=first.status, first_after_seconds=first.seconds)
+        figure(
+            "F7",
+            seeded_sessions=SEEDED,
+            aof_mb=f"{aof_bytes / 2**20:.1f}",
+            loading_seen=loading_seen,
+            seconds_loading=loaded_after,
+            requests_during=len(during),
+            served_503=sum(e.status == 503 for e in during),
+            served_2xx=sum(e.ok for e in during),
+            max_503_seconds=max((e.seconds for e in during if e.status == 503), default=0.0),
+            first_after_status=first.status,
+            first_after_seconds=first.seconds,
+        )
         for exchange in during:
             assert exchange.status in (200, 503), f"{exchange.path}: {exchange.status}"
             assert exchange.seconds < BUDGET
@@ -92,7 +102,7 @@ def test_f7_requests_during_loading_are_503_then_2xx(
         # Once loaded, the server serves: no 503 after the first 2xx.
         statuses = [e.status for e in during]
         if 200 in statuses:
-            assert set(statuses[statuses.index(200):]) == {200}, statuses
+            assert set(statuses[statuses.index(200) :]) == {200}, statuses
         assert all(e.ok for e in after), [e.status for e in after]
         assert first.seconds < RECOVERY
         for i, cookie in enumerate(cookies):

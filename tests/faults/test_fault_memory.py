@@ -58,8 +58,9 @@ def fill(app: FaultApp) -> tuple[list[str], Exchange]:
 
 
 def noeviction_server(make_server: MakeServer) -> LocalServer:
-    return make_server(appendonly=False, extra_args=[
-        "--maxmemory", MAXMEMORY, "--maxmemory-policy", "noeviction"])
+    return make_server(
+        appendonly=False, extra_args=["--maxmemory", MAXMEMORY, "--maxmemory-policy", "noeviction"]
+    )
 
 
 def test_m1_noeviction_full_store_gives_503_reads_and_logout_still_work(
@@ -95,10 +96,18 @@ def test_m1_noeviction_full_store_gives_503_reads_and_logout_still_work(
         assert again.ok and again.cookie, f"a create after /logout answered {again.status}"
         assert app.read(again.cookie) == {"data": PAYLOAD, "n": "again"}
         assert app.read(cookies[-1])["n"] == str(len(cookies) - 1)
-        figure("M1", maxmemory=MAXMEMORY, sessions_stored=len(cookies),
-               session_bytes=len(PAYLOAD), full_status=full.status,
-               full_seconds=full.seconds, small_change_status=changed.status,
-               logged_out=len(logged_out), freed_bytes=freed, create_after_logout=again.status)
+        figure(
+            "M1",
+            maxmemory=MAXMEMORY,
+            sessions_stored=len(cookies),
+            session_bytes=len(PAYLOAD),
+            full_status=full.status,
+            full_seconds=full.seconds,
+            small_change_status=changed.status,
+            logged_out=len(logged_out),
+            freed_bytes=freed,
+            create_after_logout=again.status,
+        )
     check_invariants(app, [server], caplog=caplog)
     warnings = [r.getMessage() for r in store_log(caplog) if r.levelname == "WARNING"]
     assert warnings and all("OOM" in w for w in warnings), warnings
@@ -119,15 +128,21 @@ def test_m1_full_store_is_one_outage_in_the_log(
             assert len(refused) < 50, "the store never stayed full"
             refused.append(app.request(f"/set?data={PAYLOAD}&x={len(refused)}"))
         # Users of existing sessions keep trying to change them while the store is full.
-        changes = [app.request(f"/set?data={'y' * len(PAYLOAD)}&more={i}", cookie)
-                   for i, cookie in enumerate(cookies[:5])]
+        changes = [
+            app.request(f"/set?data={'y' * len(PAYLOAD)}&more={i}", cookie)
+            for i, cookie in enumerate(cookies[:5])
+        ]
         for cookie in cookies[:20]:
             assert app.request("/logout", cookie).ok
         again = app.new_session(n="again")
         assert app.read(again) == {"n": "again"}
         levels = [r.levelname for r in store_log(caplog)]
-        figure("M1-log", refused_changes=sum(e.status == 503 for e in changes),
-               warnings=levels.count("WARNING"), infos=levels.count("INFO"))
+        figure(
+            "M1-log",
+            refused_changes=sum(e.status == 503 for e in changes),
+            warnings=levels.count("WARNING"),
+            infos=levels.count("INFO"),
+        )
     check_invariants(app, [server], caplog=caplog)
 
 
@@ -135,8 +150,10 @@ def test_m2_volatile_lru_evicts_old_sessions_and_their_users_start_anew(
     make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     capture_store_log(caplog)
-    server = make_server(appendonly=False, extra_args=[
-        "--maxmemory", MAXMEMORY, "--maxmemory-policy", "volatile-lru"])
+    server = make_server(
+        appendonly=False,
+        extra_args=["--maxmemory", MAXMEMORY, "--maxmemory-policy", "volatile-lru"],
+    )
     with FaultApp(server.url) as app, redis.Redis.from_url(server.url) as admin:
         warm_up(app)
         cookies: list[str] = []
@@ -165,10 +182,17 @@ def test_m2_volatile_lru_evicts_old_sessions_and_their_users_start_anew(
             renewed += 1
         for cookie in kept[-3:]:
             assert app.read(cookie)["data"] == PAYLOAD
-        figure("M2", maxmemory=MAXMEMORY, policy="volatile-lru", sessions_created=len(cookies),
-               evicted_keys=evicted_keys, sessions_evicted=len(gone),
-               evicted_from_oldest_third=evicted_old, users_given_new_session=renewed,
-               errors=sum(not e.ok for e in app.log))
+        figure(
+            "M2",
+            maxmemory=MAXMEMORY,
+            policy="volatile-lru",
+            sessions_created=len(cookies),
+            evicted_keys=evicted_keys,
+            sessions_evicted=len(gone),
+            evicted_from_oldest_third=evicted_old,
+            users_given_new_session=renewed,
+            errors=sum(not e.ok for e in app.log),
+        )
         assert all(e.ok for e in app.log)
         assert evicted_old >= len(oldest_third) // 2
     # Eviction is not an outage: nothing to warn about.

@@ -50,11 +50,15 @@ def test_f8_blackhole_gives_503_in_budget_then_recovers_without_stale_sockets(
                 acked[f"c{i}"] = str(i)
         recovery = after[0].started + after[0].seconds - passed_at
         data = app.read(cookie)
-        figure("F8", blackhole_seconds=BLACKHOLE, requests_during=len(during),
-               served_503=sum(e.status == 503 for e in during),
-               max_503_seconds=max(e.seconds for e in during),
-               seconds_to_recovery=recovery,
-               errors_after_recovery=sum(not e.ok for e in after))
+        figure(
+            "F8",
+            blackhole_seconds=BLACKHOLE,
+            requests_during=len(during),
+            served_503=sum(e.status == 503 for e in during),
+            max_503_seconds=max(e.seconds for e in during),
+            seconds_to_recovery=recovery,
+            errors_after_recovery=sum(not e.ok for e in after),
+        )
         for exchange in during:
             assert exchange.status == 503, f"{exchange.path} in the partition: {exchange.status}"
             assert exchange.seconds < BUDGET, f"{exchange.path} took {exchange.seconds:.2f} s"

@@ -35,8 +35,9 @@ SLEEP = 2.0
 def audit(data: dict[str, str], acked: dict[str, str], failed: dict[str, str]) -> list[str]:
     """Problems in `data`: acknowledged fields missing/changed, or fields nobody wrote."""
     problems = [f"lost {k}" for k, v in acked.items() if data.get(k) != v]
-    problems += [f"unexpected {k}={v!r}" for k, v in data.items()
-                 if acked.get(k, failed.get(k)) != v]
+    problems += [
+        f"unexpected {k}={v!r}" for k, v in data.items() if acked.get(k, failed.get(k)) != v
+    ]
     return problems
 
 
@@ -77,12 +78,16 @@ def test_f5_debug_sleep_gives_503_in_budget_or_success_after_never_500(
         acked["after"] = "1"
         data = app.read(cookie)
         applied_anyway = sum(1 for k in failed if k in data)
-        figure("F5-sleep", requests_during=len(during),
-               served_503=sum(1 for e in during if e.status == 503),
-               served_2xx=sum(1 for e in during if e.ok),
-               max_seconds=max(e.seconds for e in during), slept_seconds=woke_after,
-               failed_writes_applied_anyway=applied_anyway,
-               first_after_seconds=after[0].seconds)
+        figure(
+            "F5-sleep",
+            requests_during=len(during),
+            served_503=sum(1 for e in during if e.status == 503),
+            served_2xx=sum(1 for e in during if e.ok),
+            max_seconds=max(e.seconds for e in during),
+            slept_seconds=woke_after,
+            failed_writes_applied_anyway=applied_anyway,
+            first_after_seconds=after[0].seconds,
+        )
         assert audit(data, acked, failed) == []
     check_invariants(app, [server], caplog=caplog)
 
@@ -92,8 +97,7 @@ def test_f5_client_pause_write_keeps_reads_working_and_writes_in_budget(
 ) -> None:
     capture_store_log(caplog)
     server = make_server(appendonly=False)
-    with FaultApp(server.url) as app, \
-            redis.Redis.from_url(server.url, socket_timeout=10) as admin:
+    with FaultApp(server.url) as app, redis.Redis.from_url(server.url, socket_timeout=10) as admin:
         cookie = app.new_session(a="0")
         acked, failed = {"a": "0"}, {}
         assert app.read(cookie) == acked
@@ -110,11 +114,15 @@ def test_f5_client_pause_write_keeps_reads_working_and_writes_in_budget(
         assert after.ok, after.status
         acked["c"] = "2"
         data = app.read(cookie)
-        figure("F5-pause", read_statuses="/".join(str(e.status) for e in reads),
-               read_seconds="/".join(f"{e.seconds:.3f}" for e in reads),
-               reads_answered_in_pause=len(in_pause), write_status=write.status,
-               write_seconds=write.seconds, failed_write_applied_anyway=int("b" in failed
-                                                                              and "b" in data))
+        figure(
+            "F5-pause",
+            read_statuses="/".join(str(e.status) for e in reads),
+            read_seconds="/".join(f"{e.seconds:.3f}" for e in reads),
+            reads_answered_in_pause=len(in_pause),
+            write_status=write.status,
+            write_seconds=write.seconds,
+            failed_write_applied_anyway=int("b" in failed and "b" in data),
+        )
         for exchange in (*reads, write):
             assert_in_budget(exchange)
         assert audit(data, acked, failed) == []
@@ -122,6 +130,7 @@ def test_f5_client_pause_write_keeps_reads_working_and_writes_in_budget(
         # failover) blocks EVAL/EVALSHA of scripts not declared `no-writes`.
         assert [e.status for e in reads] == [200, 200], (
             "reads answered 503 during CLIENT PAUSE WRITE: the load is a script without the "
-            "no-writes flag, which the pause blocks")
+            "no-writes flag, which the pause blocks"
+        )
         assert all(e.seconds < 0.5 for e in reads), [e.seconds for e in reads]
     check_invariants(app, [server], caplog=caplog)

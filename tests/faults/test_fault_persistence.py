@@ -61,8 +61,12 @@ class WriteLoop:
         return lost, unexpected
 
 
-def kill_restart_case(case: str, appendfsync: Literal["always", "everysec"],
-                      make_server: MakeServer, caplog: pytest.LogCaptureFixture) -> int:
+def kill_restart_case(
+    case: str,
+    appendfsync: Literal["always", "everysec"],
+    make_server: MakeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> int:
     """Run the F1/F2 scenario; return the number of acknowledged writes lost."""
     capture_store_log(caplog)
     server = make_server(appendonly=True, appendfsync=appendfsync)
@@ -103,13 +107,23 @@ def kill_restart_case(case: str, appendfsync: Literal["always", "everysec"],
             assert loop.write().ok, "a write failed after recovery"
 
         lost, unexpected = loop.audit()
-        recent = sum(1 for _, acked_at in loop.acked.values()
-                     if killed_at - WINDOW <= acked_at <= killed_at)
-        figure(case, appendfsync=appendfsync, acknowledged_lost=len(lost),
-               acknowledged=len(loop.acked), acknowledged_last_2s_before_kill=recent,
-               kill_after=target, requests=len(app.log), downtime_503=len(down),
-               failures_after_ping=failures_after_ping, seconds_to_recovery=recovery,
-               max_503_seconds=max(e.seconds for e in down), seed=seed)
+        recent = sum(
+            1 for _, acked_at in loop.acked.values() if killed_at - WINDOW <= acked_at <= killed_at
+        )
+        figure(
+            case,
+            appendfsync=appendfsync,
+            acknowledged_lost=len(lost),
+            acknowledged=len(loop.acked),
+            acknowledged_last_2s_before_kill=recent,
+            kill_after=target,
+            requests=len(app.log),
+            downtime_503=len(down),
+            failures_after_ping=failures_after_ping,
+            seconds_to_recovery=recovery,
+            max_503_seconds=max(e.seconds for e in down),
+            seed=seed,
+        )
         assert unexpected == [], f"fields nobody wrote (or wrong values): {unexpected}"
         if appendfsync == "always":
             assert lost == [], f"acknowledged writes lost with appendfsync always: {lost}"

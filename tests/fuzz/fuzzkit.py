@@ -47,10 +47,16 @@ MAX_CANDIDATES = 4  # the documented bound of cookies of our name that are tried
 # Every fuzz test: no deadline (a shared CI box), no example database written to the project,
 # no "explain" phase (seconds per failure), function-scoped fixtures reused across examples on
 # purpose (one server, one client per test).
-FUZZ = settings(deadline=None, database=None,
-                phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 
 
 def fuzz(max_examples: int) -> settings:
@@ -92,12 +98,11 @@ def broken_signed(draw: st.DrawFn) -> str:
     sid = draw(st.sampled_from([new_id(), "short", "x" * 200, "has space" * 3, ""]))
     good = _SIGNER_ENGINE.signer.sign(sid)
     value, _, sig = good.rpartition(".")
-    how = draw(st.sampled_from(["flip", "cut", "extend", "id", "foreign", "bare", "dots",
-                                "as-is"]))
+    how = draw(st.sampled_from(["flip", "cut", "extend", "id", "foreign", "bare", "dots", "as-is"]))
     if how == "flip" and sig:
         i = draw(st.integers(0, len(sig) - 1))
         other = draw(st.sampled_from(_B64.replace(sig[i], "")))
-        return f"{value}.{sig[:i]}{other}{sig[i + 1:]}"
+        return f"{value}.{sig[:i]}{other}{sig[i + 1 :]}"
     if how == "cut":
         return good[: draw(st.integers(0, max(len(good) - 1, 0)))]
     if how == "extend":
@@ -119,12 +124,21 @@ def _pair(name: st.SearchStrategy[str], value: st.SearchStrategy[str]) -> st.Sea
     return st.builds(lambda n, v: f"{n}={v}", name, value)
 
 
-names = st.one_of(st.just(COOKIE), st.sampled_from([" session", "session ", "SESSION", "sess",
-                                                    "session\t", "\nsession", '"session"']),
-                  nasty_text)
-values = st.one_of(nasty_text, broken_signed(), broken_signed().map(lambda v: f'"{v}"'),
-                   st.builds(lambda c, n: c * n, st.sampled_from(["a", ";", "=", '"', " ", "é"]),
-                             st.integers(0, 20_000)))
+names = st.one_of(
+    st.just(COOKIE),
+    st.sampled_from(
+        [" session", "session ", "SESSION", "sess", "session\t", "\nsession", '"session"']
+    ),
+    nasty_text,
+)
+values = st.one_of(
+    nasty_text,
+    broken_signed(),
+    broken_signed().map(lambda v: f'"{v}"'),
+    st.builds(
+        lambda c, n: c * n, st.sampled_from(["a", ";", "=", '"', " ", "é"]), st.integers(0, 20_000)
+    ),
+)
 separators = st.sampled_from([";", "; ", " ;", ";;", ",", "\r\n", "\x00", "; \t"])
 
 
@@ -144,8 +158,11 @@ def junk_header(draw: st.DrawFn) -> str:
 
 # -- Apps: a read-only route and a writing route ----------------------------------------------
 
-def asgi_app(spy: Callable[[Any], None] | None = None,
-             on_shutdown: Callable[[], Awaitable[None]] | None = None) -> Starlette:
+
+def asgi_app(
+    spy: Callable[[Any], None] | None = None,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> Starlette:
     async def get(request: Request) -> JSONResponse:
         if spy is not None:
             spy(request.session)
@@ -173,8 +190,6 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
         body = {"keys": len(dict(session))}
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(body).encode()]
-
-
 
 
 def make_asgi(url: str, spy: Callable[[Any], None] | None = None) -> tuple[TestClient, Any]:

@@ -77,12 +77,43 @@ class CountingStr(str):
         return str.__contains__(self, key)  # type: ignore[operator]
 
 
-for _method in ("split", "rsplit", "partition", "rpartition", "find", "rfind", "index",
-                "rindex", "count", "strip", "lstrip", "rstrip", "splitlines", "encode",
-                "replace", "lower", "upper", "casefold", "startswith", "endswith", "isascii",
-                "__eq__", "__hash__", "__str__", "__format__", "__mod__", "__add__",
-                "__getnewargs__", "join", "translate", "expandtabs", "removeprefix",
-                "removesuffix", "__reduce_ex__"):
+for _method in (
+    "split",
+    "rsplit",
+    "partition",
+    "rpartition",
+    "find",
+    "rfind",
+    "index",
+    "rindex",
+    "count",
+    "strip",
+    "lstrip",
+    "rstrip",
+    "splitlines",
+    "encode",
+    "replace",
+    "lower",
+    "upper",
+    "casefold",
+    "startswith",
+    "endswith",
+    "isascii",
+    "__eq__",
+    "__hash__",
+    "__str__",
+    "__format__",
+    "__mod__",
+    "__add__",
+    "__getnewargs__",
+    "join",
+    "translate",
+    "expandtabs",
+    "removeprefix",
+    "removesuffix",
+    "__reduce_ex__",
+):
+
     def _spy(self: CountingStr, *args: Any, _name: str = _method, **kwargs: Any) -> Any:
         self._whole()
         return getattr(str, _name)(self, *args, **kwargs)
@@ -122,10 +153,17 @@ def test_bytes_after_8k_change_nothing_and_are_never_read(
 
 @fuzz(60)
 @given(
-    found=st.lists(st.text(alphabet="abcXYZ019-_.~", min_size=1, max_size=30),
-                   min_size=1, max_size=60),
-    junk=st.lists(st.builds(lambda n, v: f"{n}={v}", st.sampled_from(["a", "b", "s"]),
-                            nasty_text.map(lambda t: t.replace(";", ""))), max_size=3),
+    found=st.lists(
+        st.text(alphabet="abcXYZ019-_.~", min_size=1, max_size=30), min_size=1, max_size=60
+    ),
+    junk=st.lists(
+        st.builds(
+            lambda n, v: f"{n}={v}",
+            st.sampled_from(["a", "b", "s"]),
+            nasty_text.map(lambda t: t.replace(";", "")),
+        ),
+        max_size=3,
+    ),
 )
 def test_at_most_four_candidates_in_order(found: list[str], junk: list[str]) -> None:
     header = "; ".join(junk + [f"{COOKIE}={v}" for v in found])
@@ -155,8 +193,15 @@ bad_ours = values.map(lambda v: f"{COOKIE}={v.replace(';', '')[:500]}")
     big_tail=st.booleans(),
 )
 def test_valid_cookie_in_first_8k_is_found(
-    before: list[str], bad: list[str], after: list[str], order: Any, pad: int, wrap: str,
-    sep: str, old: bool, big_tail: bool,
+    before: list[str],
+    bad: list[str],
+    after: list[str],
+    order: Any,
+    pad: int,
+    wrap: str,
+    sep: str,
+    old: bool,
+    big_tail: bool,
 ) -> None:
     sid = new_id()
     signed = (_OLD if old else ENGINE.signer).sign(sid)

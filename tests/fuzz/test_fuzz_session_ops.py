@@ -26,16 +26,23 @@ from redis_sessions import (
 
 NOW = 1_800_000_000_000
 
-scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=10))
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10)
+)
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
 )
-keys = st.sampled_from(["a", "b", "cart", "", "$c", "$t", "$x", "$$y", "é", "k.1"]) \
-    | st.text(max_size=4)
+keys = st.sampled_from(["a", "b", "cart", "", "$c", "$t", "$x", "$$y", "é", "k.1"]) | st.text(
+    max_size=4
+)
 ops = st.one_of(
     st.tuples(st.just("set"), keys, values),
     st.tuples(st.just("set"), keys, st.sampled_from([[], {}, [1], {"n": 1}])),
@@ -74,19 +81,35 @@ def apply(op: tuple[Any, ...], session: Any, model: dict[str, Any]) -> None:
 
 
 @fuzz(80)
-@given(rounds=st.lists(st.lists(ops, max_size=15), min_size=1, max_size=4),
-       unset=st.sampled_from(["keep", "destroy"]), serializer=st.sampled_from(sorted(SERIALIZERS)))
-@example(rounds=[[("set", "cart", [])], [("mutate", "cart", "", 1)], [("get", "cart")]],
-         unset="keep", serializer="json")
-@example(rounds=[[("set", "$c", 1), ("set", "$$y", 2)], [("del", "$c")], [("clear",)]],
-         unset="keep", serializer="json")
-@example(rounds=[[("set", "a", {"n": 1})], [("mutate", "a", "n", 1)], [("clear",)], []],
-         unset="keep", serializer="msgpack")
-def test_delta_saves_round_trip(rounds: list[list[tuple[Any, ...]]], unset: str,
-                                serializer: str) -> None:
+@given(
+    rounds=st.lists(st.lists(ops, max_size=15), min_size=1, max_size=4),
+    unset=st.sampled_from(["keep", "destroy"]),
+    serializer=st.sampled_from(sorted(SERIALIZERS)),
+)
+@example(
+    rounds=[[("set", "cart", [])], [("mutate", "cart", "", 1)], [("get", "cart")]],
+    unset="keep",
+    serializer="json",
+)
+@example(
+    rounds=[[("set", "$c", 1), ("set", "$$y", 2)], [("del", "$c")], [("clear",)]],
+    unset="keep",
+    serializer="json",
+)
+@example(
+    rounds=[[("set", "a", {"n": 1})], [("mutate", "a", "n", 1)], [("clear",)], []],
+    unset="keep",
+    serializer="msgpack",
+)
+def test_delta_saves_round_trip(
+    rounds: list[list[tuple[Any, ...]]], unset: str, serializer: str
+) -> None:
     store = MemoryStore(serializer=SERIALIZERS[serializer]())
-    engine = SessionEngine(SessionConfig(secret=SECRET, unset=unset),  # type: ignore[arg-type]
-                           serializer=store.serializer, max_size=store.max_size)
+    engine = SessionEngine(
+        SessionConfig(secret=SECRET, unset=unset),  # type: ignore[arg-type]
+        serializer=store.serializer,
+        max_size=store.max_size,
+    )
     model: dict[str, Any] = {}
     sid: str | None = None
     for step, round_ops in enumerate([*rounds, []]):  # a last request only reloads
@@ -113,8 +136,11 @@ def test_plan_after_unset_destroy_is_none() -> None:
     session plans a Destroy; once committed (e.g. by ``save()`` mid-request), planning again
     (the end of the request) must not re-create the session empty under the same handle."""
     store = MemoryStore()
-    engine = SessionEngine(SessionConfig(secret=SECRET, unset="destroy"),
-                           serializer=store.serializer, max_size=store.max_size)
+    engine = SessionEngine(
+        SessionConfig(secret=SECRET, unset="destroy"),
+        serializer=store.serializer,
+        max_size=store.max_size,
+    )
     session = engine.open_session(Incoming(), None, NOW)
     session["a"] = 1
     plan = engine.plan(session, NOW)

@@ -16,8 +16,14 @@ from servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 SECRET = "asgi-integration-secret-0123456789"
 
 # A store call on a dead server fails fast (the fault tests' settings).
-FAST_FAIL = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=1,
-                           backoff_base=0.05, backoff_cap=0.25, health_check_interval=1)
+FAST_FAIL = ConnectOptions(
+    socket_timeout=0.5,
+    socket_connect_timeout=0.25,
+    retries=1,
+    backoff_base=0.05,
+    backoff_cap=0.25,
+    health_check_interval=1,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,8 +33,6 @@ def example(name: str) -> ModuleType:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     return importlib.import_module(f"examples.{name}.app")
-
-
 
 
 def make_store(url: str) -> AsyncRedisStore:

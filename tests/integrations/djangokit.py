@@ -15,8 +15,14 @@ from servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_app"
 
 # A call to a dead server fails within about a second (health check included).
-FAST_FAIL = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=1,
-                           backoff_base=0.02, backoff_cap=0.1, health_check_interval=1)
+FAST_FAIL = ConnectOptions(
+    socket_timeout=0.5,
+    socket_connect_timeout=0.25,
+    retries=1,
+    backoff_base=0.02,
+    backoff_cap=0.1,
+    health_check_interval=1,
+)
 
 
 def configure() -> None:
@@ -31,12 +37,13 @@ def configure() -> None:
     from example_site import settings as example
 
     values = {name: getattr(example, name) for name in dir(example) if name.isupper()}
-    values["INSTALLED_APPS"] = ["django.contrib.contenttypes", "django.contrib.auth",
-                                *values["INSTALLED_APPS"]]
-    values["DATABASES"] = {"default": {"ENGINE": "django.db.backends.sqlite3",
-                                       "NAME": ":memory:"}}
+    values["INSTALLED_APPS"] = [
+        "django.contrib.contenttypes",
+        "django.contrib.auth",
+        *values["INSTALLED_APPS"],
+    ]
+    values["DATABASES"] = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
     values["DEBUG"] = False
     settings.configure(**values)
     django.setup()
     call_command("migrate", verbosity=0)
-

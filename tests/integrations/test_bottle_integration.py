@@ -66,10 +66,12 @@ BUDGET = [
 ]
 
 
-@pytest.mark.parametrize(("what", "method", "path", "status", "trips"), BUDGET,
-                         ids=[b[0] for b in BUDGET])
-def test_round_trip_budget(store: RedisStore, what: str, method: str, path: str, status: int,
-                           trips: int) -> None:
+@pytest.mark.parametrize(
+    ("what", "method", "path", "status", "trips"), BUDGET, ids=[b[0] for b in BUDGET]
+)
+def test_round_trip_budget(
+    store: RedisStore, what: str, method: str, path: str, status: int, trips: int
+) -> None:
     with client_for(store) as client:
         client.post("/login", params={"user": "alice"})
         client.get("/api/me")  # scripts cached

@@ -399,25 +399,38 @@ def test_stored_values_are_json_and_pickle_is_refused(env: Env, redis_url: str) 
     assert SessionStore(session.session_key)["$odd"] is True
 
     pickled = "django.contrib.sessions.serializers.PickleSerializer"
-    with override_settings(SESSION_SERIALIZER=pickled), \
-            pytest.raises(ImproperlyConfigured, match="pickle"):
+    with (
+        override_settings(SESSION_SERIALIZER=pickled),
+        pytest.raises(ImproperlyConfigured, match="pickle"),
+    ):
         SessionStore()
-    with override_settings(SESSION_SERIALIZER="myapp.YAMLSerializer"), \
-            pytest.raises(ImproperlyConfigured, match="REDIS_SESSIONS"):
+    with (
+        override_settings(SESSION_SERIALIZER="myapp.YAMLSerializer"),
+        pytest.raises(ImproperlyConfigured, match="REDIS_SESSIONS"),
+    ):
         SessionStore()
-    for bad in ({"urll": "x"}, {"serializer": "pickle"}, {"on_unavailable": "ignore"},
-                {"retry_after": -1}, {"connect": {"timeout": 1}}, {"connect": 3},
-                {"max_size": 0}, ["url"]):
+    for bad in (
+        {"urll": "x"},
+        {"serializer": "pickle"},
+        {"on_unavailable": "ignore"},
+        {"retry_after": -1},
+        {"connect": {"timeout": 1}},
+        {"connect": 3},
+        {"max_size": 0},
+        ["url"],
+    ):
         with override_settings(REDIS_SESSIONS=bad), pytest.raises(ImproperlyConfigured):
             SessionStore()
-    with override_settings(REDIS_SESSIONS=_redis_settings(
-            redis_url, serializer=JSONSerializer(use_orjson=False))):
+    with override_settings(
+        REDIS_SESSIONS=_redis_settings(redis_url, serializer=JSONSerializer(use_orjson=False))
+    ):
         plain = SessionStore()
         plain["a"] = "é"
         plain.save()
         assert SessionStore(plain.session_key)["a"] == "é"
-    with override_settings(REDIS_SESSIONS=_redis_settings(redis_url, serializer="msgpack",
-                                                          connect={"retries": 0})):
+    with override_settings(
+        REDIS_SESSIONS=_redis_settings(redis_url, serializer="msgpack", connect={"retries": 0})
+    ):
         packed = SessionStore()
         packed["raw"] = b"\x00\x01"
         packed.save()
@@ -461,7 +474,10 @@ def test_clear_expired_is_a_no_op_and_clearsessions_runs(env: Env) -> None:
 def test_example_manage_py_runs() -> None:
     result = subprocess.run(
         [sys.executable, str(djangokit.EXAMPLE / "manage.py"), "check"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
@@ -558,8 +574,7 @@ async def test_async_store_down(make_server: Any) -> None:
             await broken.asave()
         assert isinstance(caught.value.__cause__, StoreUnavailableError)
         await engine.aclose_async_store()
-    with override_settings(REDIS_SESSIONS=_redis_settings(server.url,
-                                                          on_unavailable="anonymous")):
+    with override_settings(REDIS_SESSIONS=_redis_settings(server.url, on_unavailable="anonymous")):
         degraded = SessionStore(key)
         assert await degraded.aget("a") is None
         await degraded.aset("a", 1)

@@ -67,8 +67,7 @@ def test_wsgi_example_counter_login_regenerate_api_logout(
     assert after.split(".")[0] != before.split(".")[0]
     assert not clean_redis.exists(key_of(before))
     assert client.simulate_get("/api/me", headers=jar(before)).status_code == 401
-    assert client.simulate_get("/api/me", headers=jar(after)).json == {"user": "alice",
-                                                                       "views": 2}
+    assert client.simulate_get("/api/me", headers=jar(after)).json == {"user": "alice", "views": 2}
     logout = client.simulate_post("/logout", headers=jar(after))
     assert logout.json == {"ok": True}
     assert logout.cookies["session"].max_age == 0
@@ -87,10 +86,12 @@ BUDGET = [
 ]
 
 
-@pytest.mark.parametrize(("what", "method", "path", "cookie", "trips"), BUDGET,
-                         ids=[b[0] for b in BUDGET])
-def test_wsgi_round_trip_budget(store: RedisStore, what: str, method: str, path: str,
-                                cookie: str | None, trips: int) -> None:
+@pytest.mark.parametrize(
+    ("what", "method", "path", "cookie", "trips"), BUDGET, ids=[b[0] for b in BUDGET]
+)
+def test_wsgi_round_trip_budget(
+    store: RedisStore, what: str, method: str, path: str, cookie: str | None, trips: int
+) -> None:
     client = testing.TestClient(wsgi_example.create_app(store, SECRET))
     valid = session_cookie(client.simulate_post("/login", params={"user": "alice"}))
     client.simulate_get("/api/me", headers=jar(valid))  # scripts cached
@@ -160,8 +161,7 @@ async def test_asgi_example_counter_login_regenerate_api_logout(
         assert (await client.simulate_get("/", headers=jar(before))).json == {"views": 2}
         assert (await client.simulate_get("/api/me", headers=jar(before))).status_code == 401
 
-        login = await client.simulate_post("/login", params={"user": "alice"},
-                                           headers=jar(before))
+        login = await client.simulate_post("/login", params={"user": "alice"}, headers=jar(before))
         assert login.json == {"user": "alice"}
         after = session_cookie(login)
         assert after.split(".")[0] != before.split(".")[0]
@@ -170,7 +170,8 @@ async def test_asgi_example_counter_login_regenerate_api_logout(
         me = await client.simulate_get("/api/me", headers=jar(after))
         assert me.json == {"user": "alice", "views": 2}
         assert (await client.simulate_get("/reload", headers=jar(after))).json == {
-            "data": {"views": 2, "user": "alice"}}
+            "data": {"views": 2, "user": "alice"}
+        }
 
         logout = await client.simulate_post("/logout", headers=jar(after))
         assert logout.json == {"ok": True}
@@ -186,11 +187,18 @@ ASGI_BUDGET = [(*b[:4], 1 if b[0] == "untouched with cookie" else b[4]) for b in
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("what", "method", "path", "cookie", "trips"), ASGI_BUDGET,
-                         ids=[b[0] for b in ASGI_BUDGET])
-async def test_asgi_round_trip_budget(redis_url: str, clean_redis: redis.Redis, what: str,
-                                      method: str, path: str, cookie: str | None,
-                                      trips: int) -> None:
+@pytest.mark.parametrize(
+    ("what", "method", "path", "cookie", "trips"), ASGI_BUDGET, ids=[b[0] for b in ASGI_BUDGET]
+)
+async def test_asgi_round_trip_budget(
+    redis_url: str,
+    clean_redis: redis.Redis,
+    what: str,
+    method: str,
+    path: str,
+    cookie: str | None,
+    trips: int,
+) -> None:
     store = AsyncRedisStore(connect_async(redis_url))
     async with testing.ASGIConductor(asgi_app(store)) as client:
         valid = session_cookie(await client.simulate_post("/login", params={"user": "alice"}))

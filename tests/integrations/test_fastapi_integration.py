@@ -25,8 +25,6 @@ SECRET = "fastapi-test-secret-0123456789"
 FAST_FAIL = ConnectOptions(socket_timeout=0.5, socket_connect_timeout=0.25, retries=1)
 
 
-
-
 @pytest.fixture
 def store(redis_url: str, clean_redis: redis.Redis) -> AsyncRedisStore:
     return AsyncRedisStore(connect_async(redis_url))

@@ -258,10 +258,16 @@ def test_session_permanent_setting_makes_new_sessions_permanent(store: RedisStor
 
 
 def test_session_cookie_settings_are_honoured(store: RedisStore) -> None:
-    app = make_app(store, SESSION_COOKIE_NAME="sid", SESSION_COOKIE_DOMAIN="example.test",
-                   SESSION_COOKIE_PATH="/app", SESSION_COOKIE_HTTPONLY=False,
-                   SESSION_COOKIE_SECURE=True, SESSION_COOKIE_SAMESITE="Strict",
-                   SESSION_COOKIE_PARTITIONED=True)
+    app = make_app(
+        store,
+        SESSION_COOKIE_NAME="sid",
+        SESSION_COOKIE_DOMAIN="example.test",
+        SESSION_COOKIE_PATH="/app",
+        SESSION_COOKIE_HTTPONLY=False,
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_PARTITIONED=True,
+    )
     (header,) = set_cookies(app.test_client().get("/set?a=1"))
     assert header.startswith("sid=")
     attrs = cookie_attrs(header)
@@ -285,8 +291,13 @@ def test_flask_defaults_and_application_root(store: RedisStore) -> None:
 
 
 def test_explicit_options_win_over_flask_settings(store: RedisStore) -> None:
-    app = make_app(store, {"name": "explicit", "same_site": "strict", "idle_timeout": 60},
-                   SESSION_COOKIE_NAME="sid", SESSION_COOKIE_SAMESITE="Lax", SESSION_PERMANENT=True)
+    app = make_app(
+        store,
+        {"name": "explicit", "same_site": "strict", "idle_timeout": 60},
+        SESSION_COOKIE_NAME="sid",
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_PERMANENT=True,
+    )
     header = set_cookies(app.test_client().get("/set?a=1"))[0]
     assert header.startswith("explicit=")
     assert cookie_attrs(header)["samesite"] == "Strict"
@@ -294,13 +305,21 @@ def test_explicit_options_win_over_flask_settings(store: RedisStore) -> None:
 
 
 def test_aliases_and_a_whole_cookie_config(store: RedisStore) -> None:
-    app = make_app(store, {"session_cookie": "alias", "max_age": 90}, SESSION_COOKIE_NAME="sid",
-                   SESSION_PERMANENT=True)
+    app = make_app(
+        store,
+        {"session_cookie": "alias", "max_age": 90},
+        SESSION_COOKIE_NAME="sid",
+        SESSION_PERMANENT=True,
+    )
     header = set_cookies(app.test_client().get("/set?a=1"))[0]
     assert header.startswith("alias=")
     assert cookie_attrs(header)["max-age"] == "90"
-    app = make_app(store, {"cookie": CookieConfig(name="whole", http_only=False)},
-                   SESSION_COOKIE_NAME="sid", SESSION_COOKIE_HTTPONLY=True)
+    app = make_app(
+        store,
+        {"cookie": CookieConfig(name="whole", http_only=False)},
+        SESSION_COOKIE_NAME="sid",
+        SESSION_COOKIE_HTTPONLY=True,
+    )
     header = set_cookies(app.test_client().get("/set?a=1"))[0]
     assert header.startswith("whole=")
     assert "httponly" not in cookie_attrs(header)
@@ -442,6 +461,7 @@ def test_get_session_needs_redis_sessions() -> None:
     with app.test_request_context("/"), pytest.raises(LookupError, match="RedisSessions"):
         get_session()
 
+
 def test_a_session_not_opened_by_the_interface_is_not_saved(store: RedisStore) -> None:
     app = make_app(store)
     response = Response()
@@ -478,8 +498,11 @@ def test_store_down_is_503_with_retry_after_then_recovers(
     assert_503(client.get("/stream"))  # the streamed body is dropped, not sent with a 200
     assert client.get("/untouched", headers=headers).status_code == 200  # never loaded
     server.restart()
-    wait_until(lambda: client.get("/get", headers=headers).status_code == 200, 5,
-               message="no recovery after restart")
+    wait_until(
+        lambda: client.get("/get", headers=headers).status_code == 200,
+        5,
+        message="no recovery after restart",
+    )
     assert client.get("/get", headers=headers).json["data"] == {"a": "1"}
     assert [r.levelname for r in caplog.records if r.name == "redis_sessions"] == ["WARNING"]
 

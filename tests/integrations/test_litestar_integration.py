@@ -109,9 +109,11 @@ async def ws(socket: WebSocket) -> None:
 
 
 def api_app(store: Any, **options: Any) -> Litestar:
-    return Litestar([read, write, replace, replace_data, boom, ws],
-                    plugins=[RedisSessions(store, secret=SECRET, **options)],
-                    on_shutdown=[store.aclose])
+    return Litestar(
+        [read, write, replace, replace_data, boom, ws],
+        plugins=[RedisSessions(store, secret=SECRET, **options)],
+        on_shutdown=[store.aclose],
+    )
 
 
 def test_set_session_replaces_the_contents(redis_url: str, clean_redis: redis.Redis) -> None:

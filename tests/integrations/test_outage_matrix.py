@@ -73,6 +73,7 @@ def close_stores(http: Any) -> None:
         else:
             store.close()
 
+
 # -- the apps: one per README row (and per lazy/eager variant) ---------------------------------
 
 
@@ -102,8 +103,12 @@ def starlette_app() -> Starlette:
 def starlette_added(url: str, lazy: bool) -> Any:
     """README row "Starlette": ``app.add_middleware(SessionMiddleware, ...)``."""
     app = starlette_app()
-    app.add_middleware(ASGISessions, store=async_store(url), secret=SECRET,  # type: ignore[arg-type]
-                       lazy=lazy)
+    app.add_middleware(
+        ASGISessions,
+        store=async_store(url),
+        secret=SECRET,  # type: ignore[arg-type]
+        lazy=lazy,
+    )
     return app
 
 
@@ -116,8 +121,12 @@ def starlette_wrapped(url: str, lazy: bool) -> Any:
 def fastapi_app(url: str, lazy: bool) -> Any:
     """README row "FastAPI": ``add_middleware(..., lazy=True)`` and ``SessionDep``."""
     app = FastAPI()
-    app.add_middleware(ASGISessions, store=async_store(url), secret=SECRET,  # type: ignore[arg-type]
-                       lazy=lazy)
+    app.add_middleware(
+        ASGISessions,
+        store=async_store(url),
+        secret=SECRET,  # type: ignore[arg-type]
+        lazy=lazy,
+    )
 
     @app.get("/count")
     async def count(session: SessionDep) -> dict[str, int]:
@@ -141,8 +150,9 @@ def litestar_app(url: str, lazy: bool) -> Any:
     async def save(request: LitestarRequest[Any, Any, Any]) -> dict[str, bool]:
         return await _save(asgi_session(request))
 
-    return Litestar(route_handlers=[count, save],
-                    plugins=[LitestarSessions(async_store(url), secret=SECRET)])
+    return Litestar(
+        route_handlers=[count, save], plugins=[LitestarSessions(async_store(url), secret=SECRET)]
+    )
 
 
 def quart_app(url: str, lazy: bool) -> Any:
@@ -261,8 +271,9 @@ class Case:
 
     build: Callable[[str], Any]
     asgi: bool
-    down: list[tuple[str, bool]] = field(default_factory=lambda: [("/count", True),
-                                                                   ("/save", False)])
+    down: list[tuple[str, bool]] = field(
+        default_factory=lambda: [("/count", True), ("/save", False)]
+    )
     cookie: str = "session"
     # Starlette's TestClient never ends a falcon.asgi.App's lifespan (a hang at exit, without
     # our middleware too): those apps are served without it.
@@ -295,8 +306,10 @@ def client_for(case: Case, url: str) -> Any:
     app = case.build(url)
     if case.asgi:
         return TestClient(app, raise_server_exceptions=False)
-    return httpx.Client(transport=httpx.WSGITransport(app=app, raise_app_exceptions=False),
-                        base_url="http://testserver")
+    return httpx.Client(
+        transport=httpx.WSGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://testserver",
+    )
 
 
 def assert_503_in_time(http: Any, path: str, headers: dict[str, str]) -> None:
@@ -338,9 +351,13 @@ def outage_round(http: Any, server: Any, case: Case, count_path: str = "/count")
 AFTER_REQUEST_GAP = pytest.mark.xfail(strict=True, reason="Flask: a load in after_request is 500")
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=[AFTER_REQUEST_GAP] if name == "flask-after-request" else [])
-    for name in CASES])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=[AFTER_REQUEST_GAP] if name == "flask-after-request" else [])
+        for name in CASES
+    ],
+)
 def test_redis_stopped_between_two_requests_is_503_then_200(name: str, make_server: Any) -> None:
     case = CASES[name]
     server = make_server(appendonly=True, appendfsync="always")
@@ -378,8 +395,10 @@ def django_wsgi() -> Iterator[Any]:
 CSRF_GAP = pytest.mark.xfail(strict=True, reason="Django: a load in CsrfViewMiddleware is 500")
 
 
-@pytest.mark.parametrize("csrf_use_sessions", [
-    pytest.param(False, id="plain"), pytest.param(True, id="csrf-in-session", marks=CSRF_GAP)])
+@pytest.mark.parametrize(
+    "csrf_use_sessions",
+    [pytest.param(False, id="plain"), pytest.param(True, id="csrf-in-session", marks=CSRF_GAP)],
+)
 def test_django_redis_stopped_between_two_requests_is_503_then_200(
     django_wsgi: Any, make_server: Any, csrf_use_sessions: bool
 ) -> None:
@@ -390,9 +409,10 @@ def test_django_redis_stopped_between_two_requests_is_503_then_200(
 
     server = make_server(appendonly=True, appendfsync="always")
     settings = {"url": server.url, "prefix": "sess:", "connect": FAST_FAIL}
-    case = Case(lambda url: None, asgi=False, down=[("/", True), ("/", False)],
-                cookie="sessionid")
+    case = Case(lambda url: None, asgi=False, down=[("/", True), ("/", False)], cookie="sessionid")
     transport = httpx.WSGITransport(app=django_wsgi, raise_app_exceptions=False)
-    with override_settings(REDIS_SESSIONS=settings, CSRF_USE_SESSIONS=csrf_use_sessions), \
-            httpx.Client(transport=transport, base_url="http://testserver") as http:
+    with (
+        override_settings(REDIS_SESSIONS=settings, CSRF_USE_SESSIONS=csrf_use_sessions),
+        httpx.Client(transport=transport, base_url="http://testserver") as http,
+    ):
         outage_round(http, server, case, count_path="/")

@@ -70,8 +70,9 @@ async def test_counter_login_regenerates_logout_destroys(
     assert response.headers["set-cookie"].startswith("session=;")
     assert not stored(clean_redis, logged_in)
     assert list(client.cookie_jar) == []
-    assert (await other.get("/api/me", headers={"cookie": f"session={logged_in}"})).status_code \
-        == 401
+    assert (
+        await other.get("/api/me", headers={"cookie": f"session={logged_in}"})
+    ).status_code == 401
 
 
 @pytest.mark.anyio
@@ -130,8 +131,12 @@ def api_app(store: Any, **options: Any) -> Quart:
         current["extra"] = 1
         await current.areload()  # drops the unsaved change
         current.mark_modified("a")
-        return {"id": current.id == current.session.id, "repr": repr(current)[:13],
-                "len": len(current), "extra": "extra" in current}
+        return {
+            "id": current.id == current.session.id,
+            "repr": repr(current)[:13],
+            "len": len(current),
+            "extra": "extra" in current,
+        }
 
     @app.get("/boom")
     async def boom() -> None:
@@ -160,7 +165,9 @@ async def test_flask_style_session_api(api: Any, clean_redis: redis.Redis) -> No
     await api.get("/nested", query_string={"item": "y"})  # nested change, no session.modified
     assert (await get_json(api, "/get"))[1]["cart"] == ["x", "y"]
     assert await get_json(api, "/typed") == (
-        200, {"id": True, "repr": "<QuartSession", "len": 2, "extra": False})
+        200,
+        {"id": True, "repr": "<QuartSession", "len": 2, "extra": False},
+    )
 
     value = cookie(api)
     response = await api.get("/clear")  # emptied: deleted, as Quart's own sessions do

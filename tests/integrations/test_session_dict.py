@@ -42,6 +42,8 @@ def closing(store: AsyncRedisStore) -> Any:
         await store.aclose()
 
     return lifespan
+
+
 START = {"a": 1, "b": [1], "c": {"x": 1}}
 
 
@@ -127,8 +129,7 @@ def _starlette_app(store: AsyncRedisStore) -> Starlette:
         # The session itself, serialized by Starlette's JSONResponse (json's C encoder).
         return JSONResponse({"result": repr(result), "session": request.session})
 
-    app = Starlette(routes=[Route("/seed", seed), Route("/op/{name}", op)],
-                    lifespan=closing(store))
+    app = Starlette(routes=[Route("/seed", seed), Route("/op/{name}", op)], lifespan=closing(store))
     app.add_middleware(SessionMiddleware, store=store, secret=SECRET)
     return app
 
@@ -191,13 +192,21 @@ def test_fastapi_returns_and_wraps_the_session_as_json(store: AsyncRedisStore) -
 
     @app.get("/wrapped")
     async def wrapped(request: Request, session: SessionDep) -> Any:
-        return JSONResponse({"session": request.session, "same": request.session is session,
-                             "dumps": json.dumps(session)})
+        return JSONResponse(
+            {
+                "session": request.session,
+                "same": request.session is session,
+                "dumps": json.dumps(session),
+            }
+        )
 
     with TestClient(app) as client:
         assert client.get("/returned").json() == {"n": 1}
         assert client.get("/wrapped").json() == {
-            "session": {"n": 1}, "same": True, "dumps": '{"n": 1}'}
+            "session": {"n": 1},
+            "same": True,
+            "dumps": '{"n": 1}',
+        }
 
 
 def test_a_lazy_session_not_loaded_yet_looks_empty_to_c_readers(
@@ -219,8 +228,7 @@ def test_a_lazy_session_not_loaded_yet_looks_empty_to_c_readers(
         seen["after"] = [json.dumps(session), orjson.dumps(session).decode()]
         return JSONResponse({})
 
-    app = Starlette(routes=[Route("/seed", seed), Route("/peek", peek)],
-                    lifespan=closing(store))
+    app = Starlette(routes=[Route("/seed", seed), Route("/peek", peek)], lifespan=closing(store))
     app.add_middleware(SessionMiddleware, store=store, secret=SECRET, lazy=True)
     with TestClient(app) as client:
         client.get("/seed")
@@ -255,8 +263,13 @@ def flask_app(redis_url: str, clean_redis: redis.Redis) -> flask.Flask:
         # dict() goes through keys(), which loads; flask.session itself is werkzeug's proxy,
         # which json cannot serialize (with Flask's own sessions too).
         proxy = flask.jsonify(dict(flask.session)).get_json()
-        return {"isinstance": isinstance(session, dict), "before": before, "proxy": proxy,
-                "dumps": json.dumps(session), "jsonify": flask.jsonify(session).get_json()}
+        return {
+            "isinstance": isinstance(session, dict),
+            "before": before,
+            "proxy": proxy,
+            "dumps": json.dumps(session),
+            "jsonify": flask.jsonify(session).get_json(),
+        }
 
     @app.get("/returned")
     def returned() -> Any:
@@ -266,8 +279,9 @@ def flask_app(redis_url: str, clean_redis: redis.Redis) -> flask.Flask:
     return app
 
 
-@pytest.mark.parametrize("name", [n for n in MUTATIONS if not n.startswith("read-")]
-                         + ["read-json", "read-copies"])
+@pytest.mark.parametrize(
+    "name", [n for n in MUTATIONS if not n.startswith("read-")] + ["read-json", "read-copies"]
+)
 def test_every_dict_method_is_tracked_through_flask(
     name: str, flask_app: flask.Flask, clean_redis: redis.Redis
 ) -> None:
@@ -285,6 +299,10 @@ def test_flask_serializes_the_session_it_hands_out(flask_app: flask.Flask) -> No
     client = flask_app.test_client()
     client.get("/seed")
     assert client.get("/json").get_json() == {
-        "isinstance": True, "before": "{}", "proxy": START, "dumps": json.dumps(START),
-        "jsonify": START}
+        "isinstance": True,
+        "before": "{}",
+        "proxy": START,
+        "dumps": json.dumps(START),
+        "jsonify": START,
+    }
     assert client.get("/returned").get_json() == START

@@ -110,11 +110,14 @@ class Writes:
         for user, cookie in enumerate(self.cookies):
             data = self.app.read(cookie)
             survived = [data.get(key) == value for key, value, _ in self.acked[user]]
-            lost += [(user, key, at) for (key, value, at), ok in zip(self.acked[user], survived)
-                     if not ok]
+            lost += [
+                (user, key, at)
+                for (key, value, at), ok in zip(self.acked[user], survived)
+                if not ok
+            ]
             # Replication applies writes in order: a gap before a surviving write means the
             # session came back older than a state some request already saw.
-            if False in survived and True in survived[survived.index(False):]:
+            if False in survived and True in survived[survived.index(False) :]:
                 went_back.append(user)
             for key, value in data.items():
                 if self.attempted.get((user, key)) != value:
@@ -141,8 +144,9 @@ def library_connections(server: LocalServer) -> int:
         return sum(1 for c in client.client_list() if c.get("name") == "redis-sessions")
 
 
-def check_group_invariants(app: FaultApp, group: SentinelGroup,
-                           caplog: pytest.LogCaptureFixture, outages: int = 1) -> None:
+def check_group_invariants(
+    app: FaultApp, group: SentinelGroup, caplog: pytest.LogCaptureFixture, outages: int = 1
+) -> None:
     """`check_invariants` for a group: I-2, I-3, I-4 there (every server and Sentinel port is a
     leak), I-1 and I-5 here, because each Sentinel holds two connections on every server,
     which faultkit's ``connected_clients`` bound does not allow for: I-5 counts the library's
@@ -159,8 +163,11 @@ def check_group_invariants(app: FaultApp, group: SentinelGroup,
         held = library_connections(server)
         assert held <= limit, f"I-5: {held} library connections on {server.port} > {limit}"
         if app.closed:
-            wait_until(lambda s=server: library_connections(s) == 0, 2,
-                       message=f"I-5: library connections left open on {server.port}")
+            wait_until(
+                lambda s=server: library_connections(s) == 0,
+                2,
+                message=f"I-5: library connections left open on {server.port}",
+            )
 
 
 def assert_clean_failures(exchanges: list[Exchange]) -> None:
@@ -199,12 +206,22 @@ def test_s1_kill_master_recovers_within_15s_losing_at_most_the_last_second(
             assert writes.write().ok, "a write failed after the failover"
         audit = writes.audit()
         acked = sum(len(v) for v in writes.acked.values())
-        recent = sum(1 for v in writes.acked.values() for _, _, at in v
-                     if killed_at - LAG_WINDOW <= at <= killed_at)
-        figure("S1", seconds_to_recovery=recovery, acknowledged_lost=len(audit.lost),
-               acknowledged=acked, acknowledged_last_1s_before_kill=recent,
-               requests_503=len(window), max_503_seconds=max(e.seconds for e in window),
-               seed=seed)
+        recent = sum(
+            1
+            for v in writes.acked.values()
+            for _, _, at in v
+            if killed_at - LAG_WINDOW <= at <= killed_at
+        )
+        figure(
+            "S1",
+            seconds_to_recovery=recovery,
+            acknowledged_lost=len(audit.lost),
+            acknowledged=acked,
+            acknowledged_last_1s_before_kill=recent,
+            requests_503=len(window),
+            max_503_seconds=max(e.seconds for e in window),
+            seed=seed,
+        )
         for user, key, at in audit.lost:
             print(f"S1 lost: user {user} {key}, acked {killed_at - at:.3f} s before the kill")
         assert audit.unexpected == [], f"fields nobody wrote: {audit.unexpected}"
@@ -235,8 +252,11 @@ def test_s2_wait_for_both_replicas_loses_no_acknowledged_write(
         failover = time.monotonic() - killed_at
         # Reads need no replica: they are served as soon as the app has asked the Sentinels
         # again (its pools do at most every 0.5 s; until then it may still dial the dead one).
-        wait_until(lambda: app.request("/get", writes.cookies[0]).ok, 3.0,
-                   message="no read served with one replica left within 3 s")
+        wait_until(
+            lambda: app.request("/get", writes.cookies[0]).ok,
+            3.0,
+            message="no read served with one replica left within 3 s",
+        )
         restarted_at = time.monotonic()
         group.restart(killed)
         ok = writes.until(lambda e: e.ok, RECOVERY, "no 2xx once both replicas were back")
@@ -248,18 +268,27 @@ def test_s2_wait_for_both_replicas_loses_no_acknowledged_write(
             assert writes.write().ok, "a write failed after recovery"
         audit = writes.audit()
         acked = sum(len(v) for v in writes.acked.values())
-        figure("S2", wait_replicas=2, wait_timeout_ms=100, acknowledged_lost=len(audit.lost),
-               acknowledged=acked, seconds_to_failover=failover,
-               seconds_to_recovery_after_restart=recovery, requests_503=len(window),
-               refused_but_applied=audit.refused_applied, seed=seed)
+        figure(
+            "S2",
+            wait_replicas=2,
+            wait_timeout_ms=100,
+            acknowledged_lost=len(audit.lost),
+            acknowledged=acked,
+            seconds_to_failover=failover,
+            seconds_to_recovery_after_restart=recovery,
+            requests_503=len(window),
+            refused_but_applied=audit.refused_applied,
+            seed=seed,
+        )
         assert audit.lost == [], f"acknowledged writes lost with WAIT 2: {audit.lost}"
         assert audit.unexpected == [] and audit.went_back == [], audit
     # The master going away, then saves short of replicas: two outages.
     check_group_invariants(app, group, caplog, outages=2)
 
 
-def graceful_failover(group: SentinelGroup, app: FaultApp, timeout: float,
-                      connections_left: bool) -> tuple[Writes, int, list[Exchange], float, float]:
+def graceful_failover(
+    group: SentinelGroup, app: FaultApp, timeout: float, connections_left: bool
+) -> tuple[Writes, int, list[Exchange], float, float]:
     """Warm up, ``SENTINEL FAILOVER``, write until a save lands on the new master (and, with
     `connections_left`, the app holds no connection to the old one) within `timeout`, then 10
     more saves that must all succeed. Returns (writes, seed, the exchanges since the command,
@@ -274,8 +303,12 @@ def graceful_failover(group: SentinelGroup, app: FaultApp, timeout: float,
 
     def moved(exchange: Exchange) -> bool:
         address = group.master_address()
-        return exchange.ok and address is not None and address[1] != old.port and (
-            not connections_left or library_connections(old) == 0)
+        return (
+            exchange.ok
+            and address is not None
+            and address[1] != old.port
+            and (not connections_left or library_connections(old) == 0)
+        )
 
     ok = writes.until(moved, timeout, f"no save on the new master {timeout} s after FAILOVER")
     for _ in range(10):
@@ -293,14 +326,19 @@ def test_s3_graceful_failover_moves_writes_within_5s_and_no_readonly_reaches_the
         # The old master stays a master (and keeps every connection) until a Sentinel turns
         # it into a replica, seconds later: only the client can notice the switch sooner.
         writes, seed, window, asked_at, moved_at = graceful_failover(
-            group, app, GRACEFUL, connections_left=True)
+            group, app, GRACEFUL, connections_left=True
+        )
         # The new master's data is what survives: the old one resyncs from it once a Sentinel
         # turns it into a replica, discarding whatever it accepted after the promotion.
         audit = writes.audit()
-        figure("S3", seconds_to_new_master_writes=moved_at - asked_at,
-               requests_503=sum(1 for e in window if not e.ok),
-               acknowledged_lost=len(audit.lost), sessions_with_a_gap=len(audit.went_back),
-               seed=seed)
+        figure(
+            "S3",
+            seconds_to_new_master_writes=moved_at - asked_at,
+            requests_503=sum(1 for e in window if not e.ok),
+            acknowledged_lost=len(audit.lost),
+            sessions_with_a_gap=len(audit.went_back),
+            seed=seed,
+        )
         for user, key, at in audit.lost:
             print(f"S3 lost: user {user} {key}, acknowledged {at - asked_at:.3f} s after FAILOVER")
         readonly = [r.getMessage() for r in store_log(caplog) if "READONLY" in r.getMessage()]
@@ -323,12 +361,18 @@ def test_s3_graceful_failover_with_wait_replicas_loses_nothing(
     with FaultApp(group.url(), store_options=options) as app:
         # Saves need both replicas: they succeed once both follow the new master.
         writes, seed, window, asked_at, moved_at = graceful_failover(
-            group, app, RECOVERY, connections_left=False)
+            group, app, RECOVERY, connections_left=False
+        )
         audit = writes.audit()
-        figure("S3-wait", wait_replicas=2, seconds_to_new_master_writes=moved_at - asked_at,
-               requests_503=sum(1 for e in window if not e.ok),
-               acknowledged_lost=len(audit.lost), refused_but_applied=audit.refused_applied,
-               seed=seed)
+        figure(
+            "S3-wait",
+            wait_replicas=2,
+            seconds_to_new_master_writes=moved_at - asked_at,
+            requests_503=sum(1 for e in window if not e.ok),
+            acknowledged_lost=len(audit.lost),
+            refused_but_applied=audit.refused_applied,
+            seed=seed,
+        )
         assert audit.lost == [], f"acknowledged writes lost with WAIT 2: {audit.lost}"
         assert audit.unexpected == [] and audit.went_back == [], audit
     check_group_invariants(app, group, caplog)
@@ -372,10 +416,17 @@ def test_s4_hung_master_is_replaced_and_accepts_no_write_when_it_wakes(
         writes.until(demoted, RECOVERY, "the woken master never became a replica")
         group.wait_replicas_synced()
         audit = writes.audit()
-        figure("S4", hang_seconds=HANG, seconds_to_recovery=recovery,
-               requests_503=len(window), max_503_seconds=max(e.seconds for e in window),
-               writes_while_old_master_awake=len(held), acknowledged_lost=len(audit.lost),
-               refused_but_applied=audit.refused_applied, seed=seed)
+        figure(
+            "S4",
+            hang_seconds=HANG,
+            seconds_to_recovery=recovery,
+            requests_503=len(window),
+            max_503_seconds=max(e.seconds for e in window),
+            writes_while_old_master_awake=len(held),
+            acknowledged_lost=len(audit.lost),
+            refused_but_applied=audit.refused_applied,
+            seed=seed,
+        )
         assert max(held) == 0, f"the app held connections to the woken old master: {held}"
         assert audit.unexpected == [] and audit.went_back == [], audit
         late = [item for item in audit.lost if item[2] > hung_at]
@@ -411,9 +462,14 @@ def test_s5_noreplicas_gives_503_on_writes_while_reads_work(
         recovery = ok.started + ok.seconds - restarted_at
         assert_clean_failures(app.log[first:])
         audit = writes.audit()
-        figure("S5", writes_503_without_replicas=USERS,
-               writes_503_after_restart=len(writes.refused) - USERS, seconds_to_recovery=recovery,
-               acknowledged_lost=len(audit.lost), seed=seed)
+        figure(
+            "S5",
+            writes_503_without_replicas=USERS,
+            writes_503_after_restart=len(writes.refused) - USERS,
+            seconds_to_recovery=recovery,
+            acknowledged_lost=len(audit.lost),
+            seed=seed,
+        )
         assert audit.lost == [] and audit.unexpected == [] and audit.went_back == [], audit
         assert audit.refused_applied == 0, "a write refused with NOREPLICAS was applied"
     messages = [r.getMessage() for r in store_log(caplog)]
@@ -442,8 +498,11 @@ def test_s6_no_failover_without_a_sentinel_majority_then_recovery(
         wait_until(master_down, 5, message="the last Sentinel never saw the master down")
         # A majority would have failed over long before (S1: about 2.5 s after the kill).
         quiet = 5 * group.down_after_ms / 1000
-        writes.until(lambda e: time.monotonic() - killed_at >= quiet, quiet + BUDGET,
-                     "the write loop stalled")
+        writes.until(
+            lambda e: time.monotonic() - killed_at >= quiet,
+            quiet + BUDGET,
+            "the write loop stalled",
+        )
         window = app.log[first:]
         assert all(e.status == 503 for e in window), [e.status for e in window]
         assert_clean_failures(window)
@@ -451,7 +510,8 @@ def test_s6_no_failover_without_a_sentinel_majority_then_recovery(
         assert group.sentinels[0].master_address() == ("127.0.0.1", killed.port)
         warnings = [r.getMessage() for r in store_log(caplog) if r.levelname == "WARNING"]
         assert len(warnings) == 1 and "sentinel" in warnings[0].lower(), (
-            f"the outage log does not say the Sentinels know no master: {warnings}")
+            f"the outage log does not say the Sentinels know no master: {warnings}"
+        )
         restarted_at = time.monotonic()
         group.start_sentinel(1)
         group.start_sentinel(2)
@@ -459,9 +519,14 @@ def test_s6_no_failover_without_a_sentinel_majority_then_recovery(
         recovery = ok.started + ok.seconds - restarted_at
         assert_clean_failures(app.log[first:])
         audit = writes.audit()
-        figure("S6", no_failover_checked_seconds=restarted_at - killed_at,
-               requests_503=len(app.log[first:-1]), seconds_to_recovery_after_sentinels=recovery,
-               acknowledged_lost=len(audit.lost), seed=seed)
+        figure(
+            "S6",
+            no_failover_checked_seconds=restarted_at - killed_at,
+            requests_503=len(app.log[first:-1]),
+            seconds_to_recovery_after_sentinels=recovery,
+            acknowledged_lost=len(audit.lost),
+            seed=seed,
+        )
         assert audit.unexpected == [] and audit.went_back == [], audit
         early = [item for item in audit.lost if item[2] < killed_at - LAG_WINDOW]
         assert early == [], f"lost writes acknowledged > {LAG_WINDOW} s before the kill: {early}"
@@ -481,19 +546,28 @@ def test_s7_app_starts_with_every_sentinel_down_and_recovers_when_they_come(
         assert_clean_failures(down)
         warnings = [r.getMessage() for r in store_log(caplog) if r.levelname == "WARNING"]
         assert len(warnings) == 1 and "sentinel" in warnings[0].lower(), (
-            f"the outage log does not say the Sentinels are unreachable: {warnings}")
+            f"the outage log does not say the Sentinels are unreachable: {warnings}"
+        )
         started_at = time.monotonic()
         for i in range(3):
             group.start_sentinel(i)
-        wait_until(lambda: app.request("/set?a=1").ok, RECOVERY, interval=0,
-                   message="no 2xx within 15 s of the Sentinels' start")
+        wait_until(
+            lambda: app.request("/set?a=1").ok,
+            RECOVERY,
+            interval=0,
+            message="no 2xx within 15 s of the Sentinels' start",
+        )
         ok = app.log[-1]
         recovery = ok.started + ok.seconds - started_at
         assert ok.cookie is not None
         assert app.read(ok.cookie) == {"a": "1"}
         assert_clean_failures(app.log)
-        figure("S7", requests_503=len(app.unavailable), seconds_to_recovery=recovery,
-               max_503_seconds=max(e.seconds for e in app.unavailable))
+        figure(
+            "S7",
+            requests_503=len(app.unavailable),
+            seconds_to_recovery=recovery,
+            max_503_seconds=max(e.seconds for e in app.unavailable),
+        )
     check_group_invariants(app, group, caplog)
 
 

@@ -37,8 +37,10 @@ class TLSSentinel:
     other_ca_pem: Path
 
     def url(self, ca: Path) -> str:
-        return (f"rediss+sentinel://{HOST}:{self.sentinel_proxy.port}/{SERVICE}"
-                f"?{urlencode({'ssl_ca_certs': str(ca)})}")
+        return (
+            f"rediss+sentinel://{HOST}:{self.sentinel_proxy.port}/{SERVICE}"
+            f"?{urlencode({'ssl_ca_certs': str(ca)})}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,9 @@ def tls_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSentin
     try:
         master_proxy = TLSProxy(HOST, master.port, context, plain_too=True).start()
         proxies.append(master_proxy)
-        sentinel = SentinelProcess(folder / "sentinel", master_proxy.port, SERVICE,
-                                   quorum=1).start()
+        sentinel = SentinelProcess(
+            folder / "sentinel", master_proxy.port, SERVICE, quorum=1
+        ).start()
         assert sentinel.port is not None
         sentinel_proxy = TLSProxy(HOST, sentinel.port, context).start()
         proxies.append(sentinel_proxy)
@@ -101,6 +104,7 @@ def test_sentinel_over_tls_sync_and_async(tls_sentinel: TLSSentinel) -> None:
 
 
 def test_sentinel_with_a_wrong_ca_is_unavailable(tls_sentinel: TLSSentinel) -> None:
-    assert_unavailable_sync_and_async(tls_sentinel.url(tls_sentinel.other_ca_pem),
-                                      "Sentinel: no master for 'tlsmaster'")
+    assert_unavailable_sync_and_async(
+        tls_sentinel.url(tls_sentinel.other_ca_pem), "Sentinel: no master for 'tlsmaster'"
+    )
     assert tls_sentinel.sentinel_proxy.refused  # the clients broke the handshake off

@@ -53,8 +53,16 @@ def clean_acl_redis(acl_server: AclServer) -> Iterator[redis.Redis]:
         client.close()
 
 
-TOPOLOGIES = ["unix", "unix-async", "tls", "tls-async",
-              "sentinel", "sentinel-async", "cluster", "cluster-async"]
+TOPOLOGIES = [
+    "unix",
+    "unix-async",
+    "tls",
+    "tls-async",
+    "sentinel",
+    "sentinel-async",
+    "cluster",
+    "cluster-async",
+]
 
 
 @pytest.fixture(scope="session")

@@ -44,8 +44,9 @@ class StoreProxy:
         loop: the event loop async calls run on (None unless "async").
     """
 
-    def __init__(self, kind: str, inner: Any, raw: redis.Redis | None,
-                 loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(
+        self, kind: str, inner: Any, raw: redis.Redis | None, loop: asyncio.AbstractEventLoop | None
+    ) -> None:
         self.kind = kind
         self.inner = inner
         self.raw = raw
@@ -88,8 +89,9 @@ class StoreProxy:
     def engine(self, **config: Any) -> SessionEngine:
         """A session engine matching this store's serializer and max_size."""
         config.setdefault("secret", "s" * 32)
-        return SessionEngine(SessionConfig(**config), serializer=self.inner.serializer,
-                             max_size=self.inner.max_size)
+        return SessionEngine(
+            SessionConfig(**config), serializer=self.inner.serializer, max_size=self.inner.max_size
+        )
 
 
 MakeStore = Callable[..., StoreProxy]
@@ -120,11 +122,21 @@ class AclServer:
 
     def user_url(self, admin: redis.Redis, prefix: str = "sess:") -> str:
         """The URL of the session user for `prefix`, created (by `admin`) if needed."""
-        user = "sessions" if prefix == "sess:" else (
-            "sessions-" + hashlib.sha1(prefix.encode()).hexdigest()[:8])
+        user = (
+            "sessions"
+            if prefix == "sess:"
+            else ("sessions-" + hashlib.sha1(prefix.encode()).hexdigest()[:8])
+        )
         if user not in self.users:
-            admin.execute_command("ACL", "SETUSER", user, "reset", "on", f">{ACL_PASSWORD}",
-                                  *session_rules(prefix).split())
+            admin.execute_command(
+                "ACL",
+                "SETUSER",
+                user,
+                "reset",
+                "on",
+                f">{ACL_PASSWORD}",
+                *session_rules(prefix).split(),
+            )
             self.users.add(user)
         return f"redis://{user}:{ACL_PASSWORD}@127.0.0.1:{self.server.port}/0"
 
@@ -132,12 +144,15 @@ class AclServer:
 def acl_denials(admin: redis.Redis) -> list[str]:
     """What the server's ACL LOG holds (all of it, not the last 10), as "user context object
     reason" lines."""
+
     def text(entry: dict[bytes, Any], field: str) -> str:
         value = entry[field.encode()]
         return value.decode() if isinstance(value, bytes) else str(value)
 
-    return [" ".join(text(entry, f) for f in ("username", "context", "object", "reason"))
-            for entry in admin.execute_command("ACL", "LOG", 1000)]
+    return [
+        " ".join(text(entry, f) for f in ("username", "context", "object", "reason"))
+        for entry in admin.execute_command("ACL", "LOG", 1000)
+    ]
 
 
 class StoreFactory:
@@ -159,8 +174,9 @@ class StoreFactory:
         self.made: list[StoreProxy] = []
         self.admins: list[Any] = []
 
-    def __call__(self, *, url: str | None = None, options: ConnectOptions | None = None,
-                 **store_options: Any) -> StoreProxy:
+    def __call__(
+        self, *, url: str | None = None, options: ConnectOptions | None = None, **store_options: Any
+    ) -> StoreProxy:
         raw: redis.Redis | None = None
         kind = self.kind.removesuffix("-resp3")
         if kind != self.kind:
@@ -178,9 +194,11 @@ class StoreFactory:
                 raw, url = self._topology()
             elif self.kind.startswith(("unix", "tls")) and url is None:
                 raw = self.request.getfixturevalue("clean_redis")
-                url = (self.request.getfixturevalue("redis_server").unix_url
-                       if self.kind.startswith("unix")
-                       else self.request.getfixturevalue("tls_url"))
+                url = (
+                    self.request.getfixturevalue("redis_server").unix_url
+                    if self.kind.startswith("unix")
+                    else self.request.getfixturevalue("tls_url")
+                )
             elif url is None:
                 raw = self.request.getfixturevalue("clean_redis")
                 url = self.request.getfixturevalue("redis_url")
@@ -240,8 +258,9 @@ def incoming_for(sid: str) -> Incoming:
     return Incoming(sid, handle_for(sid), True, False)
 
 
-def open_session(store: StoreProxy, engine: SessionEngine, sid: str,
-                 now: int | None = None) -> Session:
+def open_session(
+    store: StoreProxy, engine: SessionEngine, sid: str, now: int | None = None
+) -> Session:
     """Load `sid` like an adapter does: load spec, store.load, open_session."""
     incoming = incoming_for(sid)
     now = now_ms() if now is None else now
@@ -260,8 +279,9 @@ def serve_read(store: StoreProxy, engine: SessionEngine, sid: str) -> Session:
     return session
 
 
-def create_session(store: StoreProxy, engine: SessionEngine, now: int | None = None,
-                   **data: Any) -> Session:
+def create_session(
+    store: StoreProxy, engine: SessionEngine, now: int | None = None, **data: Any
+) -> Session:
     """A new session holding `data`, written through the engine and committed."""
     now = now_ms() if now is None else now
     session = engine.new_session(now)

@@ -33,8 +33,15 @@ from redis_sessions.acl import SESSION_USER_ACL, acl_rules
 from servers import MakeServer, command_counts, command_delta, wait_until
 
 # What a session store must never need.
-ADMIN_ONLY = {"config|get", "config|set", "config|resetstat", "keys", "flushall", "flushdb",
-              "monitor"}
+ADMIN_ONLY = {
+    "config|get",
+    "config|set",
+    "config|resetstat",
+    "keys",
+    "flushall",
+    "flushdb",
+    "monitor",
+}
 # Connection set-up that no ACL rule can forbid (HELLO carries AUTH with RESP3).
 ALWAYS_ALLOWED = {"hello", "auth"}
 # A health check before every command idle for over 1 ms: the PING is sure to be sent.
@@ -140,12 +147,12 @@ def test_workload_sends_only_what_the_rule_allows(
     assert sent.keys() - ALWAYS_ALLOWED == allowed_commands(session_rules())
 
 
-def test_session_user_is_refused_everything_else(make_server: MakeServer,
-                                                 tmp_path: Path) -> None:
+def test_session_user_is_refused_everything_else(make_server: MakeServer, tmp_path: Path) -> None:
     # The users.acl line of docs/deployment.md, as written there.
     aclfile = tmp_path / "users.acl"
-    aclfile.write_text("user default on nopass ~* &* +@all\n"
-                       f"user sessions on >{ACL_PASSWORD} {session_rules()}\n")
+    aclfile.write_text(
+        f"user default on nopass ~* &* +@all\nuser sessions on >{ACL_PASSWORD} {session_rules()}\n"
+    )
     server = make_server(appendonly=False, extra_args=["--aclfile", str(aclfile)])
     admin = redis.Redis.from_url(server.url)
     user = redis.Redis.from_url(f"redis://sessions:{ACL_PASSWORD}@127.0.0.1:{server.port}/0")
@@ -153,22 +160,46 @@ def test_session_user_is_refused_everything_else(make_server: MakeServer,
         admin.set("other", "x")
         assert user.hset("sess:{h}", "a", "1") == 1
         assert user.set("sess:{h}:lock", "token", px=1000)
-        refused = [("CONFIG", "GET", "maxmemory"), ("KEYS", "*"), ("FLUSHALL",), ("FLUSHDB",),
-                   ("MONITOR",), ("SELECT", "1"), ("PUBLISH", "channel", "m"),
-                   ("SUBSCRIBE", "channel"), ("GET", "other"), ("GET", "sess:plain"),
-                   ("HSET", "sessions:{h}", "a", "1")]
+        refused = [
+            ("CONFIG", "GET", "maxmemory"),
+            ("KEYS", "*"),
+            ("FLUSHALL",),
+            ("FLUSHDB",),
+            ("MONITOR",),
+            ("SELECT", "1"),
+            ("PUBLISH", "channel", "m"),
+            ("SUBSCRIBE", "channel"),
+            ("GET", "other"),
+            ("GET", "sess:plain"),
+            ("HSET", "sessions:{h}", "a", "1"),
+        ]
         for command in refused:
             with pytest.raises(rx.NoPermissionError):
                 user.execute_command(*command)
         # Scripts are checked command by command and key by key.
         for script in ("return redis.call('FLUSHALL')", "return redis.call('GET', 'other')"):
             # Redis 7.0 words it "The user executing the script can't run this command".
-            with pytest.raises(rx.ResponseError,
-                               match=r"ACL failure in script|user executing the script can.t"):
+            with pytest.raises(
+                rx.ResponseError, match=r"ACL failure in script|user executing the script can.t"
+            ):
                 user.eval(script, 0)
         assert sorted(line.split()[2] for line in acl_denials(admin)) == sorted(
-            ["config|get", "keys", "flushall", "flushdb", "monitor", "select", "publish",
-             "subscribe", "other", "sess:plain", "sessions:{h}", "flushall", "other"])
+            [
+                "config|get",
+                "keys",
+                "flushall",
+                "flushdb",
+                "monitor",
+                "select",
+                "publish",
+                "subscribe",
+                "other",
+                "sess:plain",
+                "sessions:{h}",
+                "flushall",
+                "other",
+            ]
+        )
         assert admin.get("other") == b"x" and admin.exists("sess:{h}") == 1
     finally:
         user.close()
@@ -197,7 +228,10 @@ def test_rules_for_redis_7_0_leave_out_what_7_2_added() -> None:
     old = acl_rules(wait=True, server_version="7.0.15")
     assert {"client|setinfo", "client|no-touch", "waitaof"} & allowed_commands(old) == set()
     assert allowed_commands(acl_rules(wait=True)) - allowed_commands(old) == {
-        "client|setinfo", "client|no-touch", "waitaof"}
+        "client|setinfo",
+        "client|no-touch",
+        "waitaof",
+    }
     assert acl_rules(server_version="8.1") == acl_rules(server_version="7.2.4") == SESSION_USER_ACL
     with pytest.raises(ValueError, match="server_version"):
         acl_rules(server_version="latest")

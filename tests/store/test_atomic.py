@@ -31,8 +31,7 @@ def begin(store: StoreProxy, engine: SessionEngine, sid: str, *, lock: bool = Fa
     return engine.open_session(incoming, store.load(spec), now)
 
 
-def end(store: StoreProxy, engine: SessionEngine, session: Session, *,
-        final: bool = True) -> Any:
+def end(store: StoreProxy, engine: SessionEngine, session: Session, *, final: bool = True) -> Any:
     """The second half: plan, commit, record. Returns the plan."""
     plan = engine.plan(session, now_ms(), final=final)
     applied = store.commit(plan) if plan is not None else True
@@ -40,8 +39,14 @@ def end(store: StoreProxy, engine: SessionEngine, session: Session, *,
     return plan
 
 
-def request(store: StoreProxy, engine: SessionEngine, sid: str,
-            work: Callable[[Session], Any], *, lock: bool = False) -> Session:
+def request(
+    store: StoreProxy,
+    engine: SessionEngine,
+    sid: str,
+    work: Callable[[Session], Any],
+    *,
+    lock: bool = False,
+) -> Session:
     session = begin(store, engine, sid, lock=lock)
     work(session)
     end(store, engine, session)
@@ -249,7 +254,6 @@ def test_destroy_and_regenerate_under_the_lock_free_it(store: StoreProxy) -> Non
     begin(store, engine, new_sid, lock=True)
 
 
-
 def test_regenerate_keeps_what_other_requests_wrote_meanwhile(store: StoreProxy) -> None:
     engine = store.engine()
     sid = create_session(store, engine, cart=["book"], drop="me").id
@@ -263,5 +267,4 @@ def test_regenerate_keeps_what_other_requests_wrote_meanwhile(store: StoreProxy)
     del login["drop"]
     end(store, engine, login)
     assert store.get(handle_for(sid)) is None
-    assert store.get(handle_for(login.id)) == {"cart": ["book", "pen"], "views": 1,
-                                               "user": "alice"}
+    assert store.get(handle_for(login.id)) == {"cart": ["book", "pen"], "views": 1, "user": "alice"}

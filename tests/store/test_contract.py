@@ -247,8 +247,12 @@ def test_commit_returns_bool(store: StoreProxy) -> None:
         "destroy": store.commit(Destroy(create.handle)),
     }
     assert results == {
-        "create": True, "update": True, "update-missing": False,
-        "touch": True, "touch-missing": False, "destroy": True,
+        "create": True,
+        "update": True,
+        "update-missing": False,
+        "touch": True,
+        "touch-missing": False,
+        "destroy": True,
     }
     assert {name: type(value) for name, value in results.items()} == dict.fromkeys(results, bool)
 

@@ -67,16 +67,16 @@ def test_regenerate_with_lost_reply_reports_success_and_leaves_one_session(
         store.close()
 
 
-def test_increment_with_lost_reply_applies_once(redis_url: str,
-                                                clean_redis: redis.Redis) -> None:
+def test_increment_with_lost_reply_applies_once(redis_url: str, clean_redis: redis.Redis) -> None:
     host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
     with FaultProxy(host, int(port)) as proxy:
         store = _store(proxy)
         handle = handle_for(new_id())
         store.set(handle, {"n": 5})
         proxy.drop_next_reply()
-        plan = Write(handle, {}, (), 60_000, create=False, incr=(("n", 3),),
-                     nonce="a1b2c3d4e5f60718")
+        plan = Write(
+            handle, {}, (), 60_000, create=False, incr=(("n", 3),), nonce="a1b2c3d4e5f60718"
+        )
         assert store.commit(plan) is True
         assert store.get(handle) == {"n": 8}  # not 11: the re-sent increment found its nonce
         assert plan.results == {"n": b"8"}
@@ -93,8 +93,16 @@ def test_locked_save_with_lost_reply_is_not_reported_as_a_lost_lock(
         store.set(handle, {"n": 1})
         clean_redis.set(f"sess:{{{handle}}}:lock", "token-1", px=10_000)
         proxy.drop_next_reply()
-        plan = Write(handle, {"n": b"2"}, (), 60_000, create=False, nonce="0123456789abcdef",
-                     lock="token-1", release=True)
+        plan = Write(
+            handle,
+            {"n": b"2"},
+            (),
+            60_000,
+            create=False,
+            nonce="0123456789abcdef",
+            lock="token-1",
+            release=True,
+        )
         # The first send applied it and freed the lock; the re-send finds its nonce.
         assert store.commit(plan) is True
         assert store.get(handle) == {"n": 2}

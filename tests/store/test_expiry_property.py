@@ -20,8 +20,9 @@ OPS = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=OPS, rolling=st.booleans())
 def test_ttl_and_cookie_agree_after_every_step(
     ops: list[str], rolling: bool, redis_url: str, clean_redis: redis.Redis

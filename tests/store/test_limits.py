@@ -65,7 +65,8 @@ def test_set_of_thousands_of_keys(make_store: MakeStore) -> None:
 
 @pytest.mark.parametrize("ttl", [0, -1, 0.0004])
 def test_touch_with_a_ttl_under_a_millisecond_is_an_error_not_a_delete(
-        store: StoreProxy, ttl: float) -> None:
+    store: StoreProxy, ttl: float
+) -> None:
     store.set("h1", {"a": 1})
     with pytest.raises(ValueError, match="TTL"):
         store.touch("h1", ttl=ttl)
@@ -78,8 +79,7 @@ def test_store_ttl_out_of_bounds_is_a_config_error(ttl: float) -> None:
         RedisStore(url="redis://127.0.0.1:1", ttl=ttl)
 
 
-def test_a_callable_ttl_of_centuries_is_capped_not_a_failed_write(
-        make_store: MakeStore) -> None:
+def test_a_callable_ttl_of_centuries_is_capped_not_a_failed_write(make_store: MakeStore) -> None:
     # The engine takes a callable idle timeout as it comes; 1e12 s is 1e15 ms, which Lua would
     # send as '1e+15' after the HSET: a key left with no TTL and an error.
     store = make_store()

@@ -26,8 +26,9 @@ BOUND = 3
 
 
 def engine_for(store: RedisStore | AsyncRedisStore) -> SessionEngine:
-    config = SessionConfig(secret="s" * 32, lock=True, lock_timeout=30, lock_ttl=30,
-                           lock_waiters=BOUND)
+    config = SessionConfig(
+        secret="s" * 32, lock=True, lock_timeout=30, lock_ttl=30, lock_waiters=BOUND
+    )
     return SessionEngine(config, serializer=store.serializer, max_size=store.max_size)
 
 
@@ -36,7 +37,8 @@ def waiting(store: RedisStore | AsyncRedisStore) -> int:
 
 
 def test_threads_beyond_the_bound_get_the_lock_error_at_once(
-        redis_url: str, clean_redis: redis.Redis) -> None:
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
     store = RedisStore(connect(redis_url))
     engine = engine_for(store)
     store.set(incoming_for(SID).handle, {"a": 1})
@@ -71,7 +73,8 @@ def test_threads_beyond_the_bound_get_the_lock_error_at_once(
 
 @pytest.mark.anyio
 async def test_tasks_beyond_the_bound_get_the_lock_error_without_a_redis_call(
-        redis_url: str, clean_redis: redis.Redis) -> None:
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
     store = AsyncRedisStore(connect_async(redis_url))
     engine = engine_for(store)
     handle = incoming_for(SID).handle

@@ -73,9 +73,22 @@ def test_floor_checks_host_names(tmp_path: Path, redis_server: LocalServer) -> N
     assert tuple(int(p) for p in floor.split(".")[:2]) >= (6, 0), floor
     target = tmp_path / "redis-floor"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--disable-pip-version-check", "--target", str(target), f"redis=={floor}"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            f"redis=={floor}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert install.returncode == 0, install.stderr
 
     ca = trustme.CA()
@@ -89,8 +102,21 @@ def test_floor_checks_host_names(tmp_path: Path, redis_server: LocalServer) -> N
     try:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(SRC)])}
         run = subprocess.run(
-            [sys.executable, "-W", "error", "-c", CHECK, floor, str(ca_pem),
-             *(p.url for p in proxies)], capture_output=True, text=True, timeout=60, env=env)
+            [
+                sys.executable,
+                "-W",
+                "error",
+                "-c",
+                CHECK,
+                floor,
+                str(ca_pem),
+                *(p.url for p in proxies),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
     finally:
         for proxy in proxies:
             proxy.stop()

@@ -134,8 +134,14 @@ def test_load_refreshes_ttl_only_when_touch_after_allows(redis_store: StoreProxy
     after_first = command_counts(raw)
     assert dict(first) == {"a": 1}
     # The read is read-only; the due refresh is one PEXPIRE at the end of the request.
-    assert command_delta(before, after_first) == {"evalsha": 1, "type": 1, "hmget": 1,
-                                                  "pttl": 1, "hgetall": 1, "pexpire": 1}
+    assert command_delta(before, after_first) == {
+        "evalsha": 1,
+        "type": 1,
+        "hmget": 1,
+        "pttl": 1,
+        "hgetall": 1,
+        "pexpire": 1,
+    }
     ttl_first = pttl(store, handle)
     assert 1_000_000 < ttl_first <= 86_400_000
 
@@ -224,8 +230,9 @@ def test_disable_ttl_load_with_lifetime_sets_no_ttl(make_redis_store: MakeStore)
 
 
 @pytest.mark.parametrize("kind", ["string", "list"])
-def test_foreign_key_type(redis_store: StoreProxy, kind: str,
-                          caplog: pytest.LogCaptureFixture) -> None:
+def test_foreign_key_type(
+    redis_store: StoreProxy, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
     store = redis_store
     raw = raw_of(store)
     engine = store.engine()
@@ -270,14 +277,17 @@ def test_all_skips_foreign_key(redis_store: StoreProxy) -> None:
     assert dict(store.all()) == {"good": {"a": 1}}
 
 
-def test_huge_field_is_treated_as_corrupt(redis_store: StoreProxy,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_huge_field_is_treated_as_corrupt(
+    redis_store: StoreProxy, caplog: pytest.LogCaptureFixture
+) -> None:
     store = redis_store
     engine = store.engine()
     sid = new_id()
     handle = handle_for(sid)
-    raw_of(store).hset(store.layout.key(handle),
-                       mapping={"$c": str(now_ms()), "big": b'"' + b"x" * (20 << 20) + b'"'})
+    raw_of(store).hset(
+        store.layout.key(handle),
+        mapping={"$c": str(now_ms()), "big": b'"' + b"x" * (20 << 20) + b'"'},
+    )
     spec = engine.load_spec(incoming_for(sid), now_ms())
     assert spec is not None
     reply = store.load(spec)
@@ -415,8 +425,12 @@ def test_closed_port_is_unavailable(make_redis_store: MakeStore) -> None:
         (rx.ResponseError("MASTERDOWN Link with MASTER is down"), "MASTERDOWN"),
         (rx.ResponseError("TRYAGAIN Multiple keys request during rehashing"), "TRYAGAIN"),
         (rx.ResponseError("BUSY Redis is busy running a script."), "BUSY"),
-        (rx.ResponseError("Error running script (call to f_x): @user_script:12: "
-                          "OOM command not allowed"), "OOM"),
+        (
+            rx.ResponseError(
+                "Error running script (call to f_x): @user_script:12: OOM command not allowed"
+            ),
+            "OOM",
+        ),
     ],
 )
 def test_classify_unavailable(exc: BaseException, reason: str) -> None:
@@ -444,19 +458,35 @@ def test_classify_not_unavailable(exc: BaseException) -> None:
     [
         ("READONLY You can't write against a read only replica.", "READONLY"),
         ("OOM command not allowed when used memory > 'maxmemory'.", "OOM"),
-        ("OOM command not allowed when used memory > 'maxmemory'. script: "
-         "72ccd618ecbc521b2e06b70f8e712db668111e4a, on @user_script:12.", "OOM"),
+        (
+            "OOM command not allowed when used memory > 'maxmemory'. script: "
+            "72ccd618ecbc521b2e06b70f8e712db668111e4a, on @user_script:12.",
+            "OOM",
+        ),
         ("CLUSTERDOWN The cluster is down", "CLUSTERDOWN"),
-        ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
-         "MASTERDOWN"),
+        (
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            "MASTERDOWN",
+        ),
         ("TRYAGAIN Multiple keys request during rehashing of slot", "TRYAGAIN"),
         ("LOADING Redis is loading the dataset in memory", "LOADING"),
         ("NOREPLICAS Not enough good replicas to write.", "NOREPLICAS"),
-        ("MISCONF Valkey is configured to save RDB snapshots, but it's currently unable",
-         "MISCONF"),
+        (
+            "MISCONF Valkey is configured to save RDB snapshots, but it's currently unable",
+            "MISCONF",
+        ),
     ],
-    ids=["READONLY", "OOM", "OOM-in-script", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "LOADING",
-         "NOREPLICAS", "MISCONF"],
+    ids=[
+        "READONLY",
+        "OOM",
+        "OOM-in-script",
+        "CLUSTERDOWN",
+        "MASTERDOWN",
+        "TRYAGAIN",
+        "LOADING",
+        "NOREPLICAS",
+        "MISCONF",
+    ],
 )
 def test_classify_error_replies_as_redis_py_raises_them(reply: str, reason: str) -> None:
     """redis-py strips the code of the replies it maps to classes (READONLY, OOM, ...)."""
@@ -467,8 +497,9 @@ def test_classify_error_replies_as_redis_py_raises_them(reply: str, reason: str)
 
 
 @pytest.mark.parametrize("operation", ["create", "set"])
-def test_real_oom_is_unavailable(make_server: Any, make_redis_store: MakeStore,
-                                 operation: str) -> None:
+def test_real_oom_is_unavailable(
+    make_server: Any, make_redis_store: MakeStore, operation: str
+) -> None:
     """An OOM raised inside our Lua script keeps its code, and nothing is written."""
     server = make_server(appendonly=False)
     admin = redis.Redis.from_url(server.url)
@@ -490,18 +521,21 @@ def test_real_oom_is_unavailable(make_server: Any, make_redis_store: MakeStore,
         admin.close()
 
 
-def test_real_readonly_replica_is_unavailable(make_server: Any,
-                                              make_redis_store: MakeStore) -> None:
-    server = make_server(appendonly=False,
-                         extra_args=["--replicaof", "127.0.0.1", str(free_port())])
+def test_real_readonly_replica_is_unavailable(
+    make_server: Any, make_redis_store: MakeStore
+) -> None:
+    server = make_server(
+        appendonly=False, extra_args=["--replicaof", "127.0.0.1", str(free_port())]
+    )
     store = make_redis_store(url=server.url, options=FAIL_FAST)
     with pytest.raises(StoreUnavailableError) as info:
         store.set("h", {"a": 1})
     assert info.value.reason == "READONLY"
 
 
-def test_health_logs_once_per_outage(make_server: Any, make_redis_store: MakeStore,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_health_logs_once_per_outage(
+    make_server: Any, make_redis_store: MakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
     port = free_port()
     store = make_redis_store(url=f"redis://127.0.0.1:{port}/0", options=FAIL_FAST)
     caplog.set_level(logging.INFO, logger="redis_sessions")
@@ -557,8 +591,13 @@ def test_connect_passes_explicit_settings() -> None:
         assert client.connection_pool.max_connections == defaults.max_connections
     finally:
         client.close()
-    custom = ConnectOptions(socket_timeout=0.3, socket_connect_timeout=0.2, retries=3,
-                            health_check_interval=7, max_connections=5)
+    custom = ConnectOptions(
+        socket_timeout=0.3,
+        socket_connect_timeout=0.2,
+        retries=3,
+        health_check_interval=7,
+        max_connections=5,
+    )
     client = connect("redis://127.0.0.1:1/0", custom)
     try:
         kwargs = client.connection_pool.connection_kwargs
@@ -571,8 +610,9 @@ def test_connect_passes_explicit_settings() -> None:
 
 
 def test_connect_async_passes_explicit_settings() -> None:
-    custom = ConnectOptions(socket_timeout=0.3, socket_connect_timeout=0.2, retries=2,
-                            health_check_interval=7)
+    custom = ConnectOptions(
+        socket_timeout=0.3, socket_connect_timeout=0.2, retries=2, health_check_interval=7
+    )
     client = connect_async("redis://127.0.0.1:1/0", custom)
     try:
         kwargs = client.connection_pool.connection_kwargs
@@ -584,8 +624,9 @@ def test_connect_async_passes_explicit_settings() -> None:
         asyncio.run(client.aclose())
 
 
-def test_connect_honours_redis_url(monkeypatch: pytest.MonkeyPatch, redis_server: Any,
-                                   clean_redis: redis.Redis) -> None:
+def test_connect_honours_redis_url(
+    monkeypatch: pytest.MonkeyPatch, redis_server: Any, clean_redis: redis.Redis
+) -> None:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     client = connect()
     try:
@@ -640,8 +681,9 @@ def test_unix_socket_url(make_server: Any, make_redis_store: MakeStore) -> None:
 
 
 def test_acl_user_in_url(make_server: Any, make_redis_store: MakeStore) -> None:
-    server = make_server(appendonly=False,
-                         extra_args=["--user", "app", "on", ">apppass", "~sess:*", "+@all"])
+    server = make_server(
+        appendonly=False, extra_args=["--user", "app", "on", ">apppass", "~sess:*", "+@all"]
+    )
     store = make_redis_store(url=f"redis://app:apppass@127.0.0.1:{server.port}/0")
     engine = store.engine()
     session = create_session(store, engine, a=1)
@@ -682,8 +724,11 @@ def test_health_refused_writes_are_one_outage_while_reads_succeed(
     health.ok(wrote=True)
     messages = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert messages == [
-        (logging.WARNING, "session store TestStore refuses writes (OOM); answering 503 to "
-                          "requests that write until it accepts them"),
+        (
+            logging.WARNING,
+            "session store TestStore refuses writes (OOM); answering 503 to "
+            "requests that write until it accepts them",
+        ),
         (logging.INFO, "session store TestStore accepts writes again"),
     ]
 
@@ -694,8 +739,7 @@ def test_async_pool_hands_connections_to_waiters_in_order_and_times_out(redis_ur
         # before it, so the timeout is generous (a loaded CI machine took over 0.3 s).
         patient = connect_async(redis_url, ConnectOptions(max_connections=2, pool_timeout=30))
         try:
-            results = await asyncio.gather(*(patient.execute_command("PING")
-                                             for _ in range(300)))
+            results = await asyncio.gather(*(patient.execute_command("PING") for _ in range(300)))
             assert results == [True] * 300
             pool = patient.connection_pool
             assert len(pool._in_use_connections) == 0 and len(pool._available_connections) == 2
@@ -723,13 +767,16 @@ def test_async_pool_hands_connections_to_waiters_in_order_and_times_out(redis_ur
 
 
 def test_health_with_settle_keeps_a_partial_outage_as_one(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A Cluster with one node down: failures and successes interleave; one WARNING, and one
     INFO once no failure came for `settle` seconds, naming the other reasons seen."""
     now = [100.0]
-    monkeypatch.setattr("redis_sessions.store._faults.time",
-                        type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}))
+    monkeypatch.setattr(
+        "redis_sessions.store._faults.time",
+        type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}),
+    )
     caplog.set_level(logging.INFO, logger="redis_sessions")
     health = Health("TestStore", settle=0.5)
     for step in range(10):  # every other command lands on the dead node
@@ -746,17 +793,24 @@ def test_health_with_settle_keeps_a_partial_outage_as_one(
     health.ok()
     messages = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert messages == [
-        (logging.WARNING, "session store TestStore unavailable (connection); answering 503 "
-                          "until it is back"),
-        (logging.INFO, "session store TestStore available again (during the outage also: "
-                       "CLUSTERDOWN)"),
+        (
+            logging.WARNING,
+            "session store TestStore unavailable (connection); answering 503 until it is back",
+        ),
+        (
+            logging.INFO,
+            "session store TestStore available again (during the outage also: CLUSTERDOWN)",
+        ),
     ]
     assert classify(rx.ClusterError("TTL exhausted.")) is not None
 
 
 def test_store_from_a_url_takes_connect_options_and_client_kwargs(redis_url: str) -> None:
-    store = RedisStore(url=redis_url, connect_options=ConnectOptions(max_connections=3),
-                       client_kwargs={"client_name": "checkout-7"})
+    store = RedisStore(
+        url=redis_url,
+        connect_options=ConnectOptions(max_connections=3),
+        client_kwargs={"client_name": "checkout-7"},
+    )
     try:
         assert store.set("h", {"a": 1}) and store.get("h") == {"a": 1}
         assert store.client.connection_pool.max_connections == 3
@@ -765,8 +819,11 @@ def test_store_from_a_url_takes_connect_options_and_client_kwargs(redis_url: str
         store.close()
 
     async def from_url() -> None:
-        astore = AsyncRedisStore(url=redis_url, connect_options=ConnectOptions(max_connections=2),
-                                 client_kwargs={"client_name": "checkout-8"})
+        astore = AsyncRedisStore(
+            url=redis_url,
+            connect_options=ConnectOptions(max_connections=2),
+            client_kwargs={"client_name": "checkout-8"},
+        )
         try:
             assert await astore.get("h") == {"a": 1}
             assert astore.client.connection_pool.max_connections == 2

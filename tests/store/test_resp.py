@@ -64,13 +64,13 @@ def test_bad_protocol_is_a_config_error(bad: Any) -> None:
         ConnectOptions(protocol=bad)
 
 
-def test_push_frame_on_pooled_connection_async(redis_url: str,
-                                               clean_redis: redis.Redis) -> None:
+def test_push_frame_on_pooled_connection_async(redis_url: str, clean_redis: redis.Redis) -> None:
     # One pooled connection, tracking on: a write by another client sends it an invalidation
     # push. The next command on it must get its own reply, not the push.
     async def scenario() -> None:
-        store = AsyncRedisStore(connect_async(
-            redis_url, ConnectOptions(protocol=3, max_connections=1)))
+        store = AsyncRedisStore(
+            connect_async(redis_url, ConnectOptions(protocol=3, max_connections=1))
+        )
         try:
             assert store.client is not None
             await store.client.execute_command("CLIENT", "TRACKING", "ON")
@@ -89,8 +89,7 @@ def test_push_frame_on_pooled_connection_async(redis_url: str,
     asyncio.run(scenario())
 
 
-def test_push_frame_on_pooled_connection_sync(redis_url: str,
-                                              clean_redis: redis.Redis) -> None:
+def test_push_frame_on_pooled_connection_sync(redis_url: str, clean_redis: redis.Redis) -> None:
     store = RedisStore(connect(redis_url, ConnectOptions(protocol=3, max_connections=1)))
     try:
         assert store.client is not None

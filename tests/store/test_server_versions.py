@@ -36,12 +36,16 @@ def redis62() -> str:
 
 
 def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == "redis_sessions" and r.levelno == logging.ERROR]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "redis_sessions" and r.levelno == logging.ERROR
+    ]
 
 
 def test_a_server_older_than_7_0_is_a_503_logged_once(
-        make_server: MakeServer, redis62: str, caplog: pytest.LogCaptureFixture) -> None:
+    make_server: MakeServer, redis62: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="redis_sessions")
     server = make_server(appendonly=False, binary=redis62)
     store = RedisStore(connect(server.url))
@@ -60,7 +64,8 @@ def test_a_server_older_than_7_0_is_a_503_logged_once(
 
 
 def test_wait_aof_without_waitaof_is_a_503_logged_once(
-        make_server: MakeServer, redis62: str, caplog: pytest.LogCaptureFixture) -> None:
+    make_server: MakeServer, redis62: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="redis_sessions")
     server = make_server(appendonly=True, appendfsync="always", binary=redis62)
     store = RedisStore(connect(server.url), wait_aof=True)

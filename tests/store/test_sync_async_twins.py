@@ -39,24 +39,38 @@ RENAMES = [
 # occur exactly once on its side, so a stale entry fails as well.
 ALLOWED = [
     # module docstring
-    ('"""The asyncio Redis store: the shared flows of `_layouts` run on `redis.Redis`.\n',
-     '"""The synchronous Redis store: the shared flows of `_layouts` run on `redis.Redis`.\n'),
-    ("This file and `_sync.py` differ only by ``async``/``await`` and the client type",
-     "This file and `_async.py` differ only by ``async``/``await`` and the client type"),
+    (
+        '"""The asyncio Redis store: the shared flows of `_layouts` run on `redis.Redis`.\n',
+        '"""The synchronous Redis store: the shared flows of `_layouts` run on `redis.Redis`.\n',
+    ),
+    (
+        "This file and `_sync.py` differ only by ``async``/``await`` and the client type",
+        "This file and `_async.py` differ only by ``async``/``await`` and the client type",
+    ),
     # imports sorted by their own names
     ("import time\nimport functools\n", "import functools\nimport time\n"),
-    ("from collections.abc import Iterator, Callable, Mapping\n",
-     "from collections.abc import Callable, Iterator, Mapping\n"),
+    (
+        "from collections.abc import Iterator, Callable, Mapping\n",
+        "from collections.abc import Callable, Iterator, Mapping\n",
+    ),
     # first line of the store class docstring
-    ('"""Sessions in Redis, for asyncio code (ASGI, Starlette, FastAPI).\n',
-     '"""Sessions in Redis, for sync code (WSGI, Flask, Django).\n'),
+    (
+        '"""Sessions in Redis, for asyncio code (ASGI, Starlette, FastAPI).\n',
+        '"""Sessions in Redis, for sync code (WSGI, Flask, Django).\n',
+    ),
     # no `yield from` in an async generator
-    ("            for handle in dedup.fresh(handles):\n                yield handle\n",
-     "            yield from dedup.fresh(handles)\n"),
-    ("            for item in found.items():\n                yield item\n",
-     "            yield from found.items()\n"),
-    ("            for info in infos:\n                yield info\n",
-     "            yield from infos\n"),
+    (
+        "            for handle in dedup.fresh(handles):\n                yield handle\n",
+        "            yield from dedup.fresh(handles)\n",
+    ),
+    (
+        "            for item in found.items():\n                yield item\n",
+        "            yield from found.items()\n",
+    ),
+    (
+        "            for info in infos:\n                yield info\n",
+        "            yield from infos\n",
+    ),
     # no sum() over an async generator
     ("return sum([1 for _ in self.ids()])", "return sum(1 for _ in self.ids())"),
 ]
@@ -84,14 +98,23 @@ def apply_allowed(async_text: str, sync_text: str) -> str:
 def differences(sync_text: str, async_text: str) -> list[str]:
     """Unified diff of the sync file against the normalised async file (empty: twins)."""
     normalised = apply_allowed(normalise_async(async_text), sync_text)
-    return list(difflib.unified_diff(sync_text.splitlines(), normalised.splitlines(),
-                                     "_sync.py", "_async.py (normalised)", lineterm=""))
+    return list(
+        difflib.unified_diff(
+            sync_text.splitlines(),
+            normalised.splitlines(),
+            "_sync.py",
+            "_async.py (normalised)",
+            lineterm="",
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def sources() -> tuple[str, str]:
-    return ((STORE_DIR / "_sync.py").read_text("utf-8"),
-            (STORE_DIR / "_async.py").read_text("utf-8"))
+    return (
+        (STORE_DIR / "_sync.py").read_text("utf-8"),
+        (STORE_DIR / "_async.py").read_text("utf-8"),
+    )
 
 
 def test_sync_and_async_runners_are_twins(sources: tuple[str, str]) -> None:

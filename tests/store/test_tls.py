@@ -48,8 +48,10 @@ CLIENT_NAME = "sessions-client.test"
 # What OpenSSL says of a server certificate from a CA the client does not trust: a server
 # sending only its own certificate, or (SELF_SIGNED) its CA too; OpenSSL 1.1 writes "self signed".
 UNKNOWN_ISSUER = "TLS: certificate verify failed: unable to get local issuer certificate"
-SELF_SIGNED = re.compile(r"TLS: certificate verify failed: self[- ]signed certificate in "
-                         r"certificate chain")
+SELF_SIGNED = re.compile(
+    r"TLS: certificate verify failed: self[- ]signed certificate in "
+    r"certificate chain"
+)
 # For the stores that must fail: the default retry only repeats the refused handshake.
 ONCE = ConnectOptions(retries=0)
 
@@ -123,8 +125,9 @@ MakeTLSStore = Callable[..., StoreProxy]
 
 
 @pytest.fixture(params=["sync", "async"])
-def make_tls_store(request: pytest.FixtureRequest,
-                   clean_redis: redis.Redis) -> Iterator[MakeTLSStore]:
+def make_tls_store(
+    request: pytest.FixtureRequest, clean_redis: redis.Redis
+) -> Iterator[MakeTLSStore]:
     """``make_tls_store(url, options=None, **client_kwargs)``: a store built with
     `connect`/`connect_async`.
 
@@ -134,8 +137,9 @@ def make_tls_store(request: pytest.FixtureRequest,
     loop = asyncio.new_event_loop() if kind == "async" else None
     made: list[StoreProxy] = []
 
-    def factory(url: str, options: ConnectOptions | None = None,
-                **client_kwargs: Any) -> StoreProxy:
+    def factory(
+        url: str, options: ConnectOptions | None = None, **client_kwargs: Any
+    ) -> StoreProxy:
         if loop is None:
             store: Any = RedisStore(connect(url, options, **client_kwargs))
         else:
@@ -191,8 +195,9 @@ def refused(store: StoreProxy) -> StoreUnavailableError:
 
 
 @pytest.mark.parametrize("form", ["kwargs", "url"])
-def test_session_round_over_tls(make_proxy: MakeProxy, make_tls_store: MakeTLSStore, pki: Pki,
-                                form: str) -> None:
+def test_session_round_over_tls(
+    make_proxy: MakeProxy, make_tls_store: MakeTLSStore, pki: Pki, form: str
+) -> None:
     proxy = make_proxy()
     if form == "kwargs":
         store = make_tls_store(proxy.url, ssl_ca_certs=str(pki.ca_pem))
@@ -206,17 +211,26 @@ def test_session_round_over_tls(make_proxy: MakeProxy, make_tls_store: MakeTLSSt
 @pytest.mark.parametrize(
     ("cert_reqs", "chain"), [("required", "leaf"), ("optional", "leaf"), ("required", "with-ca")]
 )
-def test_wrong_ca_is_refused_with_a_clear_error(make_proxy: MakeProxy,
-                                                make_tls_store: MakeTLSStore, pki: Pki,
-                                                cert_reqs: str, chain: str,
-                                                caplog: pytest.LogCaptureFixture) -> None:
-    """"optional" verifies too: for a client, OpenSSL treats it as "required". A server that
+def test_wrong_ca_is_refused_with_a_clear_error(
+    make_proxy: MakeProxy,
+    make_tls_store: MakeTLSStore,
+    pki: Pki,
+    cert_reqs: str,
+    chain: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ "optional" verifies too: for a client, OpenSSL treats it as "required". A server that
     trusts its CA for client certificates (mutual TLS) sends that CA along with its own
     certificate, which changes OpenSSL's words."""
     proxy = make_proxy(mutual=chain == "with-ca")
-    store = make_tls_store(proxy.url, ONCE, ssl_ca_certs=str(pki.other_ca_pem),
-                           ssl_cert_reqs=cert_reqs, ssl_certfile=str(pki.client_cert),
-                           ssl_keyfile=str(pki.client_key))
+    store = make_tls_store(
+        proxy.url,
+        ONCE,
+        ssl_ca_certs=str(pki.other_ca_pem),
+        ssl_cert_reqs=cert_reqs,
+        ssl_certfile=str(pki.client_cert),
+        ssl_keyfile=str(pki.client_key),
+    )
     with caplog.at_level(logging.WARNING, logger="redis_sessions"):
         error = refused(store)
     if chain == "leaf":
@@ -233,27 +247,29 @@ def test_wrong_ca_is_refused_with_a_clear_error(make_proxy: MakeProxy,
     wait_until(lambda: seen in proxy.refused, 5)
 
 
-def test_system_trust_store_does_not_trust_a_private_ca(make_proxy: MakeProxy,
-                                                        make_tls_store: MakeTLSStore) -> None:
+def test_system_trust_store_does_not_trust_a_private_ca(
+    make_proxy: MakeProxy, make_tls_store: MakeTLSStore
+) -> None:
     """Without ssl_ca_certs the system CAs are used: a private CA must be given."""
     store = make_tls_store(make_proxy().url, ONCE)
     assert refused(store).reason == UNKNOWN_ISSUER
 
 
-def test_hostname_is_checked(make_proxy: MakeProxy, make_tls_store: MakeTLSStore,
-                             pki: Pki) -> None:
+def test_hostname_is_checked(make_proxy: MakeProxy, make_tls_store: MakeTLSStore, pki: Pki) -> None:
     """A certificate from the right CA but for another host is refused; the reason does not
     carry the host (Python's message does)."""
     proxy = make_proxy(leaf=pki.misnamed_server)
     error = refused(make_tls_store(proxy.url, ONCE, ssl_ca_certs=str(pki.ca_pem)))
     assert error.reason == "TLS: certificate verify failed: IP address mismatch"
     # Opting out of the name check, the CA still being checked:
-    session_round(make_tls_store(tls_url(proxy, ssl_ca_certs=str(pki.ca_pem),
-                                         ssl_check_hostname="false")))
+    session_round(
+        make_tls_store(tls_url(proxy, ssl_ca_certs=str(pki.ca_pem), ssl_check_hostname="false"))
+    )
 
 
-def test_cert_reqs_none_skips_verification(make_proxy: MakeProxy, make_tls_store: MakeTLSStore,
-                                           pki: Pki) -> None:
+def test_cert_reqs_none_skips_verification(
+    make_proxy: MakeProxy, make_tls_store: MakeTLSStore, pki: Pki
+) -> None:
     """Encrypted but unauthenticated (not for production): a wrong CA and a wrong host name
     both pass."""
     proxy = make_proxy(leaf=pki.misnamed_server)
@@ -265,11 +281,15 @@ def test_cert_reqs_none_skips_verification(make_proxy: MakeProxy, make_tls_store
 
 
 @pytest.mark.parametrize("form", ["kwargs", "url"])
-def test_mutual_tls_session_round(make_proxy: MakeProxy, make_tls_store: MakeTLSStore, pki: Pki,
-                                  form: str) -> None:
+def test_mutual_tls_session_round(
+    make_proxy: MakeProxy, make_tls_store: MakeTLSStore, pki: Pki, form: str
+) -> None:
     proxy = make_proxy(mutual=True)
-    files = {"ssl_ca_certs": str(pki.ca_pem), "ssl_certfile": str(pki.client_cert),
-             "ssl_keyfile": str(pki.client_key)}
+    files = {
+        "ssl_ca_certs": str(pki.ca_pem),
+        "ssl_certfile": str(pki.client_cert),
+        "ssl_keyfile": str(pki.client_key),
+    }
     if form == "kwargs":
         store = make_tls_store(proxy.url, **files)
     else:
@@ -281,9 +301,9 @@ def test_mutual_tls_session_round(make_proxy: MakeProxy, make_tls_store: MakeTLS
     assert proxy.refused == []
 
 
-def test_mutual_tls_without_client_certificate_is_refused(make_proxy: MakeProxy,
-                                                          make_tls_store: MakeTLSStore,
-                                                          pki: Pki) -> None:
+def test_mutual_tls_without_client_certificate_is_refused(
+    make_proxy: MakeProxy, make_tls_store: MakeTLSStore, pki: Pki
+) -> None:
     proxy = make_proxy(mutual=True)
     error = refused(make_tls_store(proxy.url, ONCE, ssl_ca_certs=str(pki.ca_pem)))
     # TLS 1.3: the client learns it from the server's alert, on its first read.
@@ -293,11 +313,16 @@ def test_mutual_tls_without_client_certificate_is_refused(make_proxy: MakeProxy,
 
 
 def test_mutual_tls_client_certificate_from_another_ca_is_refused(
-        make_proxy: MakeProxy, make_tls_store: MakeTLSStore, pki: Pki) -> None:
+    make_proxy: MakeProxy, make_tls_store: MakeTLSStore, pki: Pki
+) -> None:
     proxy = make_proxy(mutual=True)
-    store = make_tls_store(proxy.url, ONCE, ssl_ca_certs=str(pki.ca_pem),
-                           ssl_certfile=str(pki.rogue_client_cert),
-                           ssl_keyfile=str(pki.rogue_client_key))
+    store = make_tls_store(
+        proxy.url,
+        ONCE,
+        ssl_ca_certs=str(pki.ca_pem),
+        ssl_certfile=str(pki.rogue_client_cert),
+        ssl_keyfile=str(pki.rogue_client_key),
+    )
     error = refused(store)
     assert error.reason == "TLS: TLSV1_ALERT_UNKNOWN_CA"  # the server does not know its CA
     assert proxy.peers == []
@@ -307,8 +332,9 @@ def test_mutual_tls_client_certificate_from_another_ca_is_refused(
 # -- an ASGI app whose sessions live behind TLS -------------------------------------------------
 
 
-def asgi_client(url: str, options: ConnectOptions | None = None,
-                **client_kwargs: Any) -> TestClient:
+def asgi_client(
+    url: str, options: ConnectOptions | None = None, **client_kwargs: Any
+) -> TestClient:
     async def incr(request: Request) -> JSONResponse:
         request.session["n"] = request.session.get("n", 0) + 1
         return JSONResponse({"n": request.session["n"]})
@@ -321,22 +347,32 @@ def asgi_client(url: str, options: ConnectOptions | None = None,
         await store.aclose()  # on the TestClient's loop, where the connections were made
 
     app = Starlette(routes=[Route("/incr", incr)], lifespan=lifespan)
-    return TestClient(SessionMiddleware(app, store, secret="t" * 32),
-                      raise_server_exceptions=False)
+    return TestClient(SessionMiddleware(app, store, secret="t" * 32), raise_server_exceptions=False)
 
 
-def test_asgi_app_over_mutual_tls(make_proxy: MakeProxy, pki: Pki, clean_redis: redis.Redis,
-                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_asgi_app_over_mutual_tls(
+    make_proxy: MakeProxy, pki: Pki, clean_redis: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
     proxy = make_proxy(mutual=True)
-    with asgi_client(proxy.url, ssl_ca_certs=str(pki.ca_pem), ssl_certfile=str(pki.client_cert),
-                     ssl_keyfile=str(pki.client_key)) as client:
+    with asgi_client(
+        proxy.url,
+        ssl_ca_certs=str(pki.ca_pem),
+        ssl_certfile=str(pki.client_cert),
+        ssl_keyfile=str(pki.client_key),
+    ) as client:
         assert client.get("/incr").json() == {"n": 1}
         assert client.get("/incr").json() == {"n": 2}
     assert clean_redis.dbsize() == 1
-    with caplog.at_level(logging.WARNING, logger="redis_sessions"), \
-            asgi_client(proxy.url, ONCE, ssl_ca_certs=str(pki.other_ca_pem),
-                        ssl_certfile=str(pki.client_cert),
-                        ssl_keyfile=str(pki.client_key)) as client:
+    with (
+        caplog.at_level(logging.WARNING, logger="redis_sessions"),
+        asgi_client(
+            proxy.url,
+            ONCE,
+            ssl_ca_certs=str(pki.other_ca_pem),
+            ssl_certfile=str(pki.client_cert),
+            ssl_keyfile=str(pki.client_key),
+        ) as client,
+    ):
         response = client.get("/incr")
     assert response.status_code == 503
     assert "retry-after" in response.headers
@@ -370,14 +406,22 @@ def verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
 @pytest.mark.parametrize(
     ("cause", "reason"),
     [
-        (verify_error(20, "unable to get local issuer certificate"),
-         "TLS: certificate verify failed: unable to get local issuer certificate"),
-        (verify_error(10, "certificate has expired"),
-         "TLS: certificate verify failed: certificate has expired"),
-        (verify_error(62, "Hostname mismatch, certificate is not valid for 'db.internal.test'."),
-         "TLS: certificate verify failed: hostname mismatch"),
-        (verify_error(64, "IP address mismatch, certificate is not valid for '10.0.0.7'."),
-         "TLS: certificate verify failed: IP address mismatch"),
+        (
+            verify_error(20, "unable to get local issuer certificate"),
+            "TLS: certificate verify failed: unable to get local issuer certificate",
+        ),
+        (
+            verify_error(10, "certificate has expired"),
+            "TLS: certificate verify failed: certificate has expired",
+        ),
+        (
+            verify_error(62, "Hostname mismatch, certificate is not valid for 'db.internal.test'."),
+            "TLS: certificate verify failed: hostname mismatch",
+        ),
+        (
+            verify_error(64, "IP address mismatch, certificate is not valid for '10.0.0.7'."),
+            "TLS: certificate verify failed: IP address mismatch",
+        ),
         (ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), "TLS: error"),
         (ConnectionRefusedError(111, "Connection refused"), "connection"),
     ],

@@ -50,22 +50,60 @@ SECRET = "topology-secret-0123456789abcdef"
 
 # -- URLs ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("url", "kind", "nodes", "service", "kwargs", "sentinel_kwargs"), [
-    ("redis+sentinel://127.0.0.1:1,127.0.0.1:2,[::1]:3/mymaster/2", "sentinel",
-     (("127.0.0.1", 1), ("127.0.0.1", 2), ("::1", 3)), "mymaster", {"db": 2}, {}),
-    ("redis+sentinel://app:p%40ss@h1,h2:26380/svc?sentinel_password=s%40&sentinel_username=mon",
-     "sentinel", (("h1", 6379), ("h2", 26380)), "svc",
-     {"username": "app", "password": "p@ss"}, {"password": "s@", "username": "mon"}),
-    ("rediss+sentinel://h:1/svc?ssl_ca_certs=/ca.pem", "sentinel", (("h", 1),), "svc",
-     {"ssl_ca_certs": "/ca.pem", "ssl": True},
-     {"ssl_ca_certs": "/ca.pem", "ssl": True}),
-    ("redis+cluster://u:pw@a:7000,b:7001/", "cluster", (("a", 7000), ("b", 7001)), "",
-     {"username": "u", "password": "pw"}, None),
-    ("rediss+cluster://a:7000?ssl_cert_reqs=none", "cluster", (("a", 7000),), "",
-     {"ssl_cert_reqs": "none", "ssl": True}, None),
-])
-def test_parse_target(url: str, kind: str, nodes: tuple[tuple[str, int], ...], service: str,
-                      kwargs: dict[str, Any], sentinel_kwargs: dict[str, Any] | None) -> None:
+
+@pytest.mark.parametrize(
+    ("url", "kind", "nodes", "service", "kwargs", "sentinel_kwargs"),
+    [
+        (
+            "redis+sentinel://127.0.0.1:1,127.0.0.1:2,[::1]:3/mymaster/2",
+            "sentinel",
+            (("127.0.0.1", 1), ("127.0.0.1", 2), ("::1", 3)),
+            "mymaster",
+            {"db": 2},
+            {},
+        ),
+        (
+            "redis+sentinel://app:p%40ss@h1,h2:26380/svc?sentinel_password=s%40&sentinel_username=mon",
+            "sentinel",
+            (("h1", 6379), ("h2", 26380)),
+            "svc",
+            {"username": "app", "password": "p@ss"},
+            {"password": "s@", "username": "mon"},
+        ),
+        (
+            "rediss+sentinel://h:1/svc?ssl_ca_certs=/ca.pem",
+            "sentinel",
+            (("h", 1),),
+            "svc",
+            {"ssl_ca_certs": "/ca.pem", "ssl": True},
+            {"ssl_ca_certs": "/ca.pem", "ssl": True},
+        ),
+        (
+            "redis+cluster://u:pw@a:7000,b:7001/",
+            "cluster",
+            (("a", 7000), ("b", 7001)),
+            "",
+            {"username": "u", "password": "pw"},
+            None,
+        ),
+        (
+            "rediss+cluster://a:7000?ssl_cert_reqs=none",
+            "cluster",
+            (("a", 7000),),
+            "",
+            {"ssl_cert_reqs": "none", "ssl": True},
+            None,
+        ),
+    ],
+)
+def test_parse_target(
+    url: str,
+    kind: str,
+    nodes: tuple[tuple[str, int], ...],
+    service: str,
+    kwargs: dict[str, Any],
+    sentinel_kwargs: dict[str, Any] | None,
+) -> None:
     target = parse_target(url)
     assert (target.kind, target.nodes, target.service) == (kind, nodes, service)
     assert target.kwargs == kwargs
@@ -79,14 +117,17 @@ def test_cluster_flag_turns_a_plain_url_into_startup_nodes() -> None:
     assert parse_target("unix:///tmp/r.sock").kind == "single"
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("redis+sentinel://h:1", "without a service name"),
-    ("redis+cluster://h:1/2", "only database 0"),
-    ("redis+cluster:///", "no host"),
-    ("mysql://h/x", "unknown Redis URL scheme 'mysql'"),
-    ("h:6379", "no scheme"),
-    ("redis+cluster://user:hunter2@h:port/", "bad host:port"),
-])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+sentinel://h:1", "without a service name"),
+        ("redis+cluster://h:1/2", "only database 0"),
+        ("redis+cluster:///", "no host"),
+        ("mysql://h/x", "unknown Redis URL scheme 'mysql'"),
+        ("h:6379", "no scheme"),
+        ("redis+cluster://user:hunter2@h:port/", "bad host:port"),
+    ],
+)
 def test_bad_urls_are_refused_clearly_without_the_password(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         parse_target(url)
@@ -94,6 +135,7 @@ def test_bad_urls_are_refused_clearly_without_the_password(url: str, message: st
 
 
 # -- Sentinel ------------------------------------------------------------------------------------
+
 
 def dead_port() -> int:
     """A port nothing listens on (connections are refused at once)."""
@@ -123,15 +165,16 @@ def test_sentinel_url_reaches_the_master_past_dead_sentinels(sentinel_group: Sen
 
 
 def test_a_hanging_sentinel_costs_at_most_the_sentinel_timeout(
-        sentinel_group: SentinelGroup) -> None:
+    sentinel_group: SentinelGroup,
+) -> None:
     sentinel_group.flush()
     hang = silent_listener()
     try:
-        hosts = ",".join(f"127.0.0.1:{p}"
-                         for p in (hang.getsockname()[1], *sentinel_group.sentinel_ports))
+        hosts = ",".join(
+            f"127.0.0.1:{p}" for p in (hang.getsockname()[1], *sentinel_group.sentinel_ports)
+        )
         options = ConnectOptions(sentinel_timeout=0.2, socket_timeout=5, socket_connect_timeout=5)
-        store = RedisStore(connect(f"redis+sentinel://{hosts}/{sentinel_group.service}/0",
-                                   options))
+        store = RedisStore(connect(f"redis+sentinel://{hosts}/{sentinel_group.service}/0", options))
         try:
             started = time.monotonic()
             assert store.set("h", {"a": 1})
@@ -144,10 +187,13 @@ def test_a_hanging_sentinel_costs_at_most_the_sentinel_timeout(
 
 
 def test_unknown_service_and_no_sentinel_are_unavailable_not_errors(
-        sentinel_group: SentinelGroup, caplog: pytest.LogCaptureFixture) -> None:
+    sentinel_group: SentinelGroup, caplog: pytest.LogCaptureFixture
+) -> None:
     hosts = ",".join(f"127.0.0.1:{p}" for p in sentinel_group.sentinel_ports)
-    for url in (f"redis+sentinel://{hosts}/no-such-service/0",
-                f"redis+sentinel://127.0.0.1:{dead_port()}/{sentinel_group.service}/0"):
+    for url in (
+        f"redis+sentinel://{hosts}/no-such-service/0",
+        f"redis+sentinel://127.0.0.1:{dead_port()}/{sentinel_group.service}/0",
+    ):
         store = RedisStore(connect(url, ConnectOptions(retries=0)))
         try:
             with pytest.raises(StoreUnavailableError) as caught:
@@ -159,7 +205,8 @@ def test_unknown_service_and_no_sentinel_are_unavailable_not_errors(
 
 
 def test_async_sentinel_store_and_its_sentinel_connections_close(
-        sentinel_group: SentinelGroup) -> None:
+    sentinel_group: SentinelGroup,
+) -> None:
     sentinel_group.flush()
 
     async def main() -> None:
@@ -174,11 +221,11 @@ def test_async_sentinel_store_and_its_sentinel_connections_close(
 
 # -- WAIT / WAITAOF ------------------------------------------------------------------------------
 
+
 def test_wait_replicas_puts_every_save_on_both_replicas(sentinel_group: SentinelGroup) -> None:
     sentinel_group.flush()
     store = RedisStore(connect(sentinel_group.url()), wait_replicas=2, wait_timeout=1.0)
-    replicas = [redis.Redis(port=r.port, decode_responses=False)
-                for r in sentinel_group.replicas()]
+    replicas = [redis.Redis(port=r.port, decode_responses=False) for r in sentinel_group.replicas()]
     try:
         for i in range(20):
             assert store.set(f"h{i}", {"i": i})
@@ -194,7 +241,8 @@ def test_wait_replicas_puts_every_save_on_both_replicas(sentinel_group: Sentinel
 
 
 def test_too_few_acknowledgements_fail_the_save_as_unavailable(
-        sentinel_group: SentinelGroup, caplog: pytest.LogCaptureFixture) -> None:
+    sentinel_group: SentinelGroup, caplog: pytest.LogCaptureFixture
+) -> None:
     sentinel_group.flush()
     store = RedisStore(connect(sentinel_group.url()), wait_replicas=3, wait_timeout=0.05)
     try:
@@ -215,8 +263,11 @@ def test_engine_saves_wait_and_a_short_wait_answers_503(sentinel_group: Sentinel
         return JSONResponse(dict(request.session))
 
     def app(wait_replicas: int, wait_timeout: float) -> TestClient:
-        store = AsyncRedisStore(connect_async(sentinel_group.url()),
-                                wait_replicas=wait_replicas, wait_timeout=wait_timeout)
+        store = AsyncRedisStore(
+            connect_async(sentinel_group.url()),
+            wait_replicas=wait_replicas,
+            wait_timeout=wait_timeout,
+        )
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -289,14 +340,22 @@ def test_wait_is_refused_with_a_cluster_client(redis_cluster: Any) -> None:
 
 # -- Cluster ACL ---------------------------------------------------------------------------------
 
+
 def test_cluster_store_runs_as_the_cluster_session_user(redis_cluster: Any) -> None:
     """ACL users are per node in a Cluster: created on each; none may log a refusal."""
     nodes = [redis.Redis(port=n.port, decode_responses=False) for n in redis_cluster.running()]
     redis_cluster.flush()
     try:
         for node in nodes:
-            node.execute_command("ACL", "SETUSER", "sessions", "reset", "on", ">pw",
-                                 *session_rules(cluster=True).split())
+            node.execute_command(
+                "ACL",
+                "SETUSER",
+                "sessions",
+                "reset",
+                "on",
+                ">pw",
+                *session_rules(cluster=True).split(),
+            )
             node.execute_command("ACL", "LOG", "RESET")
         url = redis_cluster.url.replace("redis+cluster://", "redis+cluster://sessions:pw@")
         store = RedisStore(url=url)
@@ -333,14 +392,22 @@ def test_cluster_store_runs_as_the_cluster_session_user(redis_cluster: Any) -> N
 
 # -- Sentinel with passwords ---------------------------------------------------------------------
 
+
 @pytest.fixture
 def guarded_sentinel(make_server: Any, tmp_path: Any) -> Iterator[tuple[int, int]]:
     """A master with a password and one Sentinel with a password of its own (quorum 1):
     yields (sentinel port, master port)."""
     master = make_server(password="data-pw", appendonly=False)
-    sentinel = SentinelProcess(tmp_path / "sentinel", master.port, "guarded", quorum=1,
-                               password="sentinel-pw", master_password="data-pw").start()
+    sentinel = SentinelProcess(
+        tmp_path / "sentinel",
+        master.port,
+        "guarded",
+        quorum=1,
+        password="sentinel-pw",
+        master_password="data-pw",
+    ).start()
     try:
+
         def knows_master() -> bool:
             state = sentinel.master_state()
             return state is not None and state.get("flags") == "master"  # seen and not down
@@ -352,8 +419,7 @@ def guarded_sentinel(make_server: Any, tmp_path: Any) -> Iterator[tuple[int, int
         sentinel.stop()
 
 
-def test_sentinel_password_apart_from_the_data_password(
-        guarded_sentinel: tuple[int, int]) -> None:
+def test_sentinel_password_apart_from_the_data_password(guarded_sentinel: tuple[int, int]) -> None:
     port, master_port = guarded_sentinel
     base = f"127.0.0.1:{port}/guarded/0"
     store = RedisStore(url=f"redis+sentinel://:data-pw@{base}?sentinel_password=sentinel-pw")
@@ -366,9 +432,10 @@ def test_sentinel_password_apart_from_the_data_password(
         assert master.exists(store.layout.key("h")) == 1
     # Each password is checked where it belongs: the Sentinel refuses the client without its
     # own, the master refuses a wrong data password.
-    for url, reason in ((f"redis+sentinel://:data-pw@{base}", "Sentinel: no master"),
-                        (f"redis+sentinel://:wrong@{base}?sentinel_password=sentinel-pw",
-                         "authentication failed")):
+    for url, reason in (
+        (f"redis+sentinel://:data-pw@{base}", "Sentinel: no master"),
+        (f"redis+sentinel://:wrong@{base}?sentinel_password=sentinel-pw", "authentication failed"),
+    ):
         bad = RedisStore(connect(url, ConnectOptions(retries=0)))
         try:
             with pytest.raises(StoreUnavailableError) as caught:
@@ -380,6 +447,7 @@ def test_sentinel_password_apart_from_the_data_password(
 
 # -- Cluster connection bursts -------------------------------------------------------------------
 
+
 def test_cluster_bursts_wait_for_a_connection_instead_of_failing(redis_cluster: Any) -> None:
     """More concurrent commands than a node's pool: they queue (sync threads and asyncio
     tasks), none fails while the Cluster is healthy."""
@@ -389,8 +457,7 @@ def test_cluster_bursts_wait_for_a_connection_instead_of_failing(redis_cluster: 
     async def burst() -> list[bool]:
         store = AsyncRedisStore(connect_async(redis_cluster.url, small))
         try:
-            return list(await asyncio.gather(*(store.set(f"a{i}", {"i": i})
-                                               for i in range(60))))
+            return list(await asyncio.gather(*(store.set(f"a{i}", {"i": i}) for i in range(60))))
         finally:
             await store.aclose()
 
@@ -406,18 +473,19 @@ def test_cluster_bursts_wait_for_a_connection_instead_of_failing(redis_cluster: 
 
 
 def test_cluster_store_keeps_its_commands_to_the_pool_and_waits_pool_timeout(
-        redis_cluster: Any) -> None:
+    redis_cluster: Any,
+) -> None:
     """A Cluster store keeps no more commands in flight than a node pool has connections
     (a full node pool fails a pipeline as if the node were down): a burst of threads on one
     connection all succeed; with its turns all taken, a command waits the client's
     `pool_timeout` (not a fixed default), then is unavailable ("no free connection")."""
     redis_cluster.flush()
-    store = RedisStore(connect(redis_cluster.url,
-                               ConnectOptions(max_connections=1, pool_timeout=0.2)))
+    store = RedisStore(
+        connect(redis_cluster.url, ConnectOptions(max_connections=1, pool_timeout=0.2))
+    )
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            assert list(pool.map(lambda i: store.set(f"t{i}", {"i": i}), range(40))) == [
-                True] * 40
+            assert list(pool.map(lambda i: store.set(f"t{i}", {"i": i}), range(40))) == [True] * 40
         assert dict(store.all()) == {f"t{i}": {"i": i} for i in range(40)}
         gate = store._runner.gate
         assert gate is not None and gate.acquire()  # the one turn, taken elsewhere
@@ -437,11 +505,14 @@ def test_async_cluster_store_waits_its_turn_first_come_first_served(redis_cluste
     redis_cluster.flush()
 
     async def scenario() -> None:
-        store = AsyncRedisStore(connect_async(
-            redis_cluster.url, ConnectOptions(max_connections=1, pool_timeout=0.2)))
+        store = AsyncRedisStore(
+            connect_async(redis_cluster.url, ConnectOptions(max_connections=1, pool_timeout=0.2))
+        )
         try:
-            assert await asyncio.gather(*(store.set(f"a{i}", {"i": i}) for i in range(40))) == [
-                True] * 40
+            assert (
+                await asyncio.gather(*(store.set(f"a{i}", {"i": i}) for i in range(40)))
+                == [True] * 40
+            )
             gate = store._runner.gate
             assert gate is not None and await gate.acquire()
             try:
@@ -486,15 +557,15 @@ def test_task_gate_hands_turns_in_order_and_passes_on_a_cancelled_waiters_turn()
     asyncio.run(scenario())
 
 
-def test_cluster_limits_of_our_clients_and_of_clients_built_elsewhere(
-        redis_cluster: Any) -> None:
+def test_cluster_limits_of_our_clients_and_of_clients_built_elsewhere(redis_cluster: Any) -> None:
     options = ConnectOptions(max_connections=3, pool_timeout=0.4)
     ours = connect(redis_cluster.url, options)
     ours_async = connect_async(redis_cluster.url, options)
     port = redis_cluster.nodes[0].port
     theirs = redis.cluster.RedisCluster(host="127.0.0.1", port=port, max_connections=5)
-    theirs_async = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=port,
-                                                      max_connections=7)
+    theirs_async = redis.asyncio.cluster.RedisCluster(
+        host="127.0.0.1", port=port, max_connections=7
+    )
     default_wait = ConnectOptions().pool_timeout
     try:
         assert cluster_limits(ours) == cluster_limits(ours_async) == (3, 0.4)
@@ -510,7 +581,8 @@ def test_cluster_limits_of_our_clients_and_of_clients_built_elsewhere(
 
 
 def test_async_cluster_store_reads_the_slot_map_before_a_burst_of_first_commands(
-        redis_cluster: Any) -> None:
+    redis_cluster: Any,
+) -> None:
     """Many tasks starting on a fresh asyncio Cluster client: without the store waiting for
     the slot map, commands sent while it is read went to the wrong node (MOVED), and every
     5th MOVED made redis-py close all the client's connections under the other commands."""
@@ -521,20 +593,19 @@ def test_async_cluster_store_reads_the_slot_map_before_a_burst_of_first_commands
     async def burst() -> list[bool]:
         store = AsyncRedisStore(connect_async(redis_cluster.url))
         try:
-            return list(await asyncio.gather(*(store.set(f"b{i}", {"i": i})
-                                               for i in range(200))))
+            return list(await asyncio.gather(*(store.set(f"b{i}", {"i": i}) for i in range(200))))
         finally:
             await store.aclose()
 
     for _ in range(3):
         assert asyncio.run(burst()) == [True] * 200
-    stats = [redis_cluster._call(node, "INFO", "errorstats")
-             for node in redis_cluster.primaries()]
+    stats = [redis_cluster._call(node, "INFO", "errorstats") for node in redis_cluster.primaries()]
     assert not [line for text in stats for line in text.splitlines() if "MOVED" in line]
 
 
 def test_cluster_store_made_while_no_node_answers_is_unavailable_then_recovers(
-        redis_cluster: Any) -> None:
+    redis_cluster: Any,
+) -> None:
     """The app starts before the Cluster does: the store is made anyway (redis-py's sync
     client would raise in its constructor), answers unavailable ("no node reachable" is not a
     RedisError to redis-py), and works once a node answers, without a restart."""

@@ -22,9 +22,7 @@ def stored_fields(data: Mapping[str, Any], created_ms: int = NOW_MS) -> dict[byt
     return fields
 
 
-def loaded(
-    data: Mapping[str, Any], created_ms: int = NOW_MS, pttl_ms: int = 86_400_000
-) -> Loaded:
+def loaded(data: Mapping[str, Any], created_ms: int = NOW_MS, pttl_ms: int = 86_400_000) -> Loaded:
     """A store reply holding `data`."""
     return Loaded(pttl_ms=pttl_ms, fields=stored_fields(data, created_ms))
 

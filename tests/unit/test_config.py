@@ -234,9 +234,16 @@ def test_our_spelling_keeps_our_defaults():
 
 
 def test_options_given_win_over_starlettes_defaults():
-    cfg = SessionConfig.from_options(None, {"secret_key": SECRET, "rolling": False,
-                                            "unset": "keep", "idle_timeout": 600,
-                                            "lifetime": None})
+    cfg = SessionConfig.from_options(
+        None,
+        {
+            "secret_key": SECRET,
+            "rolling": False,
+            "unset": "keep",
+            "idle_timeout": 600,
+            "lifetime": None,
+        },
+    )
     assert (cfg.rolling, cfg.unset, cfg.idle_timeout, cfg.lifetime) == (False, "keep", 600, None)
 
 
@@ -256,13 +263,20 @@ def test_a_non_bool_https_only_is_a_config_error_naming_it():
         SessionConfig.from_options(None, {"secret_key": SECRET, "https_only": "yes"})
 
 
-@pytest.mark.parametrize(("old", "new", "value"), [("secret_key", "secret", SECRET),
-                                                   ("max_age", "idle_timeout", 60),
-                                                   ("session_cookie", "name", "sid")])
+@pytest.mark.parametrize(
+    ("old", "new", "value"),
+    [
+        ("secret_key", "secret", SECRET),
+        ("max_age", "idle_timeout", 60),
+        ("session_cookie", "name", "sid"),
+    ],
+)
 def test_an_option_under_both_names_is_a_config_error(old, new, value):
     options = {"secret": SECRET, old: value, new: value}
     with pytest.raises(ConfigError, match=rf"^{old}: give {old} or {new}, not both"):
         SessionConfig.from_options(None, options)
+
+
 @pytest.mark.parametrize(
     ("options", "option_name"),
     [
@@ -313,7 +327,8 @@ def test_a_prefixed_cookie_is_always_secure(name):
 
 
 @pytest.mark.parametrize(
-    "option", ["idle_timeout", "lifetime", "lock_ttl", "lock_timeout", "touch_after"])
+    "option", ["idle_timeout", "lifetime", "lock_ttl", "lock_timeout", "touch_after"]
+)
 @pytest.mark.parametrize("value", [0.0004, 1e12, float("inf"), float("nan")])
 def test_durations_under_a_millisecond_or_over_ten_years_are_refused(option, value):
     # Under 1 ms they truncate to 0 ms (a save becomes a delete, SET PX 0 an error); from 1e14
@@ -329,6 +344,12 @@ def test_durations_that_may_be_zero_accept_zero(option):
 
 def test_durations_at_the_bounds_are_accepted():
     ten_years = 10 * 365 * 86400
-    cfg = SessionConfig(secret=SECRET, idle_timeout=0.001, lifetime=ten_years, lock_ttl=0.001,
-                        lock_timeout=ten_years, touch_after=0.001)
+    cfg = SessionConfig(
+        secret=SECRET,
+        idle_timeout=0.001,
+        lifetime=ten_years,
+        lock_ttl=0.001,
+        lock_timeout=ten_years,
+        touch_after=0.001,
+    )
     assert (cfg.idle_timeout, cfg.lifetime) == (0.001, ten_years)

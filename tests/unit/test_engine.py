@@ -762,8 +762,14 @@ def test_explicit_secure_setting_ignores_the_request(request_secure):
 
 def test_cookie_attributes_follow_the_cookie_config():
     cookie_config = CookieConfig(
-        name="sid", path="/app", domain="example.com", same_site="none", secure=True,
-        partitioned=True, priority="high", http_only=False,
+        name="sid",
+        path="/app",
+        domain="example.com",
+        same_site="none",
+        secure=True,
+        partitioned=True,
+        priority="high",
+        http_only=False,
     )
     engine = make_engine(cookie=cookie_config)
     session = engine.open_session(Incoming(), None, NOW_MS)
@@ -771,8 +777,14 @@ def test_cookie_attributes_follow_the_cookie_config():
     _, headers = run(engine, session, Incoming())
     parts = attrs(set_cookie(headers))
     assert parts[0].startswith("sid=")
-    for expected in ("Path=/app", "Domain=example.com", "SameSite=None", "Secure",
-                     "Partitioned", "Priority=High"):
+    for expected in (
+        "Path=/app",
+        "Domain=example.com",
+        "SameSite=None",
+        "Secure",
+        "Partitioned",
+        "Priority=High",
+    ):
         assert expected in parts
     assert "HttpOnly" not in parts
 
@@ -808,7 +820,8 @@ def test_second_plan_after_commit_is_none(engine):
 def test_deeply_nested_stored_value_starts_a_new_session_with_stdlib_json(caplog):
     # A corrupt payload is a new session, whatever the serializer path (not a 500).
     engine = SessionEngine(
-        SessionConfig(secret=SECRET), serializer=JSONSerializer(use_orjson=False),
+        SessionConfig(secret=SECRET),
+        serializer=JSONSerializer(use_orjson=False),
         max_size=MAX_SIZE,
     )
     sid = new_id()

@@ -289,8 +289,9 @@ def test_every_attribute_is_rendered_when_set():
     ]
 
 
-@pytest.mark.parametrize(("same_site", "shown"), [("lax", "Lax"), ("strict", "Strict"),
-                                                   ("none", "None")])
+@pytest.mark.parametrize(
+    ("same_site", "shown"), [("lax", "Lax"), ("strict", "Strict"), ("none", "None")]
+)
 def test_same_site_is_capitalised(same_site, shown):
     assert f"SameSite={shown}" in _attrs(render_cookie("s", "v", same_site=same_site))
 

@@ -80,8 +80,11 @@ def test_figures_are_attributed_to_the_test_that_printed_them() -> None:
         ("F5-sleep", "tests/faults/test_fault_pauses.py::test_f5_sleep"),
     ]
     assert report.figures[0].values == (
-        ("maxmemory", "2mb"), ("full_status", "503"), ("full_seconds", "0.005"),
-        ("loading_seen", "True"))
+        ("maxmemory", "2mb"),
+        ("full_status", "503"),
+        ("full_seconds", "0.005"),
+        ("loading_seen", "True"),
+    )
     assert report.figures[2].values[-1] == ("note", "two words")
     assert report.outcomes == {
         "tests/faults/test_fault_memory.py::test_m1_noeviction_full_store_gives_503": "PASSED",
@@ -101,7 +104,11 @@ def test_a_teardown_error_after_a_pass_counts_as_the_outcome() -> None:
 
 def test_values_split_on_spaces_and_keep_words_without_equals_sign() -> None:
     assert rel.parse_values(" a=1 b=x y c= d=k=v") == (
-        ("a", "1"), ("b", "x y"), ("c", ""), ("d", "k=v"))
+        ("a", "1"),
+        ("b", "x y"),
+        ("c", ""),
+        ("d", "k=v"),
+    )
 
 
 def test_rows_are_readable_and_mark_tests_that_did_not_pass() -> None:
@@ -110,12 +117,15 @@ def test_rows_are_readable_and_mark_tests_that_did_not_pass() -> None:
     assert lines[:2] == ["| case | test | figures |", "| --- | --- | --- |"]
     assert lines[2] == (
         "| `M1` | `tests/faults/test_fault_memory.py::test_m1_noeviction_full_store_gives_503` "
-        "| maxmemory: 2mb, full status: 503, full: 0.005 s, loading seen: yes |")
-    assert lines[3].startswith("| `M1-log` | `tests/faults/test_fault_memory.py::"
-                               "test_m1_one_outage` (xfail) |")
+        "| maxmemory: 2mb, full status: 503, full: 0.005 s, loading seen: yes |"
+    )
+    assert lines[3].startswith(
+        "| `M1-log` | `tests/faults/test_fault_memory.py::test_m1_one_outage` (xfail) |"
+    )
     # A "|" in a value would split the markdown cell.
     assert lines[4].endswith(
-        "| kind: asgi, per request: 0.002 s, statuses: 200\\|503, note: two words |")
+        "| kind: asgi, per request: 0.002 s, statuses: 200\\|503, note: two words |"
+    )
     assert "(failed)" in lines[4]
     assert lines[5].endswith("| max: 1.070 s, slept: 2.001 s, read: 0.004/0.008 s |")
     assert len(lines) == 2 + len(report.figures)
@@ -126,8 +136,10 @@ def test_without_node_ids_the_test_column_is_left_out() -> None:
     assert [(f.case, f.test) for f in report.figures] == [("F1", None)]
     assert report.result == "2 passed in 3.10s"
     assert rel.render_table(report.figures, report.outcomes).splitlines() == [
-        "| case | figures |", "| --- | --- |",
-        "| `F1` | appendfsync: always, acknowledged lost: 0 |"]
+        "| case | figures |",
+        "| --- | --- |",
+        "| `F1` | appendfsync: always, acknowledged lost: 0 |",
+    ]
 
 
 def test_the_block_between_the_markers_is_replaced_and_nothing_else(tmp_path: Path) -> None:
@@ -138,28 +150,40 @@ def test_the_block_between_the_markers_is_replaced_and_nothing_else(tmp_path: Pa
     assert rel.replace_section(once, "| new | table |") == once  # idempotent
 
 
-@pytest.mark.parametrize("doc", [
-    "no markers at all\n",
-    "<!-- figures:start -->\nonly the start\n",
-    "<!-- figures:end -->\n<!-- figures:start -->\n",
-    "<!-- figures:start -->\n<!-- figures:end -->\n<!-- figures:start -->\n<!-- figures:end -->\n",
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "no markers at all\n",
+        "<!-- figures:start -->\nonly the start\n",
+        "<!-- figures:end -->\n<!-- figures:start -->\n",
+        "<!-- figures:start -->\n<!-- figures:end -->\n"
+        "<!-- figures:start -->\n<!-- figures:end -->\n",
+    ],
+)
 def test_missing_or_misplaced_markers_are_refused(doc: str) -> None:
     with pytest.raises(rel.ReportError, match="figures:start"):
         rel.replace_section(doc, "x")
 
 
 def env(result: str | None = None) -> object:
-    return rel.Environment(date="2026-11-24 00:40 UTC", server="valkey-server 8.1.8",
-                           python="3.11.7", redis_py="8.1.0", cpus="2",
-                           command="python -m pytest tests/faults -s -v", result=result)
+    return rel.Environment(
+        date="2026-11-24 00:40 UTC",
+        server="valkey-server 8.1.8",
+        python="3.11.7",
+        redis_py="8.1.0",
+        cpus="2",
+        command="python -m pytest tests/faults -s -v",
+        result=result,
+    )
 
 
 def test_the_section_names_date_versions_cpus_and_command() -> None:
     section = rel.render_section(rel.parse_log(QUIET_LOG), env("2 passed in 3.10s"))
-    assert ("Measured 2026-11-24 00:40 UTC with valkey-server 8.1.8, Python 3.11.7, "
-            "redis-py 8.1.0, 2 CPUs.\nCommand: `python -m pytest tests/faults -s -v`. "
-            "Result: 2 passed in 3.10s.") in section
+    assert (
+        "Measured 2026-11-24 00:40 UTC with valkey-server 8.1.8, Python 3.11.7, "
+        "redis-py 8.1.0, 2 CPUs.\nCommand: `python -m pytest tests/faults -s -v`. "
+        "Result: 2 passed in 3.10s."
+    ) in section
     assert section.endswith("| `F1` | appendfsync: always, acknowledged lost: 0 |")
 
 
@@ -171,8 +195,9 @@ def test_no_figure_is_an_error() -> None:
 def run_main(tmp_path: Path, log: str, doc: str, *options: str) -> tuple[int, str]:
     (tmp_path / "pytest.log").write_text(log)
     (tmp_path / "doc.md").write_text(doc)
-    status = rel.main(["--from-log", str(tmp_path / "pytest.log"),
-                       "--doc", str(tmp_path / "doc.md"), *options])
+    status = rel.main(
+        ["--from-log", str(tmp_path / "pytest.log"), "--doc", str(tmp_path / "doc.md"), *options]
+    )
     return status, (tmp_path / "doc.md").read_text()
 
 
@@ -197,10 +222,13 @@ def test_main_leaves_the_doc_alone_when_tests_failed(
     assert status == 0 and "(failed)" in doc
 
 
-@pytest.mark.parametrize(("log", "doc", "message"), [
-    ("tests/a.py::test_x PASSED\n1 passed in 0.1s\n", DOC, "no FIGURE line"),
-    (QUIET_LOG, "# no markers\n", "needs exactly one <!-- figures:start -->"),
-])
+@pytest.mark.parametrize(
+    ("log", "doc", "message"),
+    [
+        ("tests/a.py::test_x PASSED\n1 passed in 0.1s\n", DOC, "no FIGURE line"),
+        (QUIET_LOG, "# no markers\n", "needs exactly one <!-- figures:start -->"),
+    ],
+)
 def test_main_fails_with_a_clear_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], log: str, doc: str, message: str
 ) -> None:

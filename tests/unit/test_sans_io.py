@@ -63,7 +63,10 @@ SCRIPT = textwrap.dedent(
 def _run(modules: list[str]) -> subprocess.CompletedProcess[str]:
     code = SCRIPT.format(blocked=BLOCKED, modules=modules)
     return subprocess.run(
-        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
 
@@ -102,7 +105,10 @@ def test_engine_works_with_the_io_modules_blocked():
         ),
     )
     result = subprocess.run(
-        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr

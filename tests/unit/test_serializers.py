@@ -45,7 +45,7 @@ def test_orjson_and_stdlib_paths_write_identical_compact_bytes():
     fast, slow = JSONSerializer(), JSONSerializer(use_orjson=False)
     assert fast.dumps(VALUE) == slow.dumps(VALUE)
     assert slow.dumps({"a": [1, 2]}) == b'{"a":[1,2]}'
-    assert slow.dumps("é") == "\"é\"".encode()  # UTF-8, not \\u escapes
+    assert slow.dumps("é") == '"é"'.encode()  # UTF-8, not \\u escapes
 
 
 @pytest.mark.parametrize("ser", JSONS)

@@ -360,8 +360,7 @@ def test_session_is_a_dict_and_its_copies_are_plain_dicts_without_the_binding():
     s = stored({"a": 1, "cart": [1]})
     s._binding = object()  # what an adapter attaches: never copied nor pickled
     assert isinstance(s, dict)
-    for duplicate in (s.copy(), copy.copy(s), copy.deepcopy(s),
-                      s | {}, {} | s, dict(s)):
+    for duplicate in (s.copy(), copy.copy(s), copy.deepcopy(s), s | {}, {} | s, dict(s)):
         assert type(duplicate) is dict
         assert duplicate == {"a": 1, "cart": [1]}
     assert copy.deepcopy(s)["cart"] is not s["cart"]

@@ -38,8 +38,15 @@ _FLASH_HANDLE = re.compile(r"[A-Za-z0-9_-]{1,16}")
 class _Dashboard:
     """The route handlers, sharing the store and options."""
 
-    def __init__(self, store: AsyncRedisStore, access: _security.Access, *, user_field: str,
-                 title: str, refresh: int) -> None:
+    def __init__(
+        self,
+        store: AsyncRedisStore,
+        access: _security.Access,
+        *,
+        user_field: str,
+        title: str,
+        refresh: int,
+    ) -> None:
         self.store = store
         self.access = access
         self.user_field = user_field
@@ -58,20 +65,34 @@ class _Dashboard:
         paused = request.query_params.get("refresh") == "0"
         return (0 if paused else self.refresh), paused
 
-    def _html(self, request: Request, body: str, *, heading: str = "", active: str = "",
-              status: int = 200, refresh_url: str = "") -> HTMLResponse:
+    def _html(
+        self,
+        request: Request,
+        body: str,
+        *,
+        heading: str = "",
+        active: str = "",
+        status: int = 200,
+        refresh_url: str = "",
+    ) -> HTMLResponse:
         refresh, _ = self._refresh_for(request) if refresh_url else (0, False)
-        document = _render.page(self.title, self._root(request), body, active=active,
-                                heading=heading, refresh=refresh, refresh_url=refresh_url,
-                                meta=f"keys {self.store.prefix}{{handle}} · user field "
-                                     f"{self.user_field!r}")
+        document = _render.page(
+            self.title,
+            self._root(request),
+            body,
+            active=active,
+            heading=heading,
+            refresh=refresh,
+            refresh_url=refresh_url,
+            meta=f"keys {self.store.prefix}{{handle}} · user field {self.user_field!r}",
+        )
         return HTMLResponse(document, status_code=status)
 
     def _handle_prefix(self, text: str) -> str:
         """What the user typed in the key/handle box, as a handle prefix."""
         text = text.strip()[:MAX_QUERY_TEXT]
         if text.startswith(self.store.prefix):
-            text = text[len(self.store.prefix):]
+            text = text[len(self.store.prefix) :]
         return text.removeprefix("{").removesuffix("}")
 
     # -- pages -----------------------------------------------------------------------------
@@ -119,13 +140,24 @@ class _Dashboard:
         query = {k: v for k, v in parse_qsl(request.url.query) if k not in ("flash", "h")}
         _, paused = self._refresh_for(request)
         body = _render.list_body(
-            root=root, rows=rows, now_ms=int(time.time() * 1000), stats=stats, match=match,
-            user=user, exact=exact, limit=limit, more=more, partial=partial, scanned=scanned,
-            flash=self._flash(request), refresh=self.refresh, paused=paused, query=query,
+            root=root,
+            rows=rows,
+            now_ms=int(time.time() * 1000),
+            stats=stats,
+            match=match,
+            user=user,
+            exact=exact,
+            limit=limit,
+            more=more,
+            partial=partial,
+            scanned=scanned,
+            flash=self._flash(request),
+            refresh=self.refresh,
+            paused=paused,
+            query=query,
         )
         # The refresh reloads the same view, minus the one-time flash message.
-        return self._html(request, body, active="list",
-                          refresh_url=_render.url(root, "/", query))
+        return self._html(request, body, active="list", refresh_url=_render.url(root, "/", query))
 
     @staticmethod
     def _flash(request: Request) -> str:
@@ -149,9 +181,14 @@ class _Dashboard:
             return self._not_found(request)
         data = await self.store.get(handle)
         csrf, fresh = self.access.csrf_for(request)
-        body = _render.detail_body(root=self._root(request), info=info, data=data,
-                                   now_ms=int(time.time() * 1000), csrf=csrf,
-                                   csrf_field=_security.CSRF_FIELD)
+        body = _render.detail_body(
+            root=self._root(request),
+            info=info,
+            data=data,
+            now_ms=int(time.time() * 1000),
+            csrf=csrf,
+            csrf_field=_security.CSRF_FIELD,
+        )
         response = self._html(request, body, heading=f"Session {handle[:12]}")
         if fresh:
             self.access.set_cookie(response, request.scope, _security.CSRF_COOKIE, csrf)
@@ -160,13 +197,16 @@ class _Dashboard:
     async def delete(self, request: Request) -> Response:
         """``POST /s/{handle}/delete``: CSRF check, `store.destroy`, 303 back to the list."""
         handle = request.path_params["handle"]
-        if request.headers.get("sec-fetch-site") in ("cross-site", "same-site") \
-                or _security.foreign_origin(request):
+        if request.headers.get("sec-fetch-site") in (
+            "cross-site",
+            "same-site",
+        ) or _security.foreign_origin(request):
             return self._forbidden(request, "Cross-site requests cannot delete sessions.")
         field = await _form_field(request, _security.CSRF_FIELD)
         if not self.access.csrf_valid(request, field):
             return self._forbidden(
-                request, "Missing or wrong CSRF token: reload the session page and try again.")
+                request, "Missing or wrong CSRF token: reload the session page and try again."
+            )
         if not _security.is_handle(handle):
             return self._not_found(request)
         deleted = await self.store.destroy(handle)
@@ -179,23 +219,30 @@ class _Dashboard:
         """``GET /stats``: cards, histograms (inline SVG), top users."""
         stats = await self.stats.get(self.store, self.user_field, STATS_BUDGET_S)
         refresh, paused = self._refresh_for(request)
-        body = _render.stats_body(root=self._root(request), stats=stats, top=TOP_USERS,
-                                  refresh=self.refresh, paused=paused)
+        body = _render.stats_body(
+            root=self._root(request),
+            stats=stats,
+            top=TOP_USERS,
+            refresh=self.refresh,
+            paused=paused,
+        )
         url = _render.url(self._root(request), "/stats")
-        return self._html(request, body, active="stats", heading="Statistics",
-                          refresh_url=url if refresh else "")
+        return self._html(
+            request, body, active="stats", heading="Statistics", refresh_url=url if refresh else ""
+        )
 
     # -- errors ----------------------------------------------------------------------------
 
     def _forbidden(self, request: Request, text: str) -> HTMLResponse:
-        body = _render.message_page(self.title, self._root(request), "Forbidden",
-                                    _render.esc(text))
+        body = _render.message_page(self.title, self._root(request), "Forbidden", _render.esc(text))
         return HTMLResponse(body, status_code=403)
 
     def _not_found(self, request: Request) -> HTMLResponse:
         root = self._root(request)
-        text = (f'No such session (expired or deleted). <a href="{_render.link(root, "/")}">'
-                "Back to the list</a>.")
+        text = (
+            f'No such session (expired or deleted). <a href="{_render.link(root, "/")}">'
+            "Back to the list</a>."
+        )
         body = _render.message_page(self.title, root, "Not found", text)
         return HTMLResponse(body, status_code=404)
 
@@ -204,19 +251,23 @@ class _Dashboard:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
             return self._not_found(request)
-        body = _render.message_page(self.title, self._root(request), "Error",
-                                    _render.esc(exc.detail))
+        body = _render.message_page(
+            self.title, self._root(request), "Error", _render.esc(exc.detail)
+        )
         return HTMLResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def unavailable(self, request: Request, exc: Exception) -> Response:
         """Redis down (or loading, read-only...): a 503 page that retries by itself."""
         reason = exc.reason if isinstance(exc, StoreUnavailableError) else "error"
         root = self._root(request)
-        text = (f"The session store cannot answer right now ({_render.esc(reason)}). "
-                "This page retries every 5 seconds.")
+        text = (
+            f"The session store cannot answer right now ({_render.esc(reason)}). "
+            "This page retries every 5 seconds."
+        )
         retry = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
-        body = _render.message_page(self.title, root, "Redis is unavailable", text,
-                                    refresh=5, refresh_url=retry)
+        body = _render.message_page(
+            self.title, root, "Redis is unavailable", text, refresh=5, refresh_url=retry
+        )
         return HTMLResponse(body, status_code=503, headers={"retry-after": "5"})
 
 
@@ -283,7 +334,8 @@ def create_dashboard(
         raise ConfigError(
             "dashboard token: required (it shows and deletes every user's session); generate "
             "one with secrets.token_urlsafe(32), or pass no_token=True for loopback-only "
-            "access without one")
+            "access without one"
+        )
     if token is not None and no_token:
         raise ConfigError("dashboard token: no_token=True and a token exclude each other")
     _security.check_token(token)
@@ -317,5 +369,6 @@ def standalone(dashboard: ASGIApp, path: str = STANDALONE_PATH) -> Starlette:
     async def to_dashboard(request: Request) -> Response:
         return RedirectResponse(path + "/", status_code=307)
 
-    return Starlette(routes=[Route("/", to_dashboard, methods=["GET", "HEAD"]),
-                             Mount(path, dashboard)])
+    return Starlette(
+        routes=[Route("/", to_dashboard, methods=["GET", "HEAD"]), Mount(path, dashboard)]
+    )

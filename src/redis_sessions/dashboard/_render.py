@@ -191,8 +191,17 @@ def _user_cell(user: str | None) -> str:
     return f'<span class="user">{esc(user)}</span>'
 
 
-def page(title: str, root: str, body: str, *, active: str = "", heading: str = "",
-         refresh: int = 0, refresh_url: str = "", meta: str = "") -> str:
+def page(
+    title: str,
+    root: str,
+    body: str,
+    *,
+    active: str = "",
+    heading: str = "",
+    refresh: int = 0,
+    refresh_url: str = "",
+    meta: str = "",
+) -> str:
     """A whole HTML document: header with navigation (and `meta` text on its right), then
     `body` (already HTML).
 
@@ -217,8 +226,9 @@ def page(title: str, root: str, body: str, *, active: str = "", heading: str = "
     )
 
 
-def message_page(title: str, root: str, heading: str, text_html: str, *,
-                 refresh: int = 0, refresh_url: str = "") -> str:
+def message_page(
+    title: str, root: str, heading: str, text_html: str, *, refresh: int = 0, refresh_url: str = ""
+) -> str:
     """A page with one message; `text_html` is trusted HTML written in this package."""
     body = f'<h1>{esc(heading)}</h1><div class="panel">{text_html}</div>'
     return page(title, root, body, heading=heading, refresh=refresh, refresh_url=refresh_url)
@@ -259,23 +269,32 @@ def stats_cards(stats: Any, root: str) -> str:
     average = fmt_bytes(stats.memory // stats.count) if stats.count else "—"
     soon = sum(stats.ttl[label] for label in ("< 1 min", "< 10 min", "< 1 h"))
     cards = (
-        ("Sessions", f"{fmt_count(stats.count)}{plus}",
-         f'scanned in {stats.elapsed_s * 1000:.0f} ms{partial}'),
+        (
+            "Sessions",
+            f"{fmt_count(stats.count)}{plus}",
+            f"scanned in {stats.elapsed_s * 1000:.0f} ms{partial}",
+        ),
         ("Memory", fmt_bytes(stats.memory), f"{average} per session"),
-        ("Signed-in users", fmt_count(len(stats.users)) + ("~" if stats.users_approximate else ""),
-         f"{fmt_count(stats.with_user)} sessions"),
+        (
+            "Signed-in users",
+            fmt_count(len(stats.users)) + ("~" if stats.users_approximate else ""),
+            f"{fmt_count(stats.with_user)} sessions",
+        ),
         ("Anonymous", fmt_count(stats.count - stats.with_user), "sessions without a user"),
         ("Expiring soon", fmt_count(soon), "within the hour"),
     )
-    return '<div class="cards">' + "".join(
-        f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div>'
-        f'<div class="s">{esc(s)}</div></div>'
-        for k, v, s in cards
-    ) + "</div>"
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div>'
+            f'<div class="s">{esc(s)}</div></div>'
+            for k, v, s in cards
+        )
+        + "</div>"
+    )
 
 
-def _search_form(root: str, match: str, user: str, exact: bool, limit: int,
-                 paused: bool) -> str:
+def _search_form(root: str, match: str, user: str, exact: bool, limit: int, paused: bool) -> str:
     hidden = '<input type="hidden" name="refresh" value="0">' if paused else ""
     return (
         f'<form class="search" method="get" action="{link(root, "/")}">'
@@ -284,7 +303,7 @@ def _search_form(root: str, match: str, user: str, exact: bool, limit: int,
         '<label>User<input type="text" name="user" '
         f'value="{esc(user)}" placeholder="name, id or e-mail" autocomplete="off"></label>'
         '<label class="check"><input type="checkbox" name="exact" value="1"'
-        f'{" checked" if exact else ""}> exact user</label>'
+        f"{' checked' if exact else ''}> exact user</label>"
         f'<label>Rows<input type="number" name="limit" min="1" max="1000" value="{limit}">'
         f'</label>{hidden}<button type="submit">Search</button>'
         f'<a class="button ghost" href="{link(root, "/")}">Reset</a></form>'
@@ -334,22 +353,26 @@ def list_body(
     if flash:
         parts.append(f'<div class="flash" role="status">{esc(flash)}</div>')
     parts.append(stats_cards(stats, root))
-    parts.append('<div class="panel">'
-                 + _search_form(root, match, user, exact, limit, paused) + "</div>")
+    parts.append(
+        '<div class="panel">' + _search_form(root, match, user, exact, limit, paused) + "</div>"
+    )
     if refresh > 0:
         if paused:
             resume = {k: v for k, v in query.items() if k != "refresh"}
-            toggle = (f'Auto-refresh paused · <a href="{link(root, "/", resume)}">'
-                      f"resume (every {refresh} s)</a>")
+            toggle = (
+                f'Auto-refresh paused · <a href="{link(root, "/", resume)}">'
+                f"resume (every {refresh} s)</a>"
+            )
         else:
-            toggle = (f"Auto-refresh every {refresh} s · "
-                      f'<a href="{link(root, "/", {**query, "refresh": "0"})}">pause</a>')
+            toggle = (
+                f"Auto-refresh every {refresh} s · "
+                f'<a href="{link(root, "/", {**query, "refresh": "0"})}">pause</a>'
+            )
     else:
         toggle = "Auto-refresh off"
     shown = f"{len(rows)} session{'' if len(rows) == 1 else 's'}"
     filtered = " matching" if (match or user) else ""
-    parts.append(f'<div class="bar"><h2>{shown}{filtered}</h2>'
-                 f'<p class="note">{toggle}</p></div>')
+    parts.append(f'<div class="bar"><h2>{shown}{filtered}</h2><p class="note">{toggle}</p></div>')
     if rows:
         parts.append(f'<div class="panel flush">{_sessions_table(rows, root, now_ms)}</div>')
     else:
@@ -357,19 +380,32 @@ def list_body(
     notes = []
     if more:
         bigger = {**query, "limit": str(min(1000, limit * 5))}
-        notes.append(f"Showing the first {limit} found; there are more: narrow the search or "
-                     f'<a href="{link(root, "/", bigger)}">show up to {min(1000, limit * 5)}</a>.')
+        notes.append(
+            f"Showing the first {limit} found; there are more: narrow the search or "
+            f'<a href="{link(root, "/", bigger)}">show up to {min(1000, limit * 5)}</a>.'
+        )
     if partial:
-        notes.append(f"The search stopped after scanning {fmt_count(scanned)} sessions "
-                     "(time budget): results are partial, narrow the search.")
-    notes.append("Newest first among the sessions found. Session ids are never stored: "
-                 "sessions are named by their handle (a SHA-256 of the id).")
+        notes.append(
+            f"The search stopped after scanning {fmt_count(scanned)} sessions "
+            "(time budget): results are partial, narrow the search."
+        )
+    notes.append(
+        "Newest first among the sessions found. Session ids are never stored: "
+        "sessions are named by their handle (a SHA-256 of the id)."
+    )
     parts.extend(f'<p class="note">{note}</p>' for note in notes)
     return "".join(parts)
 
 
-def detail_body(*, root: str, info: SessionInfo, data: dict[str, Any] | None, now_ms: int,
-                csrf: str, csrf_field: str) -> str:
+def detail_body(
+    *,
+    root: str,
+    info: SessionInfo,
+    data: dict[str, Any] | None,
+    now_ms: int,
+    csrf: str,
+    csrf_field: str,
+) -> str:
     """A session's metadata, its data as pretty JSON, and the delete form."""
     created = "—"
     if info.created_ms is not None:
@@ -416,10 +452,13 @@ def stats_body(*, root: str, stats: Any, top: int, refresh: int, paused: bool) -
     charts = "".join(
         f'<div class="panel"><h2>{esc(title)}</h2>'
         f"{bar_chart(title, stats.series(name), color=index)}</div>"
-        for index, (name, title) in enumerate((
-            ("ttl", "Time to live"), ("age", "Age (since creation)"),
-            ("idle", "Idle (since last access)"),
-        ))
+        for index, (name, title) in enumerate(
+            (
+                ("ttl", "Time to live"),
+                ("age", "Age (since creation)"),
+                ("idle", "Idle (since last access)"),
+            )
+        )
     )
     users = stats.users.most_common(top)
     if users:
@@ -428,22 +467,28 @@ def stats_body(*, root: str, stats: Any, top: int, refresh: int, paused: bool) -
             f"{esc(name)}</a></td><td class=num>{fmt_count(count)}</td></tr>"
             for name, count in users
         )
-        top_users = (f"<table><thead><tr><th>User</th><th class=num>Sessions</th></tr>"
-                     f"</thead><tbody>{table_rows}</tbody></table>")
+        top_users = (
+            f"<table><thead><tr><th>User</th><th class=num>Sessions</th></tr>"
+            f"</thead><tbody>{table_rows}</tbody></table>"
+        )
     else:
         top_users = '<p class="empty">No signed-in users.</p>'
     notes = []
     if not stats.complete:
-        notes.append(f"The scan stopped after {fmt_count(stats.count)} sessions (time budget): "
-                     "figures cover those sessions only.")
+        notes.append(
+            f"The scan stopped after {fmt_count(stats.count)} sessions (time budget): "
+            "figures cover those sessions only."
+        )
     if stats.users_approximate:
         notes.append("Many distinct users: the user counts are approximate.")
     if refresh > 0 and not paused:
-        notes.append(f"Refreshes every {refresh} s · "
-                     f'<a href="{link(root, "/stats", {"refresh": "0"})}">pause</a>')
+        notes.append(
+            f"Refreshes every {refresh} s · "
+            f'<a href="{link(root, "/stats", {"refresh": "0"})}">pause</a>'
+        )
     return (
-        "<h1>Statistics</h1>" + stats_cards(stats, root)
+        "<h1>Statistics</h1>"
+        + stats_cards(stats, root)
         + f'<div class="charts">{charts}<div class="panel"><h2>Top users</h2>{top_users}'
-        "</div></div>"
-        + "".join(f'<p class="note">{note}</p>' for note in notes)
+        "</div></div>" + "".join(f'<p class="note">{note}</p>' for note in notes)
     )

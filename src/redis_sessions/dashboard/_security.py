@@ -153,14 +153,22 @@ class Access:
         login_ttl: seconds a login cookie stays valid.
     """
 
-    def __init__(self, token: str | None, *, secure_cookies: bool | None = None,
-                 login_ttl: int = DEFAULT_LOGIN_TTL) -> None:
+    def __init__(
+        self,
+        token: str | None,
+        *,
+        secure_cookies: bool | None = None,
+        login_ttl: int = DEFAULT_LOGIN_TTL,
+    ) -> None:
         self.token = token
         self.secure_cookies = secure_cookies
         self.login_ttl = login_ttl
         # One key per token, so that a cookie or a CSRF token is never the token itself.
-        self._key = (hmac.new(token.encode(), b"redis-sessions dashboard", hashlib.sha256)
-                     .digest() if token else b"")
+        self._key = (
+            hmac.new(token.encode(), b"redis-sessions dashboard", hashlib.sha256).digest()
+            if token
+            else b""
+        )
 
     def _sign(self, purpose: str, value: str) -> str:
         mac = hmac.new(self._key, f"{purpose}\0{value}".encode(), hashlib.sha256).digest()
@@ -181,15 +189,26 @@ class Access:
             return False
         return _same(mac, self._sign("login", expiry))
 
-    def set_cookie(self, response: Response, scope: Scope, name: str, value: str, *,
-                   max_age: int | None = None) -> None:
+    def set_cookie(
+        self, response: Response, scope: Scope, name: str, value: str, *, max_age: int | None = None
+    ) -> None:
         """Set one of the dashboard's cookies: HttpOnly, SameSite=Strict, scoped to the mount
         point, Secure over HTTPS or when asked."""
-        secure = self.secure_cookies if self.secure_cookies is not None \
+        secure = (
+            self.secure_cookies
+            if self.secure_cookies is not None
             else scope.get("scheme") == "https"
-        response.set_cookie(name, value, max_age=max_age, expires=max_age,
-                            path=cookie_path(scope), httponly=True, samesite="strict",
-                            secure=secure)
+        )
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            expires=max_age,
+            path=cookie_path(scope),
+            httponly=True,
+            samesite="strict",
+            secure=secure,
+        )
 
     def csrf_for(self, request: Request) -> tuple[str, bool]:
         """The CSRF field for a form on this request's page, and whether the page must set
@@ -216,8 +235,9 @@ class Access:
         if how == "cookie":
             return _same(field, self._sign("csrf", request.cookies.get(AUTH_COOKIE, "")))
         cookie = request.cookies.get(CSRF_COOKIE)
-        return cookie is not None and _RANDOM_43.fullmatch(cookie) is not None \
-            and _same(cookie, field)
+        return (
+            cookie is not None and _RANDOM_43.fullmatch(cookie) is not None and _same(cookie, field)
+        )
 
 
 def foreign_origin(request: Request) -> bool:
@@ -287,8 +307,13 @@ class Guard:
         offered = request.query_params.get("token")
         if offered is not None and request.method in ("GET", "HEAD") and _same(offered, token):
             redirect = RedirectResponse(_without_token(scope), status_code=303)
-            self.access.set_cookie(redirect, scope, AUTH_COOKIE, self.access.login_cookie(),
-                                   max_age=self.access.login_ttl)
+            self.access.set_cookie(
+                redirect,
+                scope,
+                AUTH_COOKIE,
+                self.access.login_cookie(),
+                max_age=self.access.login_ttl,
+            )
             return redirect
         if self.access.login_valid(request.cookies.get(AUTH_COOKIE)):
             scope[_SCOPE_KEY] = "cookie"

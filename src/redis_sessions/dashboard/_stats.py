@@ -27,12 +27,22 @@ __all__ = [
 
 # (upper bound in seconds, exclusive; label). The last bucket has no bound.
 TTL_BUCKETS: tuple[tuple[float, str], ...] = (
-    (60, "< 1 min"), (600, "< 10 min"), (3600, "< 1 h"), (6 * 3600, "< 6 h"),
-    (86400, "< 1 day"), (7 * 86400, "< 7 days"), (float("inf"), "≥ 7 days"),
+    (60, "< 1 min"),
+    (600, "< 10 min"),
+    (3600, "< 1 h"),
+    (6 * 3600, "< 6 h"),
+    (86400, "< 1 day"),
+    (7 * 86400, "< 7 days"),
+    (float("inf"), "≥ 7 days"),
 )
 AGE_BUCKETS: tuple[tuple[float, str], ...] = (
-    (60, "< 1 min"), (600, "< 10 min"), (3600, "< 1 h"), (6 * 3600, "< 6 h"),
-    (86400, "< 1 day"), (7 * 86400, "< 7 days"), (30 * 86400, "< 30 days"),
+    (60, "< 1 min"),
+    (600, "< 10 min"),
+    (3600, "< 1 h"),
+    (6 * 3600, "< 6 h"),
+    (86400, "< 1 day"),
+    (7 * 86400, "< 7 days"),
+    (30 * 86400, "< 30 days"),
     (float("inf"), "≥ 30 days"),
 )
 IDLE_BUCKETS = TTL_BUCKETS

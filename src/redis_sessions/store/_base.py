@@ -155,19 +155,28 @@ class StoreBase:
         self.ttl = ttl
         self.serializer = serializer or default_serializer()
         self.max_size = max_size
-        self.layout = HashLayout(prefix=prefix, serializer=self.serializer, max_size=max_size,
-                                 scan_count=scan_count, disable_ttl=disable_ttl)
+        self.layout = HashLayout(
+            prefix=prefix,
+            serializer=self.serializer,
+            max_size=max_size,
+            scan_count=scan_count,
+            disable_ttl=disable_ttl,
+        )
         self.health = Health(type(self).__name__)
-        if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int) or (
-                wait_replicas < 0):
+        if (
+            isinstance(wait_replicas, bool)
+            or not isinstance(wait_replicas, int)
+            or (wait_replicas < 0)
+        ):
             raise ConfigError(f"wait_replicas: must be an int >= 0, got {wait_replicas!r}")
         if isinstance(wait_timeout, bool) or not wait_timeout > 0:
             raise ConfigError(f"wait_timeout: must be positive seconds, got {wait_timeout!r}")
         if wait_replicas or wait_aof:
             self.layout.wait = (wait_replicas, max(1, round(wait_timeout * 1000)), wait_aof)
 
-    def _bind(self, client: Any, *, cluster: bool,
-              connect_options: ConnectOptions | None = None) -> None:
+    def _bind(
+        self, client: Any, *, cluster: bool, connect_options: ConnectOptions | None = None
+    ) -> None:
         # What the client is decides how commands are shaped (see HashLayout.cluster).
         self.layout.cluster = cluster
         if isinstance(client, (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)):
@@ -177,8 +186,10 @@ class StoreBase:
         if not cluster:
             return
         if self.layout.wait is not None:
-            raise ConfigError("wait_replicas / wait_aof: not available with a Cluster client "
-                              "(WAIT must follow the write on the same node connection)")
+            raise ConfigError(
+                "wait_replicas / wait_aof: not available with a Cluster client "
+                "(WAIT must follow the write on the same node connection)"
+            )
         # A Cluster client's node pools do not wait for a free connection: the runner does
         # (see ThreadGate).
         if client is None:  # to be built by `connect` with these options

@@ -20,8 +20,17 @@ logger = logging.getLogger("redis_sessions")
 # Error replies that mean "Redis cannot serve this now", not "this request is wrong". NOREPLICAS
 # and MISCONF have no exception class in redis-py: they arrive as plain ResponseError.
 _UNAVAILABLE_PREFIXES = (
-    "LOADING", "READONLY", "OOM", "NOREPLICAS", "MISCONF", "CLUSTERDOWN", "MASTERDOWN",
-    "TRYAGAIN", "BUSY", "NOTBUSY", "MASTER_DOWN",
+    "LOADING",
+    "READONLY",
+    "OOM",
+    "NOREPLICAS",
+    "MISCONF",
+    "CLUSTERDOWN",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "BUSY",
+    "NOTBUSY",
+    "MASTER_DOWN",
 )
 
 
@@ -68,11 +77,14 @@ def _sentinel_reason(message: str) -> str:
 # Replies that mean "this server is too old for what the store sends": answered with 503 like an
 # outage (an upgraded server, or a failover to a newer one, ends it) but logged as an ERROR.
 # Before 7.0 a script header (`#!lua flags=no-writes`, the read script's) does not compile.
-UNSUPPORTED_SERVER = ("unsupported server: older than Redis 7.0 (it cannot compile the "
-                      "'#!lua flags=' script header); redis-sessions needs Redis 7.0+ or "
-                      "Valkey 7.2+")
-UNSUPPORTED_WAITAOF = ("unsupported server: wait_aof needs WAITAOF, which Redis 7.2+ and "
-                       "Valkey 7.2+ have")
+UNSUPPORTED_SERVER = (
+    "unsupported server: older than Redis 7.0 (it cannot compile the "
+    "'#!lua flags=' script header); redis-sessions needs Redis 7.0+ or "
+    "Valkey 7.2+"
+)
+UNSUPPORTED_WAITAOF = (
+    "unsupported server: wait_aof needs WAITAOF, which Redis 7.2+ and Valkey 7.2+ have"
+)
 
 
 def _unsupported(message: str) -> str | None:
@@ -158,20 +170,29 @@ class Health:
         if error.reason in _WRITE_REFUSALS:
             if self.writable:
                 self.writable = False
-                logger.warning("session store %s refuses writes (%s); answering 503 to "
-                               "requests that write until it accepts them", self.name,
-                               error.reason)
+                logger.warning(
+                    "session store %s refuses writes (%s); answering 503 to "
+                    "requests that write until it accepts them",
+                    self.name,
+                    error.reason,
+                )
         else:
             self._last_failure = time.monotonic()
             if self.available:
                 self.available = False
                 self._reasons = [error.reason]
                 if error.reason.startswith("unsupported server"):
-                    logger.error("session store %s: %s; answering 503 until it is replaced",
-                                 self.name, error.reason)
+                    logger.error(
+                        "session store %s: %s; answering 503 until it is replaced",
+                        self.name,
+                        error.reason,
+                    )
                     return error
-                logger.warning("session store %s unavailable (%s); answering 503 until it is "
-                               "back", self.name, error.reason)
+                logger.warning(
+                    "session store %s unavailable (%s); answering 503 until it is back",
+                    self.name,
+                    error.reason,
+                )
             elif error.reason not in self._reasons and len(self._reasons) < 8:
                 self._reasons.append(error.reason)
         return error
@@ -179,11 +200,15 @@ class Health:
     def ok(self, wrote: bool = True) -> None:
         """Record a successful command (`wrote`: it was a write); log the end of an outage."""
         if not self.available and (
-                self.settle <= 0 or time.monotonic() - self._last_failure >= self.settle):
+            self.settle <= 0 or time.monotonic() - self._last_failure >= self.settle
+        ):
             self.available = True
             also = self._reasons[1:]
-            logger.info("session store %s available again%s", self.name,
-                        f" (during the outage also: {', '.join(also)})" if also else "")
+            logger.info(
+                "session store %s available again%s",
+                self.name,
+                f" (during the outage also: {', '.join(also)})" if also else "",
+            )
         if wrote and not self.writable:
             self.writable = True
             logger.info("session store %s accepts writes again", self.name)

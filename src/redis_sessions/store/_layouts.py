@@ -33,7 +33,15 @@ from .._record import ACCESSED, CREATED, decode_record, field_name
 from .._serializers import Serializer
 
 __all__ = [
-    "Batch", "Call", "Dedup", "Durable", "Flow", "HashLayout", "Script", "SessionInfo", "Sleep",
+    "Batch",
+    "Call",
+    "Dedup",
+    "Durable",
+    "Flow",
+    "HashLayout",
+    "Script",
+    "SessionInfo",
+    "Sleep",
 ]
 
 
@@ -123,8 +131,9 @@ class Durable:
         local, replicas = (acks[0], acks[1]) if isinstance(acks, list) else (1, acks)
         if local < 1 or replicas < self.replicas:
             what = f"{replicas} of {self.replicas} replicas" + ("" if local else ", no local AOF")
-            raise ResponseError(f"NOREPLICAS {what} acknowledged the write within "
-                                f"{self.timeout_ms} ms")
+            raise ResponseError(
+                f"NOREPLICAS {what} acknowledged the write within {self.timeout_ms} ms"
+            )
 
 
 Command = Script | Call | Batch | Sleep | Durable
@@ -170,17 +179,24 @@ elseif target > 0 and (pttl < 0 or target - pttl >= after) then due = target end
 # The usual read: declared read-only (Redis 7+), so it is served during CLIENT PAUSE WRITE (the
 # first step of a failover) and on replicas. A due TTL refresh is left to the end of the
 # request: merged into the save, or a separate best-effort PEXPIRE, at most once per touch_after.
-_READ = Script.define("#!lua flags=no-writes" + _READ_BODY + """
+_READ = Script.define(
+    "#!lua flags=no-writes"
+    + _READ_BODY
+    + """
 return {pttl, redis.call('HGETALL', k), due}
-""")
+"""
+)
 
 # The read that refreshes the TTL (when due) in the same command, best effort (a server
 # refusing writes, MISCONF or OOM, still serves it), and deletes a session past its lifetime.
-_REFRESHING_READ = _READ_BODY.replace("return -2", "redis.pcall('DEL', k) return false") + """
+_REFRESHING_READ = (
+    _READ_BODY.replace("return -2", "redis.pcall('DEL', k) return false")
+    + """
 if due > 0 and off == 1 then redis.pcall('HSET', k, '$a', now)
 elseif due > 0 and type(redis.pcall('PEXPIRE', k, due)) == 'number' then pttl = due end
 return {pttl, redis.call('HGETALL', k), 0}
 """
+)
 
 # The read with `rolling` (touch_after 0): every read refreshes the TTL.
 _LOAD = Script.define(_REFRESHING_READ)
@@ -189,15 +205,19 @@ _LOAD = Script.define(_REFRESHING_READ)
 # TTL ms): the lock is taken in the same command (a re-sent command finds its own token), then
 # the session read as with `rolling`. Returns -3 while another request holds the lock; a missing
 # or foreign session releases the lock at once (nothing to protect).
-_LOCKED = Script.define("""
+_LOCKED = Script.define(
+    """
 local got = redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3])
 if not got and redis.call('GET', KEYS[2]) ~= ARGV[2] then return -3 end
 local r = (function()
-""" + _REFRESHING_READ + """
+"""
+    + _REFRESHING_READ
+    + """
 end)()
 if type(r) ~= 'table' then redis.call('DEL', KEYS[2]) end
 return r
-""")
+"""
+)
 
 # Every write of a session, atomically. KEYS[1] the session; ARGV[1] a header of
 # space-separated words (one argument: redis-py's cost grows with their number): ttl ms, mode,
@@ -397,8 +417,18 @@ class HashLayout:
             epoch; wall-clock, the time the adapters pass to the engine).
     """
 
-    __slots__ = ("_match", "_waiters", "clock", "cluster", "disable_ttl", "max_size", "prefix",
-                 "scan_count", "serializer", "wait")
+    __slots__ = (
+        "_match",
+        "_waiters",
+        "clock",
+        "cluster",
+        "disable_ttl",
+        "max_size",
+        "prefix",
+        "scan_count",
+        "serializer",
+        "wait",
+    )
 
     def __init__(
         self,
@@ -434,7 +464,7 @@ class HashLayout:
     def handle_of(self, key: bytes | str) -> str | None:
         """The handle in a Redis key, or None if the key is not one of ours."""
         text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-        inner = text[len(self.prefix):]
+        inner = text[len(self.prefix) :]
         if text.startswith(self.prefix) and inner[:1] == "{" and inner[-1:] == "}":
             return inner[1:-1]
         return None
@@ -458,8 +488,10 @@ class HashLayout:
         refreshed in the same command; otherwise `Loaded.refresh_ms` says a refresh is due.
         With `spec.lock`, the session's lock is taken first (see `Load`)."""
         key = self.key(spec.handle)
-        args = (f"{spec.now_ms} {spec.idle_ms} {spec.lifetime_ms} {spec.touch_after_ms} "
-                f"{int(self.disable_ttl)}",)
+        args = (
+            f"{spec.now_ms} {spec.idle_ms} {spec.lifetime_ms} {spec.touch_after_ms} "
+            f"{int(self.disable_ttl)}",
+        )
         if spec.lock is not None:
             return (yield from self._load_locked(spec, key, args))
         script = _LOAD if spec.touch_after_ms == 0 else _READ
@@ -519,8 +551,11 @@ class HashLayout:
                 return (yield from self._regenerate_across_slots(plan, plan.replace))
             if plan.create:
                 return (yield from self._create(plan))
-            reply = yield self.durable(self._write(
-                plan.handle, plan.fields, plan.delete, plan.ttl_ms, "u", plan.replace, plan))
+            reply = yield self.durable(
+                self._write(
+                    plan.handle, plan.fields, plan.delete, plan.ttl_ms, "u", plan.replace, plan
+                )
+            )
             return self._applied(plan, reply)
         if plan is None or plan.lock is None:
             if isinstance(plan, Touch):
@@ -531,8 +566,11 @@ class HashLayout:
             if isinstance(plan, Destroy):
                 yield self.durable(Call(("DEL", self.key(plan.handle))))
             return True
-        mode, ttl = ("t", plan.ttl_ms) if isinstance(plan, Touch) else (
-            ("d", 0) if isinstance(plan, Destroy) else ("n", 0))
+        mode, ttl = (
+            ("t", plan.ttl_ms)
+            if isinstance(plan, Touch)
+            else (("d", 0) if isinstance(plan, Destroy) else ("n", 0))
+        )
         if mode == "t" and self.disable_ttl:
             mode = "u"  # no TTL to refresh: the write of the last access is the refresh
         write = self._write(plan.handle, {}, (), ttl, mode, None, plan)
@@ -568,8 +606,17 @@ class HashLayout:
         candidates: list[tuple[str | None, str]] = [(None, plan.handle), *plan.spare]
         groups = [[c] for c in candidates] if self.cluster else [candidates]
         for group in groups:
-            write = self._write(group[0][1], plan.fields, plan.delete, plan.ttl_ms, "c",
-                                source.replace, source, seed, [h for _, h in group[1:]])
+            write = self._write(
+                group[0][1],
+                plan.fields,
+                plan.delete,
+                plan.ttl_ms,
+                "c",
+                source.replace,
+                source,
+                seed,
+                [h for _, h in group[1:]],
+            )
             reply = yield (write if seed is not None else self.durable(write))
             pick = reply[0] if isinstance(reply, list) else reply
             if pick == -5:
@@ -583,8 +630,10 @@ class HashLayout:
             return self._applied(plan, reply)
         if not plan.spare:
             return False  # e.g. Django's save(must_create=True) of a key that exists
-        raise SessionStateError(f"genid: the new session id and its {len(plan.spare)} spares "
-                                "are all in use already; genid must return unique ids")
+        raise SessionStateError(
+            f"genid: the new session id and its {len(plan.spare)} spares "
+            "are all in use already; genid must return unique ids"
+        )
 
     def _applied(self, plan: Write | Touch | Destroy | Release, reply: Any) -> bool:
         if reply == -3:
@@ -598,7 +647,8 @@ class HashLayout:
             if isinstance(plan, Write):
                 names = [name for name, _ in plan.incr] + [name for name, _ in plan.setnx]
                 plan.results.update(
-                    (name, value) for name, value in zip(names, reply[1:]) if value is not None)
+                    (name, value) for name, value in zip(names, reply[1:]) if value is not None
+                )
             return True
         return bool(reply == 1)
 
@@ -637,9 +687,11 @@ class HashLayout:
         for other in spare:
             keys += (self.key(other), self.log_key(other))
             spares += 1
-        args: list[Any] = [f"{self._ttl(ttl_ms)} {mode} {len(fields)} {len(incr)} {len(setnx)} "
-                           f"{old} {log} {lock} {release} {self._codec(incr)} {nonce or '-'} "
-                           f"{token or '-'} {len(seed or ()) // 2} {spares}"]
+        args: list[Any] = [
+            f"{self._ttl(ttl_ms)} {mode} {len(fields)} {len(incr)} {len(setnx)} "
+            f"{old} {log} {lock} {release} {self._codec(incr)} {nonce or '-'} "
+            f"{token or '-'} {len(seed or ()) // 2} {spares}"
+        ]
         args.extend(seed or ())
         for item in fields.items():
             args.extend(item)
@@ -694,8 +746,9 @@ class HashLayout:
         if not handles:
             return 0
         if self.cluster:  # one key per command: the keys are spread over the slots
-            replies = yield Batch(tuple(Call(("UNLINK", self.key(h))) for h in handles),
-                                  strict=True)
+            replies = yield Batch(
+                tuple(Call(("UNLINK", self.key(h))) for h in handles), strict=True
+            )
             return sum(replies)
         return (yield self.durable(Call(("UNLINK", *(self.key(h) for h in handles)))))
 
@@ -740,23 +793,34 @@ class HashLayout:
             # Cluster client a COMMAND GETKEYS round trip each to find its slot. No NO-TOUCH
             # (the pipeline spreads over several connections): OBJECT IDLETIME comes first.
             per_key = 5
-            replies = yield Batch(tuple(call for key in keys for call in (
-                Call(("OBJECT", "IDLETIME", key)), Call(("PTTL", key)),
-                Call(("MEMORY", "USAGE", key, "SAMPLES", "0")), Call(("HLEN", key)),
-                Call(("HMGET", key, CREATED, user)))))
+            replies = yield Batch(
+                tuple(
+                    call
+                    for key in keys
+                    for call in (
+                        Call(("OBJECT", "IDLETIME", key)),
+                        Call(("PTTL", key)),
+                        Call(("MEMORY", "USAGE", key, "SAMPLES", "0")),
+                        Call(("HLEN", key)),
+                        Call(("HMGET", key, CREATED, user)),
+                    )
+                )
+            )
             rows: list[Any] = []
             for i in range(len(keys)):
-                idle, pttl, size, length, meta = replies[i * per_key:(i + 1) * per_key]
+                idle, pttl, size, length, meta = replies[i * per_key : (i + 1) * per_key]
                 if isinstance(length, Exception) or isinstance(meta, Exception) or idle is None:
                     rows.append(0)  # not a hash, or gone
                     continue
                 rows.append([_number_or(idle, -1), pttl, _number_or(size, -1), length, meta])
         else:
-            replies = yield Batch((
-                Call(("CLIENT", "NO-TOUCH", "ON")),
-                Call(("EVAL", _DESCRIBE.source, len(keys), *keys, user)),
-                Call(("CLIENT", "NO-TOUCH", "OFF")),
-            ))
+            replies = yield Batch(
+                (
+                    Call(("CLIENT", "NO-TOUCH", "ON")),
+                    Call(("EVAL", _DESCRIBE.source, len(keys), *keys, user)),
+                    Call(("CLIENT", "NO-TOUCH", "OFF")),
+                )
+            )
             rows = replies[1]
             if isinstance(rows, Exception):
                 raise rows  # not unavailability (raised already): a bug or a refused command
@@ -767,16 +831,18 @@ class HashLayout:
             idle, pttl, size, length, meta = row
             if pttl == -2 or not isinstance(meta, list):
                 continue
-            infos.append(SessionInfo(
-                handle=handle,
-                key=self.key(handle),
-                ttl_ms=pttl,
-                created_ms=_int_or_none(meta[0]),
-                user=self._user(meta[1]),
-                size=size if size >= 0 else None,
-                idle_s=idle if idle >= 0 else None,
-                fields=length,
-            ))
+            infos.append(
+                SessionInfo(
+                    handle=handle,
+                    key=self.key(handle),
+                    ttl_ms=pttl,
+                    created_ms=_int_or_none(meta[0]),
+                    user=self._user(meta[1]),
+                    size=size if size >= 0 else None,
+                    idle_s=idle if idle >= 0 else None,
+                    fields=length,
+                )
+            )
         return infos
 
     def _user(self, raw: Any) -> str | None:

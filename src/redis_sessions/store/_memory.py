@@ -95,8 +95,8 @@ class _MemoryRedis:
             command = name.upper()
             if command in ("EVALSHA", "EVAL"):
                 script, nkeys = args[0], int(args[1])
-                keys = [str(k) for k in args[2:2 + nkeys]]
-                argv = [_b(a) for a in args[2 + nkeys:]]
+                keys = [str(k) for k in args[2 : 2 + nkeys]]
+                argv = [_b(a) for a in args[2 + nkeys :]]
                 if script in (_LOAD.sha, _LOAD.source):
                     return self._load(keys[0], argv, refresh=True)
                 if script in (_READ.sha, _READ.source):
@@ -110,8 +110,11 @@ class _MemoryRedis:
             if command == "HGETALL":
                 return dict(self._get(key) or {})
             if command in ("DEL", "UNLINK"):
-                return sum(self._delete(str(k)) for k in args
-                           if self._get(str(k)) is not None or self._string(str(k)) is not None)
+                return sum(
+                    self._delete(str(k))
+                    for k in args
+                    if self._get(str(k)) is not None or self._string(str(k)) is not None
+                )
             if command == "GET":
                 return self._string(key)
             if command == "EXISTS":
@@ -175,8 +178,7 @@ class _MemoryRedis:
         if fields is None:
             return 0
         size = 64 + sum(len(k) + len(v) + 16 for k, v in fields.items())
-        return [0, self._pttl(key), size, len(fields),
-                [fields.get(b"$c"), fields.get(user_field)]]
+        return [0, self._pttl(key), size, len(fields), [fields.get(b"$c"), fields.get(user_field)]]
 
     def _load_locked(self, keys: list[str], argv: list[bytes]) -> Any:
         lock, token = keys[1], argv[1]
@@ -233,7 +235,8 @@ class _MemoryRedis:
             first = len(keys) - 2 * spares
             candidates = [(key, log)] + [
                 (keys[first + 2 * i], keys[first + 2 * i + 1] if log else None)
-                for i in range(spares)]
+                for i in range(spares)
+            ]
             for index, (candidate, its_log) in enumerate(candidates, 1):
                 if self._get(candidate) is None:
                     pick, key, log = index, candidate, its_log

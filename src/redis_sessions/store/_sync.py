@@ -36,9 +36,14 @@ class SyncRunner:
 
     __slots__ = ("client", "connect_later", "gate", "health", "pool_wait")
 
-    def __init__(self, client: Any, health: Health, pool_wait: float = 0.0,
-                 pool_limit: int | None = None,
-                 connect_later: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        health: Health,
+        pool_wait: float = 0.0,
+        pool_limit: int | None = None,
+        connect_later: Callable[[], Any] | None = None,
+    ) -> None:
         self.client = client  # None until `connect_later` succeeds
         self.connect_later = connect_later
         self.health = health
@@ -133,11 +138,13 @@ class SyncRunner:
             if not isinstance(inner, Script):
                 pipe.execute_command(*inner.args)
             elif loaded:
-                pipe.execute_command("EVALSHA", inner.sha, len(inner.keys), *inner.keys,
-                                     *inner.args)
+                pipe.execute_command(
+                    "EVALSHA", inner.sha, len(inner.keys), *inner.keys, *inner.args
+                )
             else:
-                pipe.execute_command("EVAL", inner.source, len(inner.keys), *inner.keys,
-                                     *inner.args)
+                pipe.execute_command(
+                    "EVAL", inner.source, len(inner.keys), *inner.keys, *inner.args
+                )
             pipe.execute_command(*command.wait_args)
             reply, acks = pipe.execute(raise_on_error=False)
             if not isinstance(reply, NoScriptError):
@@ -168,14 +175,22 @@ class RedisStore(StoreBase):
     cannot serve.
     """
 
-    def __init__(self, client: Client | None = None, *, url: str | None = None,
-                 cluster: bool = False, connect_options: ConnectOptions | None = None,
-                 client_kwargs: Mapping[str, Any] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        client: Client | None = None,
+        *,
+        url: str | None = None,
+        cluster: bool = False,
+        connect_options: ConnectOptions | None = None,
+        client_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         later = None
         if client is None:
-            build = functools.partial(connect, url, connect_options, cluster=cluster,
-                                      **(client_kwargs or {}))
+            build = functools.partial(
+                connect, url, connect_options, cluster=cluster, **(client_kwargs or {})
+            )
             try:
                 client = build()
             except RedisClusterException:
@@ -255,9 +270,7 @@ class RedisStore(StoreBase):
                 progress(deleted)
         return deleted
 
-    def sessions(
-        self, match: str = "", user_field: str = "user"
-    ) -> Iterator[SessionInfo]:
+    def sessions(self, match: str = "", user_field: str = "user") -> Iterator[SessionInfo]:
         """Every session's metadata (`SessionInfo`), page by page: 2 round trips per SCAN page,
         never the whole keyspace in memory. `match` keeps handles starting with it."""
         dedup = Dedup()
