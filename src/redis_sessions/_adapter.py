@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._engine import Incoming, Plan, SessionEngine
+from ._engine import SessionEngine
 from ._errors import SessionLockError, StoreUnavailableError
+from ._plans import Committed, Incoming, Plan
 from ._session import Session
 
 __all__ = ["RequestState", "replaces_answer", "unavailable_body", "unavailable_headers"]
@@ -66,12 +67,12 @@ class RequestState:
         response never started), or None."""
         return self.engine.release(self.session)
 
-    def finish(self, plan: Plan, applied: bool) -> list[tuple[str, str]]:
+    def finish(self, plan: Plan, result: Committed) -> list[tuple[str, str]]:
         """Record the write and return the headers to add to the response."""
-        self.engine.committed(self.session, plan, applied)
+        self.engine.committed(self.session, plan, result)
         if self.degraded:
             return []
-        return self.engine.response_headers(self.session, self.incoming, plan, applied, self.secure)
+        return self.engine.response_headers(self.session, self.incoming, plan, result, self.secure)
 
     def reload_incoming(self) -> Incoming:
         """The `Incoming` that reloads the session's current stored copy."""

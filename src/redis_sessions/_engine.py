@@ -25,12 +25,23 @@ import functools
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from ._config import SessionConfig
 from ._cookies import cookie_values, render_cookie
 from ._errors import ConfigError, SessionTooLargeError
 from ._ids import handle_for, is_well_formed
+from ._plans import (
+    Committed,
+    Destroy,
+    Incoming,
+    Load,
+    Loaded,
+    LockHold,
+    Plan,
+    Release,
+    Touch,
+    Write,
+)
 from ._record import CREATED, IDLE_TTL, decode_record, field_name
 from ._serializers import Serializer
 from ._session import Session
@@ -59,143 +70,7 @@ CACHE_CONTROL = 'private, no-cache="Set-Cookie"'
 SPARES = 2  # spare ids sent with the write of a new session
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """What the request's cookie says.
-
-    Attributes:
-        session_id: the verified id, or None (no cookie, malformed or bad signature).
-        handle: the storage handle of `session_id` (SHA-256 of it), or None.
-        cookie_present: a cookie with our name was sent, valid or not.
-        resign: it verified with an older secret and must be re-signed with the first.
-        value: the verified cookie value as sent (re-sent as is instead of signing again).
-    """
-
-    session_id: str | None = None
-    handle: str | None = None
-    cookie_present: bool = False
-    resign: bool = False
-    value: str | None = None
-
-
 NO_COOKIE = Incoming()
-
-
-@dataclass(frozen=True, slots=True)
-class Load:
-    """Read a stored session and, in the same command, refresh its TTL when due.
-
-    The store refreshes the TTL to ``min(idle_ms, created + lifetime_ms - now_ms)`` when that
-    is at least `touch_after_ms` more than what is left, and deletes a session whose absolute
-    lifetime is over. ``lifetime_ms`` 0 means no absolute lifetime.
-
-    With `lock` (a random token), the store first takes the session's lock (``SET NX PX
-    lock_ttl_ms``, in the same command as the read), waiting up to `lock_wait_ms` for another
-    holder; it raises `SessionLockError` when the wait is over, or at once (no Redis call)
-    when `lock_waiters` requests of this process wait for that session's lock already (0: no
-    bound).
-    """
-
-    handle: str
-    now_ms: int
-    idle_ms: int
-    lifetime_ms: int
-    touch_after_ms: int
-    lock: str | None = None
-    lock_ttl_ms: int = 0
-    lock_wait_ms: int = 0
-    lock_waiters: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """The store's reply to a `Load`: the hash fields and the key's PTTL after any refresh.
-
-    `foreign` is True when the key holds another Redis type (never written by us).
-    `refresh_ms` is the TTL to set at the end of the request when a refresh is due (0: none).
-    `lock` is the token of the lock taken for this request, if any.
-    """
-
-    pttl_ms: int
-    fields: Mapping[bytes, bytes]
-    foreign: bool = False
-    refresh_ms: int = 0
-    lock: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """Set `fields`, delete `delete` and set the TTL, atomically, in one round trip.
-
-    With `create` False the write applies only if the key still exists (no resurrection after
-    a concurrent logout). With `replace`, the session at that handle is deleted in the same
-    step (regenerate), and the write applies only if that handle still exists.
-    `ttl_ms` 0 means no expiry.
-
-    `incr` adds integers to fields in Redis (``HINCRBY``) and `setnx` sets fields only where
-    they are absent (``HSETNX``); the store puts the resulting stored values in `results`
-    (field -> bytes). `nonce` makes a write that is not idempotent (increments, a lock release)
-    apply once when redis-py re-sends it after a lost reply. With `lock`, the write applies only
-    while this request still holds the session's lock, and `release` frees it.
-
-    A `create` never writes into a key that exists (a custom `genid` may repeat an id): the
-    store takes the first free of `handle` and the `spare` ``(id, handle)`` pairs, in the same
-    command, and appends the spare it took to `taken`; with every candidate taken it raises
-    `SessionStateError` (with no spares it answers not applied).
-    """
-
-    handle: str
-    fields: Mapping[str, bytes]
-    delete: tuple[str, ...]
-    ttl_ms: int
-    create: bool
-    replace: str | None = None
-    incr: tuple[tuple[str, int], ...] = ()
-    setnx: tuple[tuple[str, bytes], ...] = ()
-    nonce: str | None = None
-    lock: str | None = None
-    release: bool = False
-    results: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
-    spare: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    taken: list[tuple[str, str]] = field(default_factory=list, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Touch:
-    """Refresh the TTL of an existing session (no-op if it is gone).
-
-    `best_effort`: the periodic refresh of a read (`touch_after`); the store ignores a server
-    that cannot take it (down, paused for writes), since the read itself was served.
-    """
-
-    handle: str
-    ttl_ms: int
-    best_effort: bool = False
-    lock: str | None = None
-    nonce: str | None = None
-    release: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Destroy:
-    """Delete a stored session (with `lock`: only while holding it; the lock goes too)."""
-
-    handle: str
-    lock: str | None = None
-    nonce: str | None = None
-    release: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """Free the session's lock held by this request (nothing else to write)."""
-
-    handle: str
-    lock: str
-    nonce: str
-
-
-Plan = Write | Touch | Destroy | Release | None
 
 
 def is_secure_request(scheme: str, forwarded_proto: str | None, *, trust_proxy: bool) -> bool:
@@ -299,18 +174,24 @@ class SessionEngine:
             return None
         touch_after = 0 if self.config.rolling else int(self.config.touch_after * 1000)
         if not lock:
-            return Load(incoming.handle, now_ms, self._idle_ms, self._lifetime_ms, touch_after)
+            return Load(
+                handle=incoming.handle,
+                now_ms=now_ms,
+                idle_ms=self._idle_ms,
+                lifetime_ms=self._lifetime_ms,
+                touch_after_ms=touch_after,
+            )
         config = self.config
         return Load(
-            incoming.handle,
-            now_ms,
-            self._idle_ms,
-            self._lifetime_ms,
-            touch_after,
-            secrets.token_hex(8),
-            int(config.lock_ttl * 1000),
-            int(config.lock_timeout * 1000),
-            config.lock_waiters,
+            handle=incoming.handle,
+            now_ms=now_ms,
+            idle_ms=self._idle_ms,
+            lifetime_ms=self._lifetime_ms,
+            touch_after_ms=touch_after,
+            lock=secrets.token_hex(8),
+            lock_ttl_ms=int(config.lock_ttl * 1000),
+            lock_wait_ms=int(config.lock_timeout * 1000),
+            lock_waiters=config.lock_waiters,
         )
 
     def new_session(self, now_ms: int) -> Session:
@@ -448,15 +329,18 @@ class SessionEngine:
         if plan is None:
             return self.release(session) if final else None
         assert not isinstance(plan, Release)  # only made by `release`
-        target = plan.replace if isinstance(plan, Write) and plan.replace else plan.handle
-        if target != lock[0]:
+        target = plan.regenerated_from if isinstance(plan, Write) else None
+        if (target or plan.handle) != lock[0]:
             return plan  # a new session (the stored one was unreadable): released at the end
-        return dataclasses.replace(plan, lock=lock[1], nonce=secrets.token_hex(8), release=final)
+        hold = LockHold(lock[1], release=final)
+        return dataclasses.replace(plan, hold=hold, nonce=secrets.token_hex(8))
 
     def release(self, session: Session) -> Release | None:
         """The plan freeing the session's lock, if this request holds it."""
         lock = session._lock
-        return None if lock is None else Release(lock[0], lock[1], secrets.token_hex(8))
+        if lock is None:
+            return None
+        return Release(handle=lock[0], token=lock[1], nonce=secrets.token_hex(8))
 
     def _plan(self, session: Session, now_ms: int) -> Plan:
         if session._loader is not None:
@@ -477,14 +361,14 @@ class SessionEngine:
         ):
             return None  # a plain read: the common case, decided without the steps below
         if session._destroyed:
-            return Destroy(old) if old else None
+            return Destroy(handle=old) if old else None
         if (
             self.config.unset == "destroy"
             and old
             and session._deleted
             and not dict.__len__(session)
         ):
-            return Destroy(old)
+            return Destroy(handle=old)
         full = old is None or session._whole
         changed = self._changed(session, full)
         incr: tuple[tuple[str, int], ...] = ()
@@ -502,12 +386,14 @@ class SessionEngine:
         ttl = self.ttl_ms(session, now_ms)
         if not should_save(session, modified, self.config):
             if should_touch(session, self.config) and old:
-                return Touch(old, ttl) if ttl > 0 else Destroy(old)
+                return Touch(handle=old, ttl_ms=ttl) if ttl > 0 else Destroy(handle=old)
             if session._refresh_ms and old:
-                return Touch(old, session._refresh_ms, best_effort=True)
+                return Touch(handle=old, ttl_ms=session._refresh_ms, best_effort=True)
             return None
         if ttl <= 0:
-            return Destroy(old) if old else None  # connect-redis: an expired save is a delete
+            return (
+                Destroy(handle=old) if old else None
+            )  # connect-redis: an expired save is a delete
         if self.config.resave and not full and not changed and not incr and not setnx:
             changed = self._changed(session, True)
         self._check_size(session, {**changed, **dict(setnx)}, full)
@@ -516,7 +402,13 @@ class SessionEngine:
         if full:
             changed[CREATED] = str(session._created_ms).encode()
         if old is None:
-            return Write(handle_for(session.id), changed, (), ttl, True, spare=self._spares())
+            return Write(
+                handle=handle_for(session.id),
+                fields=changed,
+                ttl_ms=ttl,
+                create=True,
+                spare=self._spares(),
+            )
         deleted = tuple(field_name(k) for k in session._deleted)
         # Increments are not idempotent: a nonce lets the store apply a re-sent write once.
         nonce = secrets.token_hex(8) if incr else None
@@ -524,26 +416,36 @@ class SessionEngine:
             # The stored session moves to the new id with this request's changes on top, so
             # what concurrent requests wrote to it meanwhile is not lost.
             return Write(
-                handle_for(session.id),
-                changed,
-                deleted,
-                ttl,
-                True,
-                old,
+                handle=handle_for(session.id),
+                fields=changed,
+                delete=deleted,
+                ttl_ms=ttl,
+                create=True,
+                regenerated_from=old,
                 incr=incr,
                 setnx=setnx,
                 nonce=nonce,
                 spare=self._spares(),
             )
-        return Write(old, changed, deleted, ttl, False, incr=incr, setnx=setnx, nonce=nonce)
+        return Write(
+            handle=old,
+            fields=changed,
+            delete=deleted,
+            ttl_ms=ttl,
+            create=False,
+            incr=incr,
+            setnx=setnx,
+            nonce=nonce,
+        )
 
-    def committed(self, session: Session, plan: Plan, applied: bool) -> None:
+    def committed(self, session: Session, plan: Plan, result: Committed) -> None:
         """Record that `plan` was run: the session's baseline becomes what was written."""
-        if getattr(plan, "release", False) or isinstance(plan, Release):
+        hold = getattr(plan, "hold", None)
+        if isinstance(plan, Release) or (hold is not None and hold.release):
             session._lock = None
         if isinstance(plan, Release):
             return
-        if not applied:
+        if not result.applied:
             # Destroyed meanwhile by another request (logout): stay destroyed, so neither this
             # save nor a later one in the request brings the session back under any id.
             session.destroy()
@@ -563,7 +465,7 @@ class SessionEngine:
             for name, value in plan.fields.items():
                 if name[:1] != "$" or name[:2] == "$$":
                     session._raw[name[1:] if name[:2] == "$$" else name] = value
-            for name, value in plan.results.items():
+            for name, value in result.values.items():
                 # What Redis holds after HINCRBY / HSETNX: other requests' changes included.
                 key = name[1:] if name[:2] == "$$" else name
                 try:
@@ -574,8 +476,8 @@ class SessionEngine:
             for key in session._deleted:
                 session._raw.pop(key, None)
             session._handle = plan.handle
-            if plan.taken:  # its id was in use already: stored under a spare id
-                session._id, session._handle = plan.taken[0]
+            if result.taken:  # its id was in use already: stored under a spare id
+                session._id, session._handle = result.taken
             session._ttl_ms = plan.ttl_ms
             session._is_new = False
         elif isinstance(plan, Touch):
@@ -591,7 +493,7 @@ class SessionEngine:
     # -- 4. the response --------------------------------------------------------------------
 
     def response_headers(
-        self, session: Session, incoming: Incoming, plan: Plan, applied: bool, secure: bool
+        self, session: Session, incoming: Incoming, plan: Plan, result: Committed, secure: bool
     ) -> list[tuple[str, str]]:
         """Headers to add to the response: Set-Cookie plus ``Vary: Cookie`` and
         ``Cache-Control: private, no-cache="Set-Cookie"`` whenever a cookie is set.
@@ -604,7 +506,7 @@ class SessionEngine:
         both, and a cache that sees ``private`` does not store.
         """
         cookie = self.config.cookie
-        if not applied:
+        if not result.applied:
             # Gone meanwhile: a logout (whose response cleared the cookie) or a login elsewhere
             # (whose response set a new one). Sending nothing leaves the browser's newest.
             return []

@@ -48,9 +48,9 @@ from django.utils.deprecation import MiddlewareMixin  # type: ignore[import-unty
 
 from ._adapter import unavailable_body, unavailable_headers
 from ._connect import ConnectOptions
-from ._engine import Destroy, Load, Loaded, Plan, Touch, Write
 from ._errors import ConfigError, SessionTooLargeError, StoreUnavailableError
 from ._ids import handle_for, is_well_formed, new_id
+from ._plans import Destroy, Load, Loaded, Plan, Touch, Write
 from ._record import CREATED, Record, decode_record, field_name
 from ._serializers import JSONSerializer, MsgpackSerializer, Serializer
 from .store._async import AsyncRedisStore
@@ -316,7 +316,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
 
     def _load_spec(self, key: str) -> Load:
         # idle 0, lifetime 0: read only, the TTL is Django's expiry, set at save time.
-        return Load(handle_for(key), now_ms(), 0, 0, 0)
+        return Load.read_only(handle_for(key), now_ms())
 
     def _degrade(self, exc: StoreUnavailableError) -> dict[str, Any]:
         if self._redis.options.on_unavailable != "anonymous":
@@ -427,17 +427,20 @@ class SessionStore(SessionBase):  # type: ignore[misc]
                 return None, encoded
             fields = {field_name(k): v for k, v in encoded.items()}
             fields[CREATED] = str(self._created_ms or now_ms()).encode()
-            return Write(handle, fields, (), ttl, must_create), encoded
+            return Write(handle=handle, fields=fields, ttl_ms=ttl, create=must_create), encoded
         if ttl <= 0:
-            return Destroy(handle), encoded  # its set_expiry() date has passed
+            return Destroy(handle=handle), encoded  # its set_expiry() date has passed
         raw = self._raw
         changed = {field_name(k): v for k, v in encoded.items() if raw.get(k) != v}
         deleted = tuple(field_name(k) for k in raw if k not in encoded)
         if changed or deleted:
-            return Write(handle, changed, deleted, ttl, False), encoded
+            return (
+                Write(handle=handle, fields=changed, delete=deleted, ttl_ms=ttl, create=False),
+                encoded,
+            )
         if self._fresh:
             return None, encoded  # cycle_key() wrote exactly this a moment ago
-        return Touch(handle, ttl), encoded
+        return Touch(handle=handle, ttl_ms=ttl), encoded
 
     def _saved(self, plan: Plan, encoded: dict[str, bytes], applied: bool) -> None:
         self._fresh = False
@@ -470,7 +473,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             return  # an anonymous session served while Redis was down is never saved
         plan, encoded = self._plan_save(data, must_create)
         try:
-            applied = self._redis.store.commit(plan)
+            applied = self._redis.store.commit(plan).applied
         except StoreUnavailableError as exc:
             raise self._interrupted(exc) from exc
         self._saved(plan, encoded, applied)
@@ -486,7 +489,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             return
         plan, encoded = self._plan_save(data, must_create)
         try:
-            applied = await self._redis.async_store().commit(plan)
+            applied = (await self._redis.async_store().commit(plan)).applied
         except StoreUnavailableError as exc:
             raise self._interrupted(exc) from exc
         self._saved(plan, encoded, applied)
@@ -558,12 +561,16 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         if self._degraded:
             return None, encoded  # nothing is written while degraded; the key still rotates
         if ttl <= 0:
-            return (Destroy(old) if old else None), encoded
+            return (Destroy(handle=old) if old else None), encoded
         fields = {field_name(k): v for k, v in encoded.items()}
         fields[CREATED] = str(created).encode()
         # One atomic step: the new key is written and the old deleted only if the old one
         # still exists, so a concurrent logout is not undone under the new key.
-        return Write(handle_for(self.session_key), fields, (), ttl, True, old), encoded
+        new = handle_for(self.session_key)
+        return (
+            Write(handle=new, fields=fields, ttl_ms=ttl, create=True, regenerated_from=old),
+            encoded,
+        )
 
     def _cycled(self, plan: Plan, encoded: dict[str, bytes], applied: bool) -> None:
         if not applied:
@@ -584,7 +591,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         trip, plus the load if the session was not read yet). Called by Django's `login()`."""
         data = self._session
         plan, encoded = self._plan_cycle(data)
-        applied = self._redis.store.commit(plan)
+        applied = self._redis.store.commit(plan).applied
         self._session_cache = data
         self._cycled(plan, encoded, applied)
 
@@ -592,7 +599,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         """The asyncio twin of `cycle_key` (called by Django's `alogin()`)."""
         data = await self._aget_session()
         plan, encoded = self._plan_cycle(data)
-        applied = await self._redis.async_store().commit(plan)
+        applied = (await self._redis.async_store().commit(plan)).applied
         self._session_cache = data
         self._cycled(plan, encoded, applied)
 

@@ -192,11 +192,11 @@ class RedisSessionInterface(SessionInterface):
 
     def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
         plan = state.plan(now_ms(), final=final)
-        applied = self.store.commit(plan) if plan is not None else True
+        result = self.store.commit(plan)
         # Permanence is per session in Flask: pick the cookie settings that match it.
         session = cast(FlaskSession, state.session)
         state.engine = self.permanent_engine if session._is_permanent_now() else self.engine
-        return state.finish(plan, applied)
+        return state.finish(plan, result)
 
     def _make_unavailable(self, response: flask.Response, error: BaseException) -> None:
         body = response.response

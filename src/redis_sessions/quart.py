@@ -189,8 +189,8 @@ class RedisSessionInterface(SessionInterface):
         if state is None:
             return
         plan = state.plan(now_ms())
-        applied = await self.middleware.store.commit(plan) if plan is not None else True
-        for name, value in state.finish(plan, applied):
+        result = await self.middleware.store.commit(plan)
+        for name, value in state.finish(plan, result):
             if response is not None:
                 response.headers.add(name, value)
 

@@ -240,8 +240,8 @@ class SessionMiddleware:
         if session._loader is not None and session._lock is None:
             return []  # never loaded (lazy): nothing to write, no cookie to set
         plan = state.plan(now_ms(), final=final)
-        applied = self.store.commit(plan) if plan is not None else True
-        return state.finish(plan, applied)
+        result = self.store.commit(plan)
+        return state.finish(plan, result)
 
     def _release(self, state: RequestState) -> None:
         # The app raised or never answered: free the lock now rather than make the next

@@ -379,7 +379,9 @@ def test_engine_open_session_any_fields(
     sid = new_id()
     incoming = Incoming(sid, handle_for(sid), True, False)
     fields = build_fields(base, created, ttl, NOW)
-    session = engine.open_session(incoming, Loaded(pttl, fields, foreign), NOW)
+    session = engine.open_session(
+        incoming, Loaded(pttl_ms=pttl, fields=fields, foreign=foreign), NOW
+    )
     expected = None if foreign else expected_data(fields, NOW, ORACLES[kind])
     check_outcome(expected, dict(session), sid, session.id, session.is_new, fields)
     assert no_unpickling == []

@@ -124,9 +124,9 @@ def test_delta_saves_round_trip(
         assert dict(session) == model
 
         plan = engine.plan(session, now)
-        applied = store.commit(plan)
-        assert applied, plan
-        engine.committed(session, plan, applied)
+        result = store.commit(plan)
+        assert result.applied, plan
+        engine.committed(session, plan, result)
         assert engine.plan(session, now) is None, "a committed session planned another write"
         sid = session.id
 

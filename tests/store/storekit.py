@@ -30,6 +30,7 @@ from redis_sessions import (
     handle_for,
 )
 from redis_sessions.acl import acl_rules
+from redis_sessions.engine import Committed
 from redis_sessions.server import LocalServer
 from servers import server_version
 
@@ -287,9 +288,9 @@ def create_session(
     session = engine.new_session(now)
     session.update(data)
     plan = engine.plan(session, now)
-    assert isinstance(plan, Write) and plan.create and plan.replace is None
-    assert store.commit(plan)
-    engine.committed(session, plan, True)
+    assert isinstance(plan, Write) and plan.create and plan.regenerated_from is None
+    assert store.commit(plan).applied
+    engine.committed(session, plan, Committed(True))
     return session
 
 

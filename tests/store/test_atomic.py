@@ -34,8 +34,7 @@ def begin(store: StoreProxy, engine: SessionEngine, sid: str, *, lock: bool = Fa
 def end(store: StoreProxy, engine: SessionEngine, session: Session, *, final: bool = True) -> Any:
     """The second half: plan, commit, record. Returns the plan."""
     plan = engine.plan(session, now_ms(), final=final)
-    applied = store.commit(plan) if plan is not None else True
-    engine.committed(session, plan, applied)
+    engine.committed(session, plan, store.commit(plan))
     return plan
 
 
@@ -242,13 +241,14 @@ def test_destroy_and_regenerate_under_the_lock_free_it(store: StoreProxy) -> Non
     session = begin(store, engine, sid, lock=True)
     session.regenerate()
     plan = end(store, engine, session)
-    assert isinstance(plan, Write) and plan.replace == handle_for(sid) and plan.release
+    assert isinstance(plan, Write) and plan.regenerated_from == handle_for(sid)
+    assert plan.hold is not None and plan.hold.release
     assert store.get(handle_for(sid)) is None
     new_sid = session.id
     session = begin(store, engine, new_sid, lock=True)
     session.destroy()
     plan = end(store, engine, session)
-    assert isinstance(plan, Destroy) and plan.release
+    assert isinstance(plan, Destroy) and plan.hold is not None and plan.hold.release
     assert store.get(handle_for(new_sid)) is None
     begin(store, engine, sid, lock=True)  # neither lock is left behind
     begin(store, engine, new_sid, lock=True)

@@ -77,9 +77,11 @@ def test_a_re_sent_create_never_writes_into_its_first_copy(store: StoreProxy) ->
     session = engine.new_session(now)
     session["a"] = "1"
     plan = engine.plan(session, now)
-    assert store.commit(plan) and not plan.taken
-    assert store.commit(plan) and len(plan.taken) == 1
-    engine.committed(session, plan, True)
+    first = store.commit(plan)
+    assert first.applied and first.taken is None
+    again = store.commit(plan)
+    assert again.applied and again.taken is not None
+    engine.committed(session, plan, again)
     assert session.id == plan.spare[0][0]
     assert dict(open_session(store, engine, session.id)) == {"a": "1"}
     assert store.length() == 2

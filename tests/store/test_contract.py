@@ -219,7 +219,7 @@ def test_engine_create_load_update(store: StoreProxy) -> None:
     del again["flag"]
     plan = engine.plan(again, now_ms())
     assert isinstance(plan, Write) and not plan.create
-    assert store.commit(plan)
+    assert store.commit(plan).applied
     expected = {**NESTED, "counter": 1}
     del expected["flag"]
     assert store.get(handle_for(sid)) == expected
@@ -227,7 +227,7 @@ def test_engine_create_load_update(store: StoreProxy) -> None:
 
 
 def test_commit_none_plan(store: StoreProxy) -> None:
-    assert store.commit(None) is True
+    assert store.commit(None).applied is True
 
 
 def test_commit_returns_bool(store: StoreProxy) -> None:
@@ -239,12 +239,16 @@ def test_commit_returns_bool(store: StoreProxy) -> None:
     create = engine.plan(session, now)
     assert isinstance(create, Write)
     results = {
-        "create": store.commit(create),
-        "update": store.commit(Write(create.handle, {"b": b"2"}, (), 60_000, False)),
-        "update-missing": store.commit(Write("missing", {"b": b"2"}, (), 60_000, False)),
-        "touch": store.commit(Touch(create.handle, 60_000)),
-        "touch-missing": store.commit(Touch("missing", 60_000)),
-        "destroy": store.commit(Destroy(create.handle)),
+        "create": store.commit(create).applied,
+        "update": store.commit(
+            Write(handle=create.handle, fields={"b": b"2"}, delete=(), ttl_ms=60_000, create=False)
+        ).applied,
+        "update-missing": store.commit(
+            Write(handle="missing", fields={"b": b"2"}, delete=(), ttl_ms=60_000, create=False)
+        ).applied,
+        "touch": store.commit(Touch(handle=create.handle, ttl_ms=60_000)).applied,
+        "touch-missing": store.commit(Touch(handle="missing", ttl_ms=60_000)).applied,
+        "destroy": store.commit(Destroy(handle=create.handle)).applied,
     }
     assert results == {
         "create": True,
@@ -266,15 +270,15 @@ def test_update_of_missing_session_creates_nothing(store: StoreProxy) -> None:
     plan = engine.plan(loaded, now_ms())
     assert isinstance(plan, Write) and plan.create is False
     assert store.destroy(handle) == 1  # a concurrent logout
-    assert not store.commit(plan)
+    assert not store.commit(plan).applied
     assert store.get(handle) is None
     assert not key_exists(store, handle)  # no resurrection, not even a partial hash
     assert store.length() == 0
 
 
 def test_plain_update_write_on_missing_key(store: StoreProxy) -> None:
-    plan = Write("nobody", {"a": b"1"}, ("b",), 60_000, False)
-    assert not store.commit(plan)
+    plan = Write(handle="nobody", fields={"a": b"1"}, delete=("b",), ttl_ms=60_000, create=False)
+    assert not store.commit(plan).applied
     assert not key_exists(store, "nobody")
     assert store.length() == 0
 
@@ -287,9 +291,9 @@ def test_regenerate_replaces_old_key(store: StoreProxy) -> None:
     loaded.regenerate()
     loaded["step"] = 2
     plan = engine.plan(loaded, now_ms())
-    assert isinstance(plan, Write) and plan.create and plan.replace == old_handle
+    assert isinstance(plan, Write) and plan.create and plan.regenerated_from == old_handle
     assert plan.handle != old_handle
-    assert store.commit(plan)
+    assert store.commit(plan).applied
     assert not key_exists(store, old_handle)
     assert store.get(plan.handle) == {"user": "alice", "step": 2}
     assert list(store.ids()) == [plan.handle]
@@ -302,9 +306,9 @@ def test_regenerate_when_old_key_is_gone(store: StoreProxy) -> None:
     loaded = open_session(store, engine, session.id)
     loaded.regenerate()
     plan = engine.plan(loaded, now_ms())
-    assert isinstance(plan, Write) and plan.replace == old_handle
+    assert isinstance(plan, Write) and plan.regenerated_from == old_handle
     store.destroy(old_handle)  # logged out elsewhere meanwhile
-    assert not store.commit(plan)
+    assert not store.commit(plan).applied
     assert not key_exists(store, plan.handle)
     assert store.length() == 0
 
@@ -317,8 +321,8 @@ def test_resent_regenerate_is_idempotent(store: StoreProxy) -> None:
     loaded.regenerate()
     plan = engine.plan(loaded, now_ms())
     assert isinstance(plan, Write)
-    assert store.commit(plan)
-    assert store.commit(plan)  # the reply was lost and redis-py sent it again
+    assert store.commit(plan).applied
+    assert store.commit(plan).applied  # the reply was lost and redis-py sent it again
     assert not key_exists(store, old_handle)
     assert store.get(plan.handle) == {"user": "alice"}
     assert store.length() == 1
@@ -328,8 +332,8 @@ def test_touch_plan(store: StoreProxy) -> None:
     engine = store.engine()
     session = create_session(store, engine, a=1)
     handle = handle_for(session.id)
-    assert store.commit(Touch(handle, 60_000)) is True
-    assert not store.commit(Touch("missing", 60_000))
+    assert store.commit(Touch(handle=handle, ttl_ms=60_000)).applied is True
+    assert not store.commit(Touch(handle="missing", ttl_ms=60_000)).applied
     assert not key_exists(store, "missing")
     assert store.get(handle) == {"a": 1}
 
@@ -341,9 +345,9 @@ def test_touch_plan_from_engine(store: StoreProxy) -> None:
     loaded.touch()
     plan = engine.plan(loaded, now_ms())
     assert isinstance(plan, Touch)
-    assert store.commit(plan)
+    assert store.commit(plan).applied
     store.destroy(plan.handle)
-    assert not store.commit(plan)
+    assert not store.commit(plan).applied
 
 
 def test_destroy_plan(store: StoreProxy) -> None:
@@ -353,9 +357,9 @@ def test_destroy_plan(store: StoreProxy) -> None:
     loaded.destroy()
     plan = engine.plan(loaded, now_ms())
     assert isinstance(plan, Destroy)
-    assert store.commit(plan)
+    assert store.commit(plan).applied
     assert store.get(plan.handle) is None
-    assert store.commit(plan)  # idempotent
+    assert store.commit(plan).applied  # idempotent
     assert open_session(store, engine, session.id).is_new
 
 

@@ -71,7 +71,9 @@ def test_session_from_before_the_upgrade(make_store: MakeStore) -> None:
     store = make_store(disable_ttl=True)
     engine = store.engine(idle_timeout=IDLE_S, lifetime=None)
     sid, handle, created = start(store, engine)
-    assert store.commit(Write(handle, {}, ("$a",), 0, False))  # as an older version wrote it
+    assert store.commit(
+        Write(handle=handle, fields={}, delete=("$a",), ttl_ms=0, create=False)
+    ).applied  # as an older version wrote it
     first = created + 10 * IDLE_MS
     assert request_at(store, engine, sid, first)  # far past the idle timeout since creation
     assert request_at(store, engine, sid, first + IDLE_MS)

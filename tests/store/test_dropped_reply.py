@@ -18,6 +18,7 @@ from redis_sessions import (
     handle_for,
     new_id,
 )
+from redis_sessions.engine import LockHold
 
 RESEND = ConnectOptions(socket_timeout=1, retries=2, backoff_base=0.01, backoff_cap=0.05)
 
@@ -35,8 +36,14 @@ def test_update_with_lost_reply_applies_once(redis_url: str, clean_redis: redis.
         handle = handle_for(new_id())
         store.set(handle, {"a": 1, "gone": True})
         proxy.drop_next_reply()
-        plan = Write(handle, {"a": b"2", "b": b"3"}, ("gone",), 60_000, create=False)
-        assert store.commit(plan) is True
+        plan = Write(
+            handle=handle,
+            fields={"a": b"2", "b": b"3"},
+            delete=("gone",),
+            ttl_ms=60_000,
+            create=False,
+        )
+        assert store.commit(plan).applied is True
         assert store.get(handle) == {"a": 2, "b": 3}
         assert 0 < clean_redis.pttl(f"sess:{{{handle}}}") <= 60_000
         store.close()
@@ -45,7 +52,9 @@ def test_update_with_lost_reply_applies_once(redis_url: str, clean_redis: redis.
         no_retry.client.ping()
         proxy.drop_next_reply()
         with pytest.raises(StoreUnavailableError):
-            no_retry.commit(Write(handle, {"c": b"4"}, (), 60_000, create=False))
+            no_retry.commit(
+                Write(handle=handle, fields={"c": b"4"}, delete=(), ttl_ms=60_000, create=False)
+            )
         assert store.get(handle) == {"a": 2, "b": 3, "c": 4}
         no_retry.close()
 
@@ -59,8 +68,15 @@ def test_regenerate_with_lost_reply_reports_success_and_leaves_one_session(
         old, new = handle_for(new_id()), handle_for(new_id())
         store.set(old, {"user": "bob"})
         proxy.drop_next_reply()
-        plan = Write(new, {"user": b'"bob"', "$c": b"1"}, (), 60_000, create=True, replace=old)
-        assert store.commit(plan) is True
+        plan = Write(
+            handle=new,
+            fields={"user": b'"bob"', "$c": b"1"},
+            delete=(),
+            ttl_ms=60_000,
+            create=True,
+            regenerated_from=old,
+        )
+        assert store.commit(plan).applied is True
         assert store.get(old) is None
         assert store.get(new) == {"user": "bob"}
         assert clean_redis.exists(f"sess:{{{old}}}") == 0
@@ -75,11 +91,18 @@ def test_increment_with_lost_reply_applies_once(redis_url: str, clean_redis: red
         store.set(handle, {"n": 5})
         proxy.drop_next_reply()
         plan = Write(
-            handle, {}, (), 60_000, create=False, incr=(("n", 3),), nonce="a1b2c3d4e5f60718"
+            handle=handle,
+            fields={},
+            delete=(),
+            ttl_ms=60_000,
+            create=False,
+            incr=(("n", 3),),
+            nonce="a1b2c3d4e5f60718",
         )
-        assert store.commit(plan) is True
+        result = store.commit(plan)
+        assert result.applied is True
         assert store.get(handle) == {"n": 8}  # not 11: the re-sent increment found its nonce
-        assert plan.results == {"n": b"8"}
+        assert result.values == {"n": b"8"}
         store.close()
 
 
@@ -94,17 +117,16 @@ def test_locked_save_with_lost_reply_is_not_reported_as_a_lost_lock(
         clean_redis.set(f"sess:{{{handle}}}:lock", "token-1", px=10_000)
         proxy.drop_next_reply()
         plan = Write(
-            handle,
-            {"n": b"2"},
-            (),
-            60_000,
+            handle=handle,
+            fields={"n": b"2"},
+            delete=(),
+            ttl_ms=60_000,
             create=False,
             nonce="0123456789abcdef",
-            lock="token-1",
-            release=True,
+            hold=LockHold("token-1", release=True),
         )
         # The first send applied it and freed the lock; the re-send finds its nonce.
-        assert store.commit(plan) is True
+        assert store.commit(plan).applied is True
         assert store.get(handle) == {"n": 2}
         assert clean_redis.exists(f"sess:{{{handle}}}:lock") == 0
         store.close()

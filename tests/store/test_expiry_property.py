@@ -51,9 +51,9 @@ def test_ttl_and_cookie_agree_after_every_step(
         elif op == "delete" and len(session):
             del session[next(iter(session))]
         plan = engine.plan(session, now)
-        applied = store.commit(plan)
-        engine.committed(session, plan, applied)
-        headers = dict(engine.response_headers(session, incoming, plan, applied, False))
+        result = store.commit(plan)
+        engine.committed(session, plan, result)
+        headers = dict(engine.response_headers(session, incoming, plan, result, False))
         if op == "forget":
             cookie = None
         elif "set-cookie" in headers:

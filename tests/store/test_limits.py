@@ -33,7 +33,7 @@ def test_thousands_of_keys_change_and_go_in_one_save(make_store: MakeStore) -> N
     for i in range(MANY):
         again[f"n{i}"] = 2
     plan = engine.plan(again, now_ms())
-    assert store.commit(plan)
+    assert store.commit(plan).applied
     expected = {f"k{i}": 1 for i in range(1, MANY, 2)} | {f"n{i}": 2 for i in range(MANY)}
     assert dict(open_session(store, engine, session.id)) == expected
 

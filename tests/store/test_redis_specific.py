@@ -77,20 +77,20 @@ def test_every_write_sets_a_bounded_ttl(redis_store: StoreProxy) -> None:
     loaded["b"] = 2  # update
     plan = engine.plan(loaded, now_ms())
     assert isinstance(plan, Write) and not plan.create
-    assert store.commit(plan)
+    assert store.commit(plan).applied
     assert pttl(store, handle) > 5_000  # the update reset the idle timeout
     assert_ttl_within(store, handle, IDLE_MS)
 
     raw_of(store).pexpire(store.layout.key(handle), 5_000)
-    assert store.commit(Touch(handle, IDLE_MS))  # touch
+    assert store.commit(Touch(handle=handle, ttl_ms=IDLE_MS)).applied  # touch
     assert pttl(store, handle) > 5_000
     assert_ttl_within(store, handle, IDLE_MS)
 
     loaded = open_session(store, engine, session.id)
     loaded.regenerate()  # regenerate
     plan = engine.plan(loaded, now_ms())
-    assert isinstance(plan, Write) and plan.replace == handle
-    assert store.commit(plan)
+    assert isinstance(plan, Write) and plan.regenerated_from == handle
+    assert store.commit(plan).applied
     assert pttl(store, handle) == -2  # the old key is gone
     assert_ttl_within(store, plan.handle, IDLE_MS)
 
@@ -205,10 +205,12 @@ def test_disable_ttl_writes(make_redis_store: MakeStore) -> None:
     session = create_session(store, engine, a=1)
     handle = handle_for(session.id)
     assert pttl(store, handle) == -1
-    assert store.commit(Write(handle, {"b": b"2"}, (), IDLE_MS, False))
+    assert store.commit(
+        Write(handle=handle, fields={"b": b"2"}, delete=(), ttl_ms=IDLE_MS, create=False)
+    ).applied
     assert pttl(store, handle) == -1
-    assert store.commit(Touch(handle, IDLE_MS))
-    assert not store.commit(Touch("missing", IDLE_MS))
+    assert store.commit(Touch(handle=handle, ttl_ms=IDLE_MS)).applied
+    assert not store.commit(Touch(handle="missing", ttl_ms=IDLE_MS)).applied
     assert pttl(store, handle) == -1
     loaded = open_session(store, engine, session.id)
     assert dict(loaded) == {"a": 1, "b": 2}
@@ -246,14 +248,25 @@ def test_foreign_key_type(
     spec = engine.load_spec(incoming_for(sid), now_ms())
     assert spec is not None
     reply = store.load(spec)
-    assert reply == Loaded(-1, {}, foreign=True)  # P4
+    assert reply == Loaded(pttl_ms=-1, fields={}, foreign=True)  # P4
     with caplog.at_level(logging.WARNING, logger="redis_sessions"):
         session = engine.open_session(incoming_for(sid), reply, now_ms())
     assert session.is_new and session.id != sid
     assert "foreign" in caplog.text
-    assert not store.commit(Write(handle, {"a": b"1"}, ("b",), IDLE_MS, False))
+    assert not store.commit(
+        Write(handle=handle, fields={"a": b"1"}, delete=("b",), ttl_ms=IDLE_MS, create=False)
+    ).applied
     # A regenerate away from the foreign key does not happen either.
-    assert not store.commit(Write("newhandle", {"a": b"1"}, (), IDLE_MS, True, handle))
+    assert not store.commit(
+        Write(
+            handle="newhandle",
+            fields={"a": b"1"},
+            delete=(),
+            ttl_ms=IDLE_MS,
+            create=True,
+            regenerated_from=handle,
+        )
+    ).applied
     assert raw.exists(store.layout.key("newhandle")) == 0
     if kind == "string":
         assert raw.get(key) == b"not a session"
@@ -333,7 +346,7 @@ def test_concurrent_delta_writes_keep_every_key(redis_store: StoreProxy) -> None
                 barrier.wait()
                 loaded = open_session(store, engine, sid)
                 loaded[f"k{i}"] = i
-                results.append(bool(store.commit(engine.plan(loaded, now_ms()))))
+                results.append(store.commit(engine.plan(loaded, now_ms())).applied)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -353,7 +366,7 @@ def test_concurrent_delta_writes_keep_every_key(redis_store: StoreProxy) -> None
             assert spec is not None
             loaded = engine.open_session(incoming, await inner.load(spec), now)
             loaded[f"k{i}"] = i
-            return bool(await inner.commit(engine.plan(loaded, now_ms())))
+            return (await inner.commit(engine.plan(loaded, now_ms()))).applied
 
         async def main() -> list[bool]:
             return list(await asyncio.gather(*(work(i) for i in range(workers))))
@@ -379,7 +392,7 @@ def test_noscript_falls_back_to_eval(redis_store: StoreProxy) -> None:
     assert dict(loaded) == {"a": 1}
     raw.script_flush()
     loaded["b"] = 2
-    assert store.commit(engine.plan(loaded, now_ms()))
+    assert store.commit(engine.plan(loaded, now_ms())).applied
     assert dict(open_session(store, engine, session.id)) == {"a": 1, "b": 2}
     assert command_delta(before, command_counts(raw)).get("eval", 0) >= 3
 
@@ -396,7 +409,7 @@ def test_closed_port_is_unavailable(make_redis_store: MakeStore) -> None:
         lambda: store.get("h"),
         lambda: store.set("h", {"a": 1}),
         lambda: store.load(spec),
-        lambda: store.commit(Touch("h", 1000)),
+        lambda: store.commit(Touch(handle="h", ttl_ms=1000)),
         lambda: store.destroy("h"),
         lambda: list(store.ids()),
         lambda: store.clear(),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,9 +97,22 @@ def apply_allowed(async_text: str, sync_text: str) -> str:
     return async_text
 
 
+def _formatted(text: str) -> str:
+    """`text` as ``ruff format`` lays it out (dropping ``async`` shortens lines)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    done = subprocess.run(
+        [str(ruff), "format", "--stdin-filename", "_sync.py", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
 def differences(sync_text: str, async_text: str) -> list[str]:
     """Unified diff of the sync file against the normalised async file (empty: twins)."""
-    normalised = apply_allowed(normalise_async(async_text), sync_text)
+    normalised = _formatted(apply_allowed(normalise_async(async_text), sync_text))
     return list(
         difflib.unified_diff(
             sync_text.splitlines(),

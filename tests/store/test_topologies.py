@@ -315,7 +315,7 @@ def test_regenerate_with_wait_aof(make_server: Any) -> None:
         loaded.regenerate()
         plan = engine.plan(loaded, now_ms())
         assert isinstance(plan, Write)
-        assert store.commit(plan)
+        assert store.commit(plan).applied
         assert store.get(handle_for(session.id)) is None
         assert store.get(plan.handle) == {"user": "alice"}
     finally:
@@ -368,7 +368,7 @@ def test_cluster_store_runs_as_the_cluster_session_user(redis_cluster: Any) -> N
                 loaded.regenerate()
                 loaded.incr("visits")
                 plan = engine.plan(loaded, now_ms())
-                assert store.commit(plan)
+                assert store.commit(plan).applied
             assert store.length() == 20
             assert len(list(store.sessions())) == 20
             assert store.clear() == 20

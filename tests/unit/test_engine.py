@@ -24,6 +24,7 @@ from redis_sessions import (
     is_secure_request,
     new_id,
 )
+from redis_sessions.engine import Committed
 
 from ._support import MAX_SIZE, NOW_MS, OLD_SECRET, SECRET, loaded, make_engine, stored_fields
 
@@ -58,8 +59,9 @@ def attrs(cookie):
 def run(engine, session, incoming, now_ms=NOW_MS, *, applied=True, secure=False):
     """plan -> (store) -> committed -> response_headers, as the adapters do."""
     plan = engine.plan(session, now_ms)
-    engine.committed(session, plan, applied)
-    return plan, engine.response_headers(session, incoming, plan, applied, secure)
+    result = Committed(applied)
+    engine.committed(session, plan, result)
+    return plan, engine.response_headers(session, incoming, plan, result, secure)
 
 
 # -- 1. read_cookie -------------------------------------------------------------------------
@@ -119,7 +121,13 @@ def test_load_spec_is_none_without_a_valid_cookie(engine):
 def test_load_spec_carries_handle_clock_and_timeouts(engine):
     sid = new_id()
     spec = engine.load_spec(engine.read_cookie(cookie_header(sid)), NOW_MS)
-    assert spec == Load(handle_for(sid), NOW_MS, DAY_MS, 30 * DAY_MS, 60_000)
+    assert spec == Load(
+        handle=handle_for(sid),
+        now_ms=NOW_MS,
+        idle_ms=DAY_MS,
+        lifetime_ms=30 * DAY_MS,
+        touch_after_ms=60_000,
+    )
 
 
 def test_load_spec_with_rolling_refreshes_on_every_read():
@@ -159,13 +167,25 @@ PICKLE_PAYLOAD = b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x9
     ("reply", "why"),
     [
         (Loaded(pttl_ms=DAY_MS, fields={}, foreign=True), "foreign"),
-        (Loaded(DAY_MS, {b"$c": str(NOW_MS).encode(), b"user": b"{not json"}), "P1 corrupt"),
-        (Loaded(DAY_MS, {b"user": b'"alice"'}), "P2 missing $c"),
-        (Loaded(DAY_MS, {b"$c": b"yesterday", b"user": b'"alice"'}), "P2 bad $c"),
-        (Loaded(DAY_MS, {b"$c": str(NOW_MS).encode(), b"user": PICKLE_PAYLOAD}), "P3 pickle"),
-        (Loaded(DAY_MS, {b"$c": PICKLE_PAYLOAD}), "P3 pickle as $c"),
-        (Loaded(DAY_MS, {b"$c": str(NOW_MS).encode(), b"\xff\xfe": b"1"}), "non-UTF-8 field"),
-        (Loaded(DAY_MS, {b"$c": str(NOW_MS).encode(), b"big": b"1" * MAX_SIZE}), "oversize"),
+        (
+            Loaded(pttl_ms=DAY_MS, fields={b"$c": str(NOW_MS).encode(), b"user": b"{not json"}),
+            "P1 corrupt",
+        ),
+        (Loaded(pttl_ms=DAY_MS, fields={b"user": b'"alice"'}), "P2 missing $c"),
+        (Loaded(pttl_ms=DAY_MS, fields={b"$c": b"yesterday", b"user": b'"alice"'}), "P2 bad $c"),
+        (
+            Loaded(pttl_ms=DAY_MS, fields={b"$c": str(NOW_MS).encode(), b"user": PICKLE_PAYLOAD}),
+            "P3 pickle",
+        ),
+        (Loaded(pttl_ms=DAY_MS, fields={b"$c": PICKLE_PAYLOAD}), "P3 pickle as $c"),
+        (
+            Loaded(pttl_ms=DAY_MS, fields={b"$c": str(NOW_MS).encode(), b"\xff\xfe": b"1"}),
+            "non-UTF-8 field",
+        ),
+        (
+            Loaded(pttl_ms=DAY_MS, fields={b"$c": str(NOW_MS).encode(), b"big": b"1" * MAX_SIZE}),
+            "oversize",
+        ),
     ],
 )
 def test_unusable_stored_session_starts_a_new_session_and_warns(engine, caplog, reply, why):
@@ -240,7 +260,7 @@ def test_new_session_with_data_is_created_with_its_creation_time(engine):
     plan = engine.plan(session, NOW_MS)
     assert isinstance(plan, Write)
     assert plan.create is True
-    assert plan.replace is None
+    assert plan.regenerated_from is None
     assert plan.handle == handle_for(session.id)
     assert dict(plan.fields) == {"user": b'"alice"', "$c": str(NOW_MS).encode()}
     assert plan.delete == ()
@@ -284,7 +304,9 @@ def test_modified_existing_session_writes_only_changes_and_deletions(engine):
     session["a"] = 10
     del session["b"]
     plan = engine.plan(session, NOW_MS)
-    assert plan == Write(incoming.handle, {"a": b"10"}, ("b",), DAY_MS, False)
+    assert plan == Write(
+        handle=incoming.handle, fields={"a": b"10"}, delete=("b",), ttl_ms=DAY_MS, create=False
+    )
 
 
 def test_nested_list_mutation_is_detected(engine):
@@ -352,7 +374,7 @@ def test_regenerate_moves_the_data_to_a_new_handle_and_replaces_the_old(engine):
     plan = engine.plan(session, NOW_MS)
     assert isinstance(plan, Write)
     assert plan.create is True
-    assert plan.replace == incoming.handle
+    assert plan.regenerated_from == incoming.handle
     assert plan.handle != incoming.handle
     assert plan.handle == handle_for(session.id)
     assert session.id != incoming.session_id
@@ -371,7 +393,7 @@ def test_regenerate_of_a_new_session_gets_an_id_never_handed_out(engine):
     session["a"] = 1
     session.regenerate()
     plan = engine.plan(session, NOW_MS)
-    assert plan.replace is None
+    assert plan.regenerated_from is None
     assert session.id != first_id
     assert plan.handle == handle_for(session.id)
 
@@ -379,14 +401,14 @@ def test_regenerate_of_a_new_session_gets_an_id_never_handed_out(engine):
 def test_destroy_plans_a_delete_of_the_stored_session(engine):
     session, incoming = open_stored(engine, {"a": 1})
     session.destroy()
-    assert engine.plan(session, NOW_MS) == Destroy(incoming.handle)
+    assert engine.plan(session, NOW_MS) == Destroy(handle=incoming.handle)
 
 
 def test_changes_after_destroy_are_not_saved(engine):
     session, incoming = open_stored(engine, {"a": 1})
     session.destroy()
     session["b"] = 2
-    assert engine.plan(session, NOW_MS) == Destroy(incoming.handle)
+    assert engine.plan(session, NOW_MS) == Destroy(handle=incoming.handle)
 
 
 def test_destroy_of_a_new_session_plans_nothing(engine):
@@ -400,7 +422,7 @@ def test_unset_destroy_deletes_a_session_emptied_by_the_app():
     engine = make_engine(unset="destroy")
     session, incoming = open_stored(engine, {"a": 1, "b": 2})
     session.clear()
-    assert engine.plan(session, NOW_MS) == Destroy(incoming.handle)
+    assert engine.plan(session, NOW_MS) == Destroy(handle=incoming.handle)
 
 
 def test_unset_keep_saves_an_emptied_session_as_deletions(engine):
@@ -423,7 +445,7 @@ def test_rolling_plans_no_extra_touch_because_the_read_refreshed_the_ttl():
 def test_touch_refreshes_an_unmodified_existing_session(engine):
     session, incoming = open_stored(engine, {"a": 1})
     session.touch()
-    assert engine.plan(session, NOW_MS) == Touch(incoming.handle, DAY_MS)
+    assert engine.plan(session, NOW_MS) == Touch(handle=incoming.handle, ttl_ms=DAY_MS)
 
 
 def test_touch_of_a_new_session_plans_nothing(engine):
@@ -451,7 +473,7 @@ def test_touch_is_capped_by_the_lifetime(engine):
     created = NOW_MS - 30 * DAY_MS + 5000
     session, incoming = open_stored(engine, {"a": 1}, created_ms=created)
     session.touch()
-    assert engine.plan(session, NOW_MS) == Touch(incoming.handle, 5000)
+    assert engine.plan(session, NOW_MS) == Touch(handle=incoming.handle, ttl_ms=5000)
 
 
 def test_write_after_the_lifetime_ended_is_a_destroy(engine):
@@ -459,14 +481,14 @@ def test_write_after_the_lifetime_ended_is_a_destroy(engine):
     created = NOW_MS - 30 * DAY_MS + 10
     session, incoming = open_stored(engine, {"a": 1}, created_ms=created)
     session["a"] = 2
-    assert engine.plan(session, NOW_MS + 10) == Destroy(incoming.handle)
+    assert engine.plan(session, NOW_MS + 10) == Destroy(handle=incoming.handle)
 
 
 def test_touch_after_the_lifetime_ended_is_a_destroy(engine):
     created = NOW_MS - 30 * DAY_MS + 10
     session, incoming = open_stored(engine, {"a": 1}, created_ms=created)
     session.touch()
-    assert engine.plan(session, NOW_MS + 50) == Destroy(incoming.handle)
+    assert engine.plan(session, NOW_MS + 50) == Destroy(handle=incoming.handle)
 
 
 def test_without_lifetime_the_ttl_is_the_idle_timeout():
@@ -545,7 +567,7 @@ def test_committed_write_becomes_the_new_baseline(engine):
     session["$x"] = 2
     session["cart"].append(2)
     plan = engine.plan(session, NOW_MS)
-    engine.committed(session, plan, True)
+    engine.committed(session, plan, Committed(True))
     assert session.is_modified is False
     assert engine.plan(session, NOW_MS) is None
     _ = session["cart"]
@@ -556,26 +578,30 @@ def test_committed_new_session_is_no_longer_new(engine):
     session = engine.open_session(Incoming(), None, NOW_MS)
     session["a"] = 1
     plan = engine.plan(session, NOW_MS)
-    engine.committed(session, plan, True)
+    engine.committed(session, plan, Committed(True))
     assert session.is_new is False
     assert engine.plan(session, NOW_MS) is None
     session["a"] = 2
-    assert engine.plan(session, NOW_MS) == Write(plan.handle, {"a": b"2"}, (), DAY_MS, False)
+    assert engine.plan(session, NOW_MS) == Write(
+        handle=plan.handle, fields={"a": b"2"}, delete=(), ttl_ms=DAY_MS, create=False
+    )
 
 
 def test_committed_deletions_are_not_repeated(engine):
     session, incoming = open_stored(engine, {"a": 1, "b": 2})
     del session["a"]
-    engine.committed(session, engine.plan(session, NOW_MS), True)
+    engine.committed(session, engine.plan(session, NOW_MS), Committed(True))
     session["b"] = 3
-    assert engine.plan(session, NOW_MS) == Write(incoming.handle, {"b": b"3"}, (), DAY_MS, False)
+    assert engine.plan(session, NOW_MS) == Write(
+        handle=incoming.handle, fields={"b": b"3"}, delete=(), ttl_ms=DAY_MS, create=False
+    )
 
 
 def test_committed_regenerate_is_not_repeated(engine):
     session, _ = open_stored(engine, {"a": 1})
     session.regenerate()
     plan = engine.plan(session, NOW_MS)
-    engine.committed(session, plan, True)
+    engine.committed(session, plan, Committed(True))
     assert engine.plan(session, NOW_MS) is None
     session["a"] = 2
     assert engine.plan(session, NOW_MS).handle == plan.handle
@@ -585,7 +611,7 @@ def test_refused_write_leaves_the_session_destroyed(engine):
     # K3: the session was deleted meanwhile (logout elsewhere): never resurrected.
     session, _ = open_stored(engine, {"a": 1})
     session["a"] = 2
-    engine.committed(session, engine.plan(session, NOW_MS), False)
+    engine.committed(session, engine.plan(session, NOW_MS), Committed(False))
     assert session.is_destroyed is True
     assert len(session) == 0
     session["b"] = 1
@@ -665,7 +691,7 @@ def test_destroyed_session_with_a_cookie_gets_a_deletion_cookie(engine):
     session, incoming = open_stored(engine, {"a": 1})
     session.destroy()
     plan, headers = run(engine, session, incoming)
-    assert plan == Destroy(incoming.handle)
+    assert plan == Destroy(handle=incoming.handle)
     cookie = set_cookie(headers)
     assert attrs(cookie)[0] == "session="
     assert "Max-Age=0" in attrs(cookie)
@@ -829,6 +855,6 @@ def test_deeply_nested_stored_value_starts_a_new_session_with_stdlib_json(caplog
     fields = stored_fields({})
     fields[b"deep"] = b"[" * 30_000 + b"]" * 30_000
     with caplog.at_level(logging.WARNING, logger="redis_sessions"):
-        session = engine.open_session(incoming, Loaded(DAY_MS, fields), NOW_MS)
+        session = engine.open_session(incoming, Loaded(pttl_ms=DAY_MS, fields=fields), NOW_MS)
     assert session.is_new is True
     assert session.id != sid

@@ -18,6 +18,8 @@ ENGINE_MODULES = [
     "_ids",
     "_record",
     "_serializers",
+    "_plans",
+    "engine",
 ]
 BLOCKED = ["redis", "asyncio", "anyio", "starlette", "flask", "django"]
 
@@ -90,15 +92,15 @@ def test_engine_works_with_the_io_modules_blocked():
         textwrap.dedent(
             """
             from redis_sessions._config import SessionConfig
-            from redis_sessions._engine import Incoming, SessionEngine
+            from redis_sessions.engine import Committed, Incoming, SessionEngine
             from redis_sessions._serializers import JSONSerializer
             engine = SessionEngine(SessionConfig(secret="s" * 32),
                                    serializer=JSONSerializer(), max_size=65536)
             session = engine.open_session(Incoming(), None, 0)
             session["a"] = 1
             plan = engine.plan(session, 0)
-            engine.committed(session, plan, True)
-            headers = engine.response_headers(session, Incoming(), plan, True, False)
+            engine.committed(session, plan, Committed(True))
+            headers = engine.response_headers(session, Incoming(), plan, Committed(True), False)
             assert headers[0][0] == "set-cookie", headers
             print("sans-io ok")
             """

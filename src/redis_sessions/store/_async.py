@@ -20,8 +20,8 @@ from redis.exceptions import (
 )
 
 from .._connect import AsyncClient, ConnectOptions, connect_async
-from .._engine import Load, Loaded, Plan, Touch
 from .._errors import StoreUnavailableError
+from .._plans import DONE, Committed, Load, Loaded, Plan, Touch
 from ._base import StoreBase, TaskGate, cluster_ready_async, now_ms
 from ._faults import Health
 from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
@@ -211,15 +211,15 @@ class AsyncRedisStore(StoreBase):
         """Read a session, refreshing its TTL when due (1 round trip)."""
         return await self._runner.run(self.layout.load(spec))  # type: ignore[no-any-return]
 
-    async def commit(self, plan: Plan) -> bool:
-        """Run an engine plan (1 round trip, 0 for None) -> False if the session was gone."""
+    async def commit(self, plan: Plan) -> Committed:
+        """Run an engine plan (1 round trip, 0 for None); not applied if the session was gone."""
         if plan is None:
-            return True
+            return DONE
         if isinstance(plan, Touch) and plan.best_effort:
             try:
                 return await self._runner.run(self.layout.commit(plan))  # type: ignore[no-any-return]
             except StoreUnavailableError:
-                return True  # the read was served; the refresh is retried by a later request
+                return DONE  # the read was served; the refresh is retried by a later request
         return await self._runner.run(self.layout.commit(plan))  # type: ignore[no-any-return]
 
     async def get(self, handle: str) -> dict[str, Any] | None:

@@ -27,8 +27,8 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from .._config import MAX_SECONDS
-from .._engine import Destroy, Load, Loaded, Plan, Release, Touch, Write
 from .._errors import ConfigError, SessionLockError, SessionStateError, SessionTooLargeError
+from .._plans import DONE, Committed, Destroy, Load, Loaded, Plan, Release, Touch, Write
 from .._record import ACCESSED, CREATED, decode_record, field_name
 from .._serializers import Serializer
 
@@ -530,52 +530,53 @@ class HashLayout:
         loaded = self._loaded(reply)
         if loaded is None or loaded.foreign:
             return loaded  # the script released the lock: nothing to protect
-        return Loaded(loaded.pttl_ms, loaded.fields, lock=spec.lock)
+        return Loaded(pttl_ms=loaded.pttl_ms, fields=loaded.fields, lock=spec.lock)
 
     @staticmethod
     def _loaded(reply: Any) -> Loaded | None:
         if reply is None:
             return None
         if reply == -1:
-            return Loaded(-1, {}, foreign=True)
+            return Loaded(pttl_ms=-1, fields={}, foreign=True)
         pttl, flat, due = reply
-        return Loaded(pttl, dict(zip(flat[::2], flat[1::2])), refresh_ms=due)
+        return Loaded(pttl_ms=pttl, fields=dict(zip(flat[::2], flat[1::2])), refresh_ms=due)
 
     def commit(self, plan: Plan) -> Flow:
-        """Flow: run a plan -> True if it applied (False: the session was gone meanwhile).
+        """Flow: run a plan -> `Committed` (not applied: the session was gone meanwhile).
 
         Raises `SessionLockError` when the plan holds a lock that is no longer this request's
         (it expired): nothing was written."""
-        if isinstance(plan, Write):
-            if plan.replace is not None and self.cluster:
-                return (yield from self._regenerate_across_slots(plan, plan.replace))
-            if plan.create:
+        match plan:
+            case None:
+                return DONE
+            case Write(regenerated_from=str(old)) if self.cluster:
+                return (yield from self._regenerate_across_slots(plan, old))
+            case Write(create=True):
                 return (yield from self._create(plan))
-            reply = yield self.durable(
-                self._write(
-                    plan.handle, plan.fields, plan.delete, plan.ttl_ms, "u", plan.replace, plan
+            case Write():
+                write = self._write(
+                    plan.handle, plan.fields, plan.delete, plan.ttl_ms, "u", plan, old=None
                 )
-            )
-            return self._applied(plan, reply)
-        if plan is None or plan.lock is None:
-            if isinstance(plan, Touch):
-                if self.disable_ttl:  # the refresh is the last access, written if it exists
-                    return self._applied(plan, (yield self._write(plan.handle, {}, (), 0, "u")))
+                return self._applied(plan, (yield self.durable(write)))
+            case Touch(hold=None) if self.disable_ttl:
+                # The refresh is the last access, written if the session exists.
+                return self._applied(plan, (yield self._write(plan.handle, {}, (), 0, "u")))
+            case Touch(hold=None):
                 ttl = min(plan.ttl_ms, MAX_TTL_MS)
-                return (yield Call(("PEXPIRE", self.key(plan.handle), ttl))) == 1
-            if isinstance(plan, Destroy):
+                return Committed((yield Call(("PEXPIRE", self.key(plan.handle), ttl))) == 1)
+            case Destroy(hold=None):
                 yield self.durable(Call(("DEL", self.key(plan.handle))))
-            return True
-        mode, ttl = (
-            ("t", plan.ttl_ms)
-            if isinstance(plan, Touch)
-            else (("d", 0) if isinstance(plan, Destroy) else ("n", 0))
-        )
-        if mode == "t" and self.disable_ttl:
-            mode = "u"  # no TTL to refresh: the write of the last access is the refresh
-        write = self._write(plan.handle, {}, (), ttl, mode, None, plan)
-        reply = yield (self.durable(write) if isinstance(plan, Destroy) else write)
-        return self._applied(plan, reply)
+                return DONE
+            case Touch():
+                # No TTL to refresh with disable_ttl: the write of the last access is the refresh.
+                mode = "u" if self.disable_ttl else "t"
+                write = self._write(plan.handle, {}, (), plan.ttl_ms, mode, plan)
+                return self._applied(plan, (yield write))
+            case Destroy():
+                write = self._write(plan.handle, {}, (), 0, "d", plan)
+                return self._applied(plan, (yield self.durable(write)))
+            case Release():
+                return self._applied(plan, (yield self._write(plan.handle, {}, (), 0, "n", plan)))
 
     def _regenerate_across_slots(self, plan: Write, old: str) -> Flow:
         # The old and the new key live in different slots (in general), and no script may
@@ -583,26 +584,28 @@ class HashLayout:
         # with this request's changes, delete the old one. Between the last two commands both
         # exist, for one round trip; never neither. A write to the old session landing in
         # that window is lost with it, as a write after a local regenerate is refused.
-        lock_key = self.lock_key(old) if plan.lock is not None else None
+        hold = plan.hold
+        lock_key = self.lock_key(old) if hold is not None else None
         keys = (self.key(old),) + ((lock_key,) if lock_key else ())
-        taken = yield _TAKE(keys, (plan.lock or "-",))
+        taken = yield _TAKE(keys, (hold.token if hold else "-",))
         if taken == -3:
             raise SessionLockError("lock lost")
         if taken == 0:
             # Logged out meanwhile (not resurrected under a new id), or this regenerate was
             # sent before and applied: the new session then exists (a rare extra command).
-            return (yield Call(("EXISTS", self.key(plan.handle)))) == 1
-        applied = yield from self._create(plan, taken[0])
-        yield _DROP(keys, (plan.lock if plan.release else "-",))
-        return applied
+            return Committed((yield Call(("EXISTS", self.key(plan.handle)))) == 1)
+        result = yield from self._create(plan, taken[0])
+        yield _DROP(keys, (hold.token if hold and hold.release else "-",))
+        return result
 
     def _create(self, plan: Write, seed: list[bytes] | None = None) -> Flow:
         # The write takes the first free of the plan's handle and its spares, in one command;
         # on a Cluster (the spares lie in other slots) one command per candidate, the next one
-        # only after a collision. The spare taken goes to `plan.taken`.
+        # only after a collision. The spare taken goes to `Committed.taken`.
         # With `seed` (regenerate across slots, second step): no old key, no lock, and no
         # `durable()` (the durability options are refused with a Cluster client).
-        source = plan if seed is None else dataclasses.replace(plan, replace=None, lock=None)
+        source = plan if seed is None else dataclasses.replace(plan, hold=None)
+        old = plan.regenerated_from if seed is None else None
         candidates: list[tuple[str | None, str]] = [(None, plan.handle), *plan.spare]
         groups = [[c] for c in candidates] if self.cluster else [candidates]
         for group in groups:
@@ -612,45 +615,50 @@ class HashLayout:
                 plan.delete,
                 plan.ttl_ms,
                 "c",
-                source.replace,
                 source,
-                seed,
-                [h for _, h in group[1:]],
+                old=old,
+                seed=seed,
+                spare=[h for _, h in group[1:]],
             )
             reply = yield (write if seed is not None else self.durable(write))
             pick = reply[0] if isinstance(reply, list) else reply
             if pick == -5:
                 continue
+            taken = None
             if isinstance(pick, int) and pick >= 1:
                 sid, handle = group[pick - 1]
                 if sid is not None:
-                    plan.taken.append((sid, handle))
+                    taken = (sid, handle)
                 if not isinstance(reply, list):
                     reply = 1
-            return self._applied(plan, reply)
+            return self._applied(plan, reply, taken)
         if not plan.spare:
-            return False  # e.g. Django's save(must_create=True) of a key that exists
+            return Committed(False)  # e.g. Django's save(must_create=True) of a key that exists
         raise SessionStateError(
             f"genid: the new session id and its {len(plan.spare)} spares "
             "are all in use already; genid must return unique ids"
         )
 
-    def _applied(self, plan: Write | Touch | Destroy | Release, reply: Any) -> bool:
+    def _applied(
+        self,
+        plan: Write | Touch | Destroy | Release,
+        reply: Any,
+        taken: tuple[str, str] | None = None,
+    ) -> Committed:
         if reply == -3:
             if isinstance(plan, Release):
-                return True  # expired already: nothing was written, nothing to free
+                return DONE  # expired already: nothing was written, nothing to free
             raise SessionLockError("lock lost")
         if isinstance(reply, list):
             if reply[0] == -4:
                 name = reply[1].decode("utf-8", "replace")
                 raise SessionStateError(f"incr: the stored value of {name!r} is not an integer")
+            values: dict[str, bytes] = {}
             if isinstance(plan, Write):
                 names = [name for name, _ in plan.incr] + [name for name, _ in plan.setnx]
-                plan.results.update(
-                    (name, value) for name, value in zip(names, reply[1:]) if value is not None
-                )
-            return True
-        return bool(reply == 1)
+                values = {name: value for name, value in zip(names, reply[1:]) if value is not None}
+            return Committed(True, values, taken)
+        return Committed(reply == 1, taken=taken)
 
     def _write(
         self,
@@ -659,8 +667,9 @@ class HashLayout:
         delete: Iterable[str],
         ttl_ms: int,
         mode: str,
-        replace: str | None = None,
         plan: Write | Touch | Destroy | Release | None = None,
+        *,
+        old: str | None = None,
         seed: list[bytes] | None = None,
         spare: Iterable[str] = (),
     ) -> Script:
@@ -668,28 +677,34 @@ class HashLayout:
             # No TTL: the reads enforce the idle timeout from the last access.
             fields = {**fields, ACCESSED: str(self.clock()).encode()}
         keys = [self.key(handle)]
-        old = log = lock = 0
-        if replace is not None:
-            keys.append(self.key(replace))
-            old = len(keys)
-        nonce = getattr(plan, "nonce", None)
+        old_index = log = lock = 0
+        if old is not None:
+            keys.append(self.key(old))
+            old_index = len(keys)
+        nonce = plan.nonce if plan is not None else None
         if nonce is not None:
             keys.append(self.log_key(handle))
             log = len(keys)
-        token = getattr(plan, "lock", None)
+        token: str | None
+        match plan:
+            case Release():
+                token, release = plan.token, True
+            case Write() | Touch() | Destroy() if plan.hold is not None:
+                token, release = plan.hold.token, plan.hold.release
+            case _:
+                token, release = None, False
         if token is not None:
-            keys.append(self.lock_key(replace or handle))
+            keys.append(self.lock_key(old or handle))
             lock = len(keys)
         incr = plan.incr if isinstance(plan, Write) else ()
         setnx = plan.setnx if isinstance(plan, Write) else ()
-        release = int(isinstance(plan, Release) or getattr(plan, "release", False))
         spares = 0
         for other in spare:
             keys += (self.key(other), self.log_key(other))
             spares += 1
         args: list[Any] = [
             f"{self._ttl(ttl_ms)} {mode} {len(fields)} {len(incr)} {len(setnx)} "
-            f"{old} {log} {lock} {release} {self._codec(incr)} {nonce or '-'} "
+            f"{old_index} {log} {lock} {int(release)} {self._codec(incr)} {nonce or '-'} "
             f"{token or '-'} {len(seed or ()) // 2} {spares}"
         ]
         args.extend(seed or ())
@@ -757,7 +772,8 @@ class HashLayout:
         raises `ValueError` (``PEXPIRE`` would delete the session)."""
         if ttl_ms <= 0:
             raise ValueError(f"touch: the TTL must be at least 1 ms, got {ttl_ms} ms")
-        return (yield from self.commit(Touch(handle, ttl_ms)))
+        result = yield from self.commit(Touch(handle=handle, ttl_ms=ttl_ms))
+        return result.applied
 
     def scan_page(self, cursor: int, handle_prefix: str = "", node: Any = None) -> Flow:
         """Flow: one SCAN page -> (next cursor, handles). SCAN, never KEYS: it never blocks.

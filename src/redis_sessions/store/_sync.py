@@ -20,8 +20,8 @@ from redis.exceptions import (
 )
 
 from .._connect import Client, ConnectOptions, connect
-from .._engine import Load, Loaded, Plan, Touch
 from .._errors import StoreUnavailableError
+from .._plans import DONE, Committed, Load, Loaded, Plan, Touch
 from ._base import StoreBase, ThreadGate, cluster_ready, now_ms
 from ._faults import Health
 from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
@@ -211,15 +211,15 @@ class RedisStore(StoreBase):
         """Read a session, refreshing its TTL when due (1 round trip)."""
         return self._runner.run(self.layout.load(spec))  # type: ignore[no-any-return]
 
-    def commit(self, plan: Plan) -> bool:
-        """Run an engine plan (1 round trip, 0 for None) -> False if the session was gone."""
+    def commit(self, plan: Plan) -> Committed:
+        """Run an engine plan (1 round trip, 0 for None); not applied if the session was gone."""
         if plan is None:
-            return True
+            return DONE
         if isinstance(plan, Touch) and plan.best_effort:
             try:
                 return self._runner.run(self.layout.commit(plan))  # type: ignore[no-any-return]
             except StoreUnavailableError:
-                return True  # the read was served; the refresh is retried by a later request
+                return DONE  # the read was served; the refresh is retried by a later request
         return self._runner.run(self.layout.commit(plan))  # type: ignore[no-any-return]
 
     def get(self, handle: str) -> dict[str, Any] | None:

@@ -1,0 +1,53 @@
+"""The engine API, for adapter authors: the sans-IO session engine and the values it trades
+with a store.
+
+An app uses an adapter (`redis_sessions.asgi`, `redis_sessions.flask`, ...) and never needs
+this module. An adapter for another framework drives one request through a `SessionEngine`
+and a store; see ``docs/design.md`` for the request cycle and a complete small adapter.
+"""
+
+from ._engine import (
+    SessionEngine,
+    is_secure_request,
+    should_save,
+    should_set_cookie,
+    should_touch,
+)
+from ._ids import handle_for, is_well_formed, new_id
+from ._plans import (
+    DONE,
+    Committed,
+    Destroy,
+    Incoming,
+    Load,
+    Loaded,
+    LockHold,
+    Plan,
+    Release,
+    Touch,
+    Write,
+)
+from ._signing import Signer
+
+__all__ = [
+    "DONE",
+    "Committed",
+    "Destroy",
+    "Incoming",
+    "Load",
+    "Loaded",
+    "LockHold",
+    "Plan",
+    "Release",
+    "SessionEngine",
+    "Signer",
+    "Touch",
+    "Write",
+    "handle_for",
+    "is_secure_request",
+    "is_well_formed",
+    "new_id",
+    "should_save",
+    "should_set_cookie",
+    "should_touch",
+]
