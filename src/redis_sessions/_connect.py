@@ -10,18 +10,10 @@ health-check PING of an idle connection plus two of 0.5 s for the command, so an
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
-import inspect
-import json
 import os
-import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-from urllib.parse import quote, unquote
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -31,23 +23,20 @@ import redis.cluster
 import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import EqualJitterBackoff, NoBackoff
-from redis.connection import parse_url
-from redis.exceptions import MaxConnectionsError
 from redis.retry import Retry
 
 from ._errors import ConfigError
 from ._loops import loop_bound
-from ._redact import redact_url as _redacted
+from ._pools import BlockingSentinelPool, SentinelWaitingPool, WaitingPool
+from ._urls import Target, parse_target, url_from_vcap
 
 __all__ = [
     "DEFAULT_URL",
     "ConnectOptions",
-    "Target",
     "bind_to_loops",
+    "cluster_limits",
     "connect",
     "connect_async",
-    "parse_target",
-    "url_from_vcap",
 ]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -121,172 +110,8 @@ def _resolve_url(url: str | None) -> str:
     )
 
 
-def url_from_vcap(vcap: str | None) -> str | None:
-    """The URL of the first Redis/Valkey service bound to a Cloud Foundry app, from the
-    ``VCAP_SERVICES`` JSON, or None.
-
-    A service counts when its label, name or tags mention redis or valkey. Its credentials'
-    ``uri`` or ``url`` is used as is; else one is built from ``host``, ``port`` (``tls_port``
-    first, as ``rediss://``) and ``password``. Malformed JSON gives None, never an error.
-    """
-    if not vcap:
-        return None
-    try:
-        services = json.loads(vcap)
-    except ValueError:
-        return None
-    if not isinstance(services, dict):
-        return None
-    for instances in services.values():
-        for service in instances if isinstance(instances, list) else ():
-            if not isinstance(service, dict):
-                continue
-            words = [service.get("label"), service.get("name"), *(service.get("tags") or [])]
-            if not any(
-                isinstance(w, str) and ("redis" in w.lower() or "valkey" in w.lower())
-                for w in words
-            ):
-                continue
-            creds = service.get("credentials")
-            if not isinstance(creds, dict):
-                continue
-            for field in ("uri", "url"):
-                if isinstance(creds.get(field), str) and "://" in creds[field]:
-                    return str(creds[field])
-            host = creds.get("host") or creds.get("hostname")
-            if not isinstance(host, str):
-                continue
-            tls = creds.get("tls_port")
-            scheme, port = ("rediss", tls) if tls else ("redis", creds.get("port", 6379))
-            password = creds.get("password")
-            auth = f":{quote(str(password), safe='')}@" if password else ""
-            return f"{scheme}://{auth}{host}:{port}/0"
-    return None
-
-
 Client = redis.Redis | redis.cluster.RedisCluster
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
-
-_SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
-_CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
-# Options of the URL query meant for the Sentinels, not for the data connections.
-_SENTINEL_QUERY = ("sentinel_password", "sentinel_username")
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a URL points: one server, a Sentinel-managed service or a Cluster.
-
-    Attributes:
-        kind: ``"single"``, ``"sentinel"`` or ``"cluster"``.
-        url: the URL for a single server (as given), else None.
-        nodes: the Sentinels or Cluster startup nodes, as (host, port).
-        service: the Sentinel service (master) name; "" otherwise.
-        kwargs: connection options for the data servers (user, password, db, TLS).
-        sentinel_kwargs: connection options for the Sentinels (their own user and password).
-    """
-
-    kind: str
-    url: str | None = None
-    nodes: tuple[tuple[str, int], ...] = ()
-    service: str = ""
-    kwargs: dict[str, Any] | None = None
-    sentinel_kwargs: dict[str, Any] | None = None
-
-
-def parse_target(url: str, cluster: bool = False) -> Target:
-    """Parse a URL of any topology (raises `ConfigError` on a malformed one).
-
-    - ``redis://``, ``rediss://``, ``unix://``: one server (redis-py's URL syntax);
-    - ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``, with
-      ``sentinel_password`` / ``sentinel_username`` in the query when the Sentinels require
-      their own credentials (the ones before ``@`` are the data servers'); ``rediss+sentinel``
-      for TLS to both;
-    - ``redis+cluster://[user:password@]host:port[,host:port...]/``: Cluster startup nodes
-      (one reachable node is enough); ``rediss+cluster`` for TLS. With ``cluster=True`` a
-      ``redis://`` or ``rediss://`` URL (one or several hosts) means a Cluster too.
-
-    Other query options (``ssl_ca_certs``, ``ssl_cert_reqs``, ...) are redis-py's.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ConfigError(f"not a Redis URL (no scheme): {_redacted(url)}")
-    if (
-        scheme in _SENTINEL_SCHEMES
-        or scheme in _CLUSTER_SCHEMES
-        or (cluster and scheme in ("redis", "rediss"))
-    ):
-        return _parse_multi(scheme, rest, url)
-    if scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(
-            f"unknown Redis URL scheme {scheme!r}: use redis://, rediss://, "
-            "unix://, redis+sentinel:// or redis+cluster://"
-        )
-    return Target("single", url=url)
-
-
-def _parse_multi(scheme: str, rest: str, url: str) -> Target:
-    tls = _SENTINEL_SCHEMES.get(scheme, _CLUSTER_SCHEMES.get(scheme, scheme == "rediss"))
-    netloc, path, query = _split(rest)
-    userinfo, _, hosts = netloc.rpartition("@")
-    nodes = tuple(_host_port(part, url) for part in hosts.split(",") if part)
-    if not nodes:
-        raise ConfigError(f"no host in Redis URL: {_redacted(url)}")
-    params = [p for p in query.split("&") if p]
-    own = {k: v for k, _, v in (p.partition("=") for p in params) if k in _SENTINEL_QUERY}
-    rest_query = "&".join(p for p in params if p.partition("=")[0] not in _SENTINEL_QUERY)
-    segments = [s for s in path.split("/") if s]
-    service, db = "", ""
-    if scheme in _SENTINEL_SCHEMES:
-        if not segments:
-            raise ConfigError(
-                f"redis+sentinel:// URL without a service name (…/mymaster/0): {_redacted(url)}"
-            )
-        service, db = segments[0], (segments[1] if len(segments) > 1 else "")
-    elif segments and segments != ["0"]:
-        raise ConfigError(f"a Cluster has only database 0: {_redacted(url)}")
-    # redis-py parses the credentials and the query (TLS options) of a one-host URL.
-    auth = f"{userinfo}@" if userinfo else ""
-    one = f"{'rediss' if tls else 'redis'}://{auth}placeholder/{db}" + (
-        f"?{rest_query}" if rest_query else ""
-    )
-    kwargs: dict[str, Any] = parse_url(one)  # type: ignore[no-untyped-call]
-    kwargs.pop("host", None)
-    kwargs.pop("port", None)
-    if kwargs.pop("connection_class", None) is not None or tls:
-        kwargs["ssl"] = True
-    if scheme not in _SENTINEL_SCHEMES:
-        kwargs.pop("db", None)
-        return Target("cluster", nodes=nodes, kwargs=kwargs)
-    sentinel_kwargs: dict[str, Any] = {
-        name.removeprefix("sentinel_"): unquote(value) for name, value in own.items()
-    }
-    sentinel_kwargs.update({k: v for k, v in kwargs.items() if k.startswith("ssl")})
-    return Target(
-        "sentinel",
-        nodes=nodes,
-        service=unquote(service),
-        kwargs=kwargs,
-        sentinel_kwargs=sentinel_kwargs,
-    )
-
-
-def _split(rest: str) -> tuple[str, str, str]:
-    rest, _, query = rest.partition("?")
-    netloc, slash, path = rest.partition("/")
-    return netloc, slash + path, query
-
-
-def _host_port(part: str, url: str) -> tuple[str, int]:
-    host, port = part, "6379"
-    if part.startswith("["):  # [::1]:26379
-        host, _, tail = part[1:].partition("]")
-        port = tail.removeprefix(":") or port
-    elif ":" in part:
-        host, port = part.rsplit(":", 1)
-    if not host or not port.isdigit():
-        raise ConfigError(f"bad host:port {part!r} in Redis URL: {_redacted(url)}")
-    return host, int(port)
 
 
 def connect(
@@ -329,7 +154,7 @@ def connect(
         return sentinel.master_for(  # type: ignore[no-any-return,no-untyped-call]
             target.service,
             redis_class=redis.Redis,
-            connection_pool_class=_BlockingSentinelPool,
+            connection_pool_class=BlockingSentinelPool,
             retry=retry,
             **{**(target.kwargs or {}), **kwargs},
         )
@@ -378,12 +203,12 @@ def connect_async(
             sentinel.master_for(
                 target.service,
                 redis_class=redis.asyncio.Redis,
-                connection_pool_class=_SentinelWaitingPool,
+                connection_pool_class=SentinelWaitingPool,
                 retry=retry,
                 **{**(target.kwargs or {}), **kwargs},
             )
         )
-    pool = _WaitingPool.from_url(target.url or "", retry=retry, **kwargs)
+    pool = WaitingPool.from_url(target.url or "", retry=retry, **kwargs)
     return bind_to_loops(redis.asyncio.Redis.from_pool(pool))
 
 
@@ -414,7 +239,7 @@ def bind_to_loops(client: _A) -> _A:
             # Our lean pool for the Sentinel clients too: redis-py 6's pool takes an
             # asyncio.Lock per connection, and a lock once waited on is bound to that loop.
             old = sentinel.connection_pool
-            sentinel.connection_pool = _WaitingPool(
+            sentinel.connection_pool = WaitingPool(
                 connection_class=loop_bound(old.connection_class),
                 max_connections=old.max_connections,
                 **old.connection_kwargs,
@@ -476,174 +301,3 @@ def _cluster_kwargs(kwargs: dict[str, Any], target: Target) -> dict[str, Any]:
     if merged.get("max_connections") is None:
         merged.pop("max_connections", None)
     return merged
-
-
-# How often a Sentinel pool asks the Sentinels which server is the master, at most. redis-py
-# asks only when it opens a connection: after a graceful failover (SENTINEL FAILOVER) the old
-# master stays writable until the Sentinels demote it, about 10 s later (measured, S3), and
-# every write sent there meanwhile is lost.
-_MASTER_CHECK_INTERVAL = 0.5
-
-
-_BLOCKING_DISCONNECT_TAKES_ARGS = (
-    "inuse_connections" in inspect.signature(redis.BlockingConnectionPool.disconnect).parameters
-)
-
-
-class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
-    """The Sentinel master's pool, waiting for a free connection like `connect`'s pool,
-    re-checking the master every `_MASTER_CHECK_INTERVAL` (connections to a former master are
-    closed: idle ones at once, busy ones when released). It owns the Sentinel clients too
-    (closing the client closes their connections)."""
-
-    _next_check = 0.0
-
-    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        now = time.monotonic()
-        if now >= self._next_check:
-            self._next_check = now + _MASTER_CHECK_INTERVAL
-            # A Sentinel that cannot answer now changes nothing: the connections stay.
-            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                self.get_master_address()  # type: ignore[no-untyped-call]
-        return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-
-    def disconnect(self, *args: Any, **kwargs: Any) -> None:
-        if _BLOCKING_DISCONNECT_TAKES_ARGS:
-            super().disconnect(*args, **kwargs)
-        else:  # redis-py 6.0: the Sentinel pool passes inuse_connections, the blocking one
-            super().disconnect()  # takes none (and closes every connection)
-        for sentinel in self.sentinel_manager.sentinels:
-            sentinel.close()
-
-
-_T = TypeVar("_T")
-
-
-class Handover(Generic[_T]):
-    """Items (pooled connections, turns) handed to the asyncio tasks waiting for one, first
-    come, first served, so a stream of newcomers cannot starve a waiter. It belongs to no
-    event loop: a store may serve several, one after the other."""
-
-    __slots__ = ("_put_back", "_waiters")
-
-    def __init__(self, put_back: Callable[[_T], None]) -> None:
-        self._put_back = put_back  # where an item goes when no task waits for it
-        self._waiters: collections.deque[asyncio.Future[_T]] = collections.deque()
-
-    @property
-    def waiting(self) -> bool:
-        """True while a task waits."""
-        return bool(self._waiters)
-
-    async def wait(self, timeout: float) -> _T:
-        """The next item given to this task; `asyncio.TimeoutError` after `timeout` s."""
-        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            # shield: a timeout must not cancel a hand-over that is happening right now
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
-        except asyncio.TimeoutError:  # not TimeoutError on 3.10
-            if waiter.done():
-                return waiter.result()  # handed over as the wait ran out
-            waiter.cancel()
-            raise
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.give(waiter.result())  # handed to a task cancelled meanwhile: pass it on
-            waiter.cancel()
-            raise
-        finally:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
-
-    def give(self, item: _T) -> None:
-        """Hand `item` to the oldest waiting task, else put it back."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(item)
-                return
-        self._put_back(item)
-
-
-class _WaitingPool(redis.asyncio.ConnectionPool):
-    """The asyncio connection pool of `connect_async`: lean, and waiting when exhausted.
-
-    - When all `max_connections` are in use, a command waits up to `timeout` seconds for one
-      to be released instead of failing at once (redis-py's asyncio `BlockingConnectionPool`
-      does that too, but its condition and timeout cost ~45 us on every command, measured).
-      Waiters are served first come, first served: a released connection is handed to the
-      oldest one directly, so a stream of new commands cannot starve it.
-    - Taking and returning a connection skips redis-py's lock (asyncio runs one task at a time
-      and these steps do not await in between) and its metrics hooks: ~35 us less per
-      command, measured (`bench/`). The connection checks (`ensure_connection`) and the
-      re-authentication on release are kept. Should redis-py rename the attributes used, the
-      pool is its parent (no waiting).
-    """
-
-    def __init__(self, *args: Any, timeout: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._wait = timeout
-        self._handover: Handover[Any] = Handover(self._put_back)
-        self._lean = hasattr(self, "_in_use_connections") and hasattr(
-            self, "_available_connections"
-        )
-        # redis-py 6.0's connections have no reconnect flag (maintenance notifications).
-        self._flagged = hasattr(redis.asyncio.Connection, "should_reconnect")
-
-    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        if not self._lean:
-            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-        try:
-            connection = self.get_available_connection()  # type: ignore[no-untyped-call]
-        except MaxConnectionsError:
-            try:
-                connection = await self._handover.wait(self._wait)
-            except asyncio.TimeoutError:
-                raise MaxConnectionsError("Too many connections") from None
-        try:
-            await self.ensure_connection(connection)
-        except BaseException:
-            await self.release(connection)
-            raise
-        return connection
-
-    async def release(self, connection: Any) -> None:
-        if not self._lean:
-            await super().release(connection)
-            return
-        if self._flagged and connection.should_reconnect():
-            await connection.disconnect()
-        await connection.re_auth()  # what redis-py's release event does
-        self._handover.give(connection)  # stays in use when a waiter takes it
-
-    def _put_back(self, connection: Any) -> None:
-        self._in_use_connections.remove(connection)
-        self._available_connections.append(connection)
-
-
-class _SentinelWaitingPool(redis.asyncio.sentinel.SentinelConnectionPool, _WaitingPool):
-    """The asyncio Sentinel master's pool: `_WaitingPool`'s waiting, Sentinel's discovery,
-    re-checked every `_MASTER_CHECK_INTERVAL` as in the sync pool. It owns the Sentinel
-    clients too (closing the client closes their connections)."""
-
-    _next_check = 0.0
-
-    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        now = time.monotonic()
-        if now >= self._next_check:
-            self._next_check = now + _MASTER_CHECK_INTERVAL
-            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                await self.get_master_address()  # type: ignore[no-untyped-call]
-        return await super().get_connection(*args, **kwargs)
-
-    async def release(self, connection: Any) -> None:
-        address = (getattr(connection, "host", None), getattr(connection, "port", None))
-        if self.master_address is not None and address != tuple(self.master_address):
-            await connection.disconnect()  # opened to a former master
-        await super().release(connection)
-
-    async def disconnect(self, inuse_connections: bool = True) -> None:
-        await super().disconnect(inuse_connections)
-        for sentinel in self.sentinel_manager.sentinels:
-            await sentinel.aclose()

@@ -1,8 +1,9 @@
-"""Connecting to every topology: URL parsing, Sentinel discovery and its timeouts, the Cluster
-client's ACL rules, and the WAIT / WAITAOF durability options, on real processes.
+"""Connecting to every topology: Sentinel discovery and its timeouts, the Cluster client's ACL
+rules, and the WAIT / WAITAOF durability options, on real processes.
 
 The store contract itself runs on the Sentinel group and the Cluster as runners of `store`
-(tests/store/conftest.py); the failover cases are in tests/sentinel and tests/cluster.
+(tests/store/conftest.py); the failover cases are in tests/sentinel and tests/cluster. URL
+parsing and `TaskGate` need no server: tests/unit/test_urls.py and tests/unit/test_pools.py.
 """
 
 from __future__ import annotations
@@ -37,101 +38,14 @@ from redis_sessions import (
     connect_async,
     handle_for,
 )
-from redis_sessions._connect import cluster_limits, parse_target
+from redis_sessions._connect import cluster_limits
 from redis_sessions._errors import ConfigError
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import free_port
-from redis_sessions.store._base import TaskGate
 from sentinelkit import SentinelGroup, SentinelProcess
 from servers import wait_until
 
 SECRET = "topology-secret-0123456789abcdef"
-
-
-# -- URLs ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "kind", "nodes", "service", "kwargs", "sentinel_kwargs"),
-    [
-        (
-            "redis+sentinel://127.0.0.1:1,127.0.0.1:2,[::1]:3/mymaster/2",
-            "sentinel",
-            (("127.0.0.1", 1), ("127.0.0.1", 2), ("::1", 3)),
-            "mymaster",
-            {"db": 2},
-            {},
-        ),
-        (
-            "redis+sentinel://app:p%40ss@h1,h2:26380/svc?sentinel_password=s%40&sentinel_username=mon",
-            "sentinel",
-            (("h1", 6379), ("h2", 26380)),
-            "svc",
-            {"username": "app", "password": "p@ss"},
-            {"password": "s@", "username": "mon"},
-        ),
-        (
-            "rediss+sentinel://h:1/svc?ssl_ca_certs=/ca.pem",
-            "sentinel",
-            (("h", 1),),
-            "svc",
-            {"ssl_ca_certs": "/ca.pem", "ssl": True},
-            {"ssl_ca_certs": "/ca.pem", "ssl": True},
-        ),
-        (
-            "redis+cluster://u:pw@a:7000,b:7001/",
-            "cluster",
-            (("a", 7000), ("b", 7001)),
-            "",
-            {"username": "u", "password": "pw"},
-            None,
-        ),
-        (
-            "rediss+cluster://a:7000?ssl_cert_reqs=none",
-            "cluster",
-            (("a", 7000),),
-            "",
-            {"ssl_cert_reqs": "none", "ssl": True},
-            None,
-        ),
-    ],
-)
-def test_parse_target(
-    url: str,
-    kind: str,
-    nodes: tuple[tuple[str, int], ...],
-    service: str,
-    kwargs: dict[str, Any],
-    sentinel_kwargs: dict[str, Any] | None,
-) -> None:
-    target = parse_target(url)
-    assert (target.kind, target.nodes, target.service) == (kind, nodes, service)
-    assert target.kwargs == kwargs
-    assert target.sentinel_kwargs == sentinel_kwargs
-
-
-def test_cluster_flag_turns_a_plain_url_into_startup_nodes() -> None:
-    target = parse_target("redis://a:7000,b:7001", cluster=True)
-    assert (target.kind, target.nodes) == ("cluster", (("a", 7000), ("b", 7001)))
-    assert parse_target("redis://a:7000/0").kind == "single"
-    assert parse_target("unix:///tmp/r.sock").kind == "single"
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("redis+sentinel://h:1", "without a service name"),
-        ("redis+cluster://h:1/2", "only database 0"),
-        ("redis+cluster:///", "no host"),
-        ("mysql://h/x", "unknown Redis URL scheme 'mysql'"),
-        ("h:6379", "no scheme"),
-        ("redis+cluster://user:hunter2@h:port/", "bad host:port"),
-    ],
-)
-def test_bad_urls_are_refused_clearly_without_the_password(url: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message) as caught:
-        parse_target(url)
-    assert "hunter2" not in str(caught.value)
 
 
 # -- Sentinel ------------------------------------------------------------------------------------
@@ -529,30 +443,6 @@ def test_async_cluster_store_waits_its_turn_first_come_first_served(redis_cluste
             assert await store.length() == 40
         finally:
             await store.aclose()
-
-    asyncio.run(scenario())
-
-
-def test_task_gate_hands_turns_in_order_and_passes_on_a_cancelled_waiters_turn() -> None:
-    async def scenario() -> None:
-        gate = TaskGate(1, wait=5.0)
-        assert await gate.acquire()
-        first = asyncio.ensure_future(gate.acquire())
-        second = asyncio.ensure_future(gate.acquire())
-        await asyncio.sleep(0)  # both queue (a scheduling step, not a timed wait)
-        gate.release()  # handed to `first`...
-        first.cancel()  # ...which is cancelled before it runs
-        (outcome,) = await asyncio.gather(first, return_exceptions=True)
-        if outcome is True:  # it kept the turn it was handed (wait_for may swallow a cancel)
-            gate.release()
-        else:  # it passed the turn on
-            assert isinstance(outcome, asyncio.CancelledError)
-        assert await second is True  # either way no turn is lost
-        gate.release()
-        assert await gate.acquire()
-        assert gate._free == 0 and not gate._handover.waiting  # exactly one turn, none lost or made
-        short = TaskGate(1, wait=0.05)
-        assert await short.acquire() and not await short.acquire()
 
     asyncio.run(scenario())
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from redis_sessions import RedisStore
-from redis_sessions._connect import url_from_vcap
+from redis_sessions._urls import url_from_vcap
 
 
 def vcap(*services: dict[str, Any], label: str = "p.redis") -> str:

@@ -21,6 +21,8 @@ ENGINE_MODULES = [
     "_plans",
     "engine",
 ]
+# Pure helpers beside the engine: URL parsing (the connections are built in `_connect`).
+PURE_MODULES = ["_urls", "_redact"]
 BLOCKED = ["redis", "asyncio", "anyio", "starlette", "flask", "django"]
 
 # Runs in a fresh interpreter. `redis_sessions/__init__.py` re-exports the stores (which need
@@ -75,6 +77,12 @@ def _run(modules: list[str]) -> subprocess.CompletedProcess[str]:
 
 def test_engine_modules_import_without_io_libraries():
     result = _run(ENGINE_MODULES)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sans-io ok"
+
+
+def test_url_modules_import_without_io_libraries():
+    result = _run(PURE_MODULES)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "sans-io ok"
 

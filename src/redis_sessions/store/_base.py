@@ -12,8 +12,9 @@ import redis.asyncio
 import redis.asyncio.cluster
 
 from .._config import _positive
-from .._connect import ConnectOptions, Handover, bind_to_loops, cluster_limits
+from .._connect import ConnectOptions, bind_to_loops, cluster_limits
 from .._errors import ConfigError
+from .._pools import Handover
 from .._serializers import Serializer, default_serializer
 from ._faults import Health
 from ._layouts import HashLayout

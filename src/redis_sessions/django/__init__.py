@@ -21,18 +21,17 @@ Settings: ``REDIS_SESSIONS = {"url": ..., "prefix": "sess:", "serializer": "json
 
 Async code (``await request.session.aget(...)``, ``alogin()``) runs on an `AsyncRedisStore`
 of the running event loop; the middleware's own save is sync and uses a `RedisStore`.
+
+The settings and the stores built from them are in `redis_sessions.django._settings`, the
+middleware in `redis_sessions.django.middleware`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings  # type: ignore[import-untyped]
 from django.contrib.sessions.backends.base import (  # type: ignore[import-untyped]
     CreateError,
     SessionBase,
@@ -41,21 +40,21 @@ from django.contrib.sessions.backends.base import (  # type: ignore[import-untyp
 from django.contrib.sessions.exceptions import (  # type: ignore[import-untyped]
     SessionInterrupted,
 )
-from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
-from django.core.signals import setting_changed  # type: ignore[import-untyped]
-from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
-from django.utils.deprecation import MiddlewareMixin  # type: ignore[import-untyped]
 
-from ._adapter import unavailable_body, unavailable_headers
-from ._connect import ConnectOptions
-from ._errors import ConfigError, SessionTooLargeError, StoreUnavailableError
-from ._ids import handle_for, is_well_formed, new_id
-from ._plans import Destroy, Load, Loaded, Plan, Touch, Write
-from ._record import CREATED, Record, decode_record, field_name
-from ._serializers import JSONSerializer, MsgpackSerializer, Serializer
-from .store._async import AsyncRedisStore
-from .store._base import now_ms
-from .store._sync import RedisStore
+from .._plans import Destroy, Load, Loaded, Plan, Touch, Write
+from .._errors import SessionTooLargeError, StoreUnavailableError
+from .._ids import handle_for, is_well_formed, new_id
+from .._record import CREATED, Record, decode_record, field_name
+from ..store._base import now_ms
+from ._settings import (
+    DjangoOptions,
+    _backend,
+    aclose_async_store,
+    close_stores,
+    get_async_store,
+    get_store,
+    options_from_settings,
+)
 
 __all__ = [
     "DjangoOptions",
@@ -70,209 +69,12 @@ __all__ = [
 
 logger = logging.getLogger("redis_sessions")
 
-# The serializers Django ships; anything else (pickle above all) is refused, because each value
-# is stored with this package's own serializer and a custom one would be silently ignored.
-_DJANGO_JSON = (
-    "django.contrib.sessions.serializers.JSONSerializer",
-    "django.core.signing.JSONSerializer",
-)
 _INTERRUPTED = (
     "The session store is unavailable; the session could not be saved. Please retry shortly."
 )
 # Django's own backends try this many fresh keys before giving up on a create.
 _CREATE_ATTEMPTS = 100
 _CREATE_FAILED = "Unable to create a new session key: the key generator keeps repeating keys."
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DjangoOptions:
-    """The ``REDIS_SESSIONS`` setting, validated.
-
-    Attributes:
-        url: Redis URL (default ``$REDIS_URL``, then ``redis://127.0.0.1:6379/0``).
-        prefix: key prefix (default ``"sess:"``, what the CLI and dashboard read).
-        serializer: ``"json"`` (default, orjson when installed) or ``"msgpack"``, or an
-            instance of either; never pickle.
-        max_size: limit in bytes of one serialized session (default 64 KiB).
-        on_unavailable: ``"error"`` (default): a failed load raises `StoreUnavailableError`
-            (503 with the middleware); ``"anonymous"``: the request gets an empty session that
-            is never saved (the client keeps its cookie).
-        retry_after: seconds in the ``Retry-After`` header of the 503 (default 5).
-        connect: `ConnectOptions` (or a dict of its fields): timeouts and retries.
-        client_kwargs: extra keyword arguments for the redis-py client (e.g. TLS files).
-    """
-
-    url: str | None = None
-    prefix: str = "sess:"
-    serializer: Serializer = field(default_factory=JSONSerializer)
-    max_size: int = 64 * 1024
-    on_unavailable: str = "error"
-    retry_after: int = 5
-    connect: ConnectOptions = field(default_factory=ConnectOptions)
-    client_kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-
-def options_from_settings() -> DjangoOptions:
-    """Read and validate ``settings.REDIS_SESSIONS`` and ``SESSION_SERIALIZER``.
-
-    Raises `ImproperlyConfigured` naming the offending key (pickle is refused outright).
-    """
-    serializer_setting = str(getattr(settings, "SESSION_SERIALIZER", _DJANGO_JSON[0]))
-    if "pickle" in serializer_setting.lower():
-        raise ImproperlyConfigured(
-            f"SESSION_SERIALIZER = {serializer_setting!r}: redis_sessions.django never uses "
-            "pickle (a writable Redis would mean code execution). Use Django's JSONSerializer."
-        )
-    if serializer_setting not in _DJANGO_JSON:
-        raise ImproperlyConfigured(
-            f"SESSION_SERIALIZER = {serializer_setting!r}: redis_sessions.django stores each "
-            "session key with its own serializer; leave SESSION_SERIALIZER at Django's "
-            "JSONSerializer and choose REDIS_SESSIONS['serializer'] ('json' or 'msgpack')."
-        )
-    raw = getattr(settings, "REDIS_SESSIONS", None) or {}
-    if not isinstance(raw, Mapping):
-        raise ImproperlyConfigured("REDIS_SESSIONS must be a dict")
-    known = set(DjangoOptions.__dataclass_fields__)
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ImproperlyConfigured(
-            f"REDIS_SESSIONS: unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(sorted(known))}"
-        )
-    opts = dict(raw)
-    serializer = opts.get("serializer", "json")
-    if serializer == "json":
-        opts["serializer"] = JSONSerializer()
-    elif serializer == "msgpack":
-        opts["serializer"] = MsgpackSerializer()
-    elif not isinstance(serializer, (JSONSerializer, MsgpackSerializer)):
-        raise ImproperlyConfigured(
-            f"REDIS_SESSIONS['serializer']: {serializer!r} is not 'json' or 'msgpack'"
-        )
-    connect_opts = opts.get("connect", ConnectOptions())
-    if isinstance(connect_opts, Mapping):
-        try:
-            opts["connect"] = connect_opts = ConnectOptions(**connect_opts)
-        except TypeError as exc:
-            raise ImproperlyConfigured(f"REDIS_SESSIONS['connect']: {exc}") from None
-    if not isinstance(connect_opts, ConnectOptions):
-        raise ImproperlyConfigured(
-            "REDIS_SESSIONS['connect']: must be a dict of ConnectOptions fields"
-        )
-    if opts.get("on_unavailable", "error") not in ("error", "anonymous"):
-        raise ImproperlyConfigured(
-            "REDIS_SESSIONS['on_unavailable']: must be 'error' or 'anonymous', "
-            f"got {opts['on_unavailable']!r}"
-        )
-    retry_after = opts.get("retry_after", 5)
-    if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
-        raise ImproperlyConfigured(
-            f"REDIS_SESSIONS['retry_after']: must be an int >= 0, got {retry_after!r}"
-        )
-    return DjangoOptions(**opts)
-
-
-class _Backend:
-    """The stores built from one `DjangoOptions`: one sync store per process, one asyncio
-    store per event loop (a redis.asyncio connection belongs to the loop that opened it)."""
-
-    def __init__(self, options: DjangoOptions) -> None:
-        self.options = options
-        self._lock = threading.Lock()
-        self._async: dict[asyncio.AbstractEventLoop, AsyncRedisStore] = {}
-        try:
-            # From the URL, not a client: the store then starts even while no Cluster node
-            # answers (redis-py's sync Cluster client would raise in its constructor).
-            self.store = RedisStore(
-                url=options.url,
-                connect_options=options.connect,
-                client_kwargs=options.client_kwargs,
-                **self._store_options(),
-            )
-        except ConfigError as exc:
-            raise ImproperlyConfigured(f"REDIS_SESSIONS: {exc}") from None
-
-    def _store_options(self) -> dict[str, Any]:
-        o = self.options
-        return {"prefix": o.prefix, "serializer": o.serializer, "max_size": o.max_size}
-
-    def async_store(self) -> AsyncRedisStore:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            store = self._async.get(loop)
-            if store is None:
-                for closed in [other for other in self._async if other.is_closed()]:
-                    del self._async[closed]  # its connections died with their loop
-                o = self.options
-                store = AsyncRedisStore(
-                    url=o.url,
-                    connect_options=o.connect,
-                    client_kwargs=o.client_kwargs,
-                    **self._store_options(),
-                )
-                self._async[loop] = store
-        return store
-
-    async def aclose_async(self) -> None:
-        with self._lock:
-            store = self._async.pop(asyncio.get_running_loop(), None)
-        if store is not None:
-            await store.aclose()
-
-    def close(self) -> None:
-        self.store.close()
-        with self._lock:
-            self._async.clear()  # other loops' stores cannot be closed from here
-
-
-_lock = threading.Lock()
-_current: _Backend | None = None
-
-
-def _backend() -> _Backend:
-    global _current
-    backend = _current
-    if backend is None:
-        with _lock:
-            if _current is None:
-                _current = _Backend(options_from_settings())
-            backend = _current
-    return backend
-
-
-def get_store() -> RedisStore:
-    """The process-wide `RedisStore` the engine uses (built from settings on first use)."""
-    return _backend().store
-
-
-def get_async_store() -> AsyncRedisStore:
-    """The `AsyncRedisStore` the engine uses on the running event loop."""
-    return _backend().async_store()
-
-
-async def aclose_async_store() -> None:
-    """Close the running event loop's store (at ASGI shutdown, or at the end of a test)."""
-    backend = _current
-    if backend is not None:
-        await backend.aclose_async()
-
-
-def close_stores() -> None:
-    """Close the sync store and forget every store; the next use re-reads the settings."""
-    global _current
-    with _lock:
-        backend, _current = _current, None
-    if backend is not None:
-        backend.close()
-
-
-def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    # override_settings() in tests: rebuild from the new settings on next use.
-    if setting in ("REDIS_SESSIONS", "SESSION_SERIALIZER"):
-        close_stores()
-
-
-setting_changed.connect(_on_setting_changed, dispatch_uid="redis_sessions.django")
 
 
 class SessionStore(SessionBase):  # type: ignore[misc]
@@ -613,39 +415,5 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         """The asyncio twin of `clear_expired` (a no-op)."""
 
 
-def _is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, StoreUnavailableError) or (
-        isinstance(exc, SessionInterrupted) and isinstance(exc.__cause__, StoreUnavailableError)
-    )
-
-
-def _unavailable_response(error: BaseException | None) -> HttpResponse:
-    body = unavailable_body(error)
-    response = HttpResponse(body, status=503)
-    for name, value in unavailable_headers(_backend().options.retry_after, body):
-        response[name] = value
-    return response
-
-
-class StoreUnavailableMiddleware(MiddlewareMixin):  # type: ignore[misc]
-    """Answers ``503 Service Unavailable`` with ``Retry-After`` when Redis cannot serve the
-    session, instead of a 500 (a failed load) or a 400 (a failed save).
-
-    Put it before ``django.contrib.sessions.middleware.SessionMiddleware`` in `MIDDLEWARE`, so
-    it also sees the save that Django's middleware makes on the way out. A response whose
-    session could not be saved is never a 2xx: the write was lost.
-    """
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
-        """A view (or the session load it triggered) failed on Redis: answer 503."""
-        if not _is_unavailable(exception):
-            return None
-        cause = exception.__cause__ if isinstance(exception, SessionInterrupted) else exception
-        return _unavailable_response(cause)
-
-    def process_response(self, request: HttpRequest, response: Any) -> Any:
-        """The session's save failed on Redis: replace the response with a 503."""
-        session = getattr(request, "session", None)
-        if isinstance(session, SessionStore) and session._unavailable:
-            return _unavailable_response(session._unavailable)
-        return response
+# Last: the middleware module checks for this module's SessionStore.
+from .middleware import StoreUnavailableMiddleware  # noqa: E402
