@@ -41,9 +41,9 @@ from django.contrib.sessions.exceptions import (  # type: ignore[import-untyped]
     SessionInterrupted,
 )
 
-from .._plans import Destroy, Load, Loaded, Plan, Touch, Write
 from .._errors import SessionTooLargeError, StoreUnavailableError
 from .._ids import handle_for, is_well_formed, new_id
+from .._plans import Destroy, Load, Loaded, Plan, Touch, Write
 from .._record import CREATED, Record, decode_record, field_name
 from ..store._base import now_ms
 from ._settings import (
