@@ -1,26 +1,13 @@
 """redis-sessions: server-side sessions in Redis or Valkey for any Python web app.
 
-Public API: the session engine and `Session`, the Redis stores (sync and asyncio), the
-in-memory store for tests, the connection helpers and the errors. Adapters live in
-`redis_sessions.asgi` and `redis_sessions.wsgi`; the local server in `redis_sessions.server`.
+The app API: the stores (Redis sync and asyncio, in-memory for tests), their settings and
+connection helpers, `Session` and the errors. The adapters are modules of their own
+(`redis_sessions.asgi`, `.wsgi`, `.fastapi`, `.flask`, `.quart`, `.litestar`, `.django`);
+the engine API for adapter authors is `redis_sessions.engine`.
 """
 
 from ._config import CookieConfig, SessionConfig
 from ._connect import ConnectOptions, connect, connect_async
-from ._engine import (
-    Destroy,
-    Incoming,
-    Load,
-    Loaded,
-    Release,
-    SessionEngine,
-    Touch,
-    Write,
-    is_secure_request,
-    should_save,
-    should_set_cookie,
-    should_touch,
-)
 from ._errors import (
     ConfigError,
     RedisSessionsError,
@@ -29,10 +16,9 @@ from ._errors import (
     SessionTooLargeError,
     StoreUnavailableError,
 )
-from ._ids import handle_for, is_well_formed, new_id
+from ._ids import handle_for
 from ._serializers import JSONSerializer, MsgpackSerializer, Serializer
 from ._session import Session
-from ._signing import Signer
 from .store._async import AsyncRedisStore
 from .store._layouts import SessionInfo
 from .store._memory import AsyncMemoryStore, MemoryStore
@@ -46,36 +32,21 @@ __all__ = [
     "ConfigError",
     "ConnectOptions",
     "CookieConfig",
-    "Destroy",
-    "Incoming",
     "JSONSerializer",
-    "Load",
-    "Loaded",
     "MemoryStore",
     "MsgpackSerializer",
     "RedisSessionsError",
     "RedisStore",
-    "Release",
     "Serializer",
     "Session",
     "SessionConfig",
-    "SessionEngine",
     "SessionInfo",
     "SessionLockError",
     "SessionStateError",
     "SessionTooLargeError",
-    "Signer",
     "StoreUnavailableError",
-    "Touch",
-    "Write",
     "__version__",
     "connect",
     "connect_async",
     "handle_for",
-    "is_secure_request",
-    "is_well_formed",
-    "new_id",
-    "should_save",
-    "should_set_cookie",
-    "should_touch",
 ]

@@ -1,15 +1,26 @@
-"""What the ASGI and WSGI adapters share: per-request state and the 503 answer."""
+"""What the adapters share: the request's I/O (one driver per I/O model) and the 503 answer.
+
+The drivers have the shape of httpx's sync and async auth-flow drivers: the decisions are
+the `RequestCycle`'s, the drivers only run the store calls it asks for, in the same order.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
 
-from ._engine import SessionEngine
-from ._errors import SessionLockError, StoreUnavailableError
-from ._plans import Committed, Incoming, Plan
+from ._cycle import RequestCycle
+from ._engine import now_ms
+from ._errors import SessionLockError, SessionStateError, StoreUnavailableError
 from ._session import Session
+from ._stores import AsyncStore, SyncStore
 
-__all__ = ["RequestState", "replaces_answer", "unavailable_body", "unavailable_headers"]
+__all__ = [
+    "AsyncDriver",
+    "SyncDriver",
+    "replaces_answer",
+    "unavailable_body",
+    "unavailable_headers",
+]
 
 UNAVAILABLE_BODY = b"Session store unavailable, please retry shortly.\n"
 FULL_BODY = b"Session store full, please retry later.\n"
@@ -42,41 +53,153 @@ def replaces_answer(status: int, has_retry_after: bool) -> bool:
     return status >= 500 and not (status == 503 and has_retry_after)
 
 
-@dataclass(slots=True)
-class RequestState:
-    """One request's session bookkeeping, shared by the sync and asyncio adapters."""
+class AsyncDriver:
+    """One request's session I/O over an asyncio store: load (or degrade), commit, release
+    and reload, written once for every asyncio adapter. It is also the session's binding:
+    ``await session.asave()`` / ``areload()`` come here."""
 
-    engine: SessionEngine
-    incoming: Incoming
-    session: Session
-    secure: bool
-    degraded: bool = False  # Redis was down at load and on_unavailable="anonymous"
-    # A load or save of this request failed inside the app: a 5xx it then answers (the
-    # framework caught our error) becomes our 503.
-    failure: StoreUnavailableError | None = None
+    __slots__ = ("cycle", "store")
 
-    def plan(self, now_ms: int, *, final: bool = True) -> Plan:
-        """What to write now (None when degraded: an anonymous session is never saved);
-        `final` at the end of the request (it releases the session's lock, if held)."""
-        if self.degraded:
-            return None
-        return self.engine.plan(self.session, now_ms, final=final)
+    def __init__(self, store: AsyncStore, cycle: RequestCycle) -> None:
+        self.store = store
+        self.cycle = cycle
+        cycle.session._binding = self
 
-    def release_plan(self) -> Plan:
-        """The plan freeing a lock still held after the request (the app raised, or the
-        response never started), or None."""
-        return self.engine.release(self.session)
+    async def load(self) -> Session:
+        """Read and open the session. Raises `StoreUnavailableError` unless the cycle
+        degrades (``on_unavailable="anonymous"``): the request is then answered 503."""
+        cycle = self.cycle
+        reply = None
+        if cycle.load is not None:
+            try:
+                reply = await self.store.load(cycle.load)
+            except StoreUnavailableError as exc:
+                if not cycle.degrade(exc):
+                    raise
+        return cycle.open(reply)
 
-    def finish(self, plan: Plan, result: Committed) -> list[tuple[str, str]]:
-        """Record the write and return the headers to add to the response."""
-        self.engine.committed(self.session, plan, result)
-        if self.degraded:
-            return []
-        return self.engine.response_headers(self.session, self.incoming, plan, result, self.secure)
+    def load_lazily(self) -> None:
+        """Make the session load on ``await session.aload()`` instead of now."""
 
-    def reload_incoming(self) -> Incoming:
-        """The `Incoming` that reloads the session's current stored copy."""
-        session = self.session
-        if session._handle is None:
-            return Incoming()
-        return Incoming(session._id, session._handle, True, False)
+        async def load(session: Session) -> None:
+            await self.load()
+
+        self.cycle.session._set_async_loader(load)
+
+    async def commit(self, *, final: bool = True) -> list[tuple[str, str]]:
+        """Write what the request changed; the headers to add to the response."""
+        cycle = self.cycle
+        plan = cycle.plan(now_ms(), final=final)
+        return cycle.finish(plan, await self.store.commit(plan))
+
+    async def release(self) -> None:
+        """Free the session's lock if the request still holds it (the app raised, or never
+        answered), rather than make the next request of this session wait for its TTL."""
+        plan = self.cycle.release()
+        if plan is None:
+            return
+        with contextlib.suppress(StoreUnavailableError):  # else the lock's TTL frees it
+            await self.store.commit(plan)
+        self.cycle.released()
+
+    # -- the session's binding ---------------------------------------------------------------
+
+    def save(self, session: Session) -> None:
+        raise SessionStateError("use 'await session.asave()' under ASGI")
+
+    def reload(self, session: Session) -> None:
+        raise SessionStateError("use 'await session.areload()' under ASGI")
+
+    async def asave(self, session: Session) -> None:
+        try:
+            await self.commit(final=False)
+        except StoreUnavailableError as exc:
+            self.cycle.failure = exc
+            raise
+
+    async def areload(self, session: Session) -> None:
+        session._aloader = session._loader = None  # a lazy session counts as loaded now
+        cycle = self.cycle
+        now = now_ms()
+        spec = cycle.reload(now)
+        try:
+            reply = await self.store.load(spec) if spec is not None else None
+        except StoreUnavailableError as exc:
+            cycle.failure = exc
+            raise
+        cycle.reopen(reply, now)
+
+
+class SyncDriver:
+    """One request's session I/O over a blocking store: `AsyncDriver`'s twin for the WSGI
+    adapters. It is also the session's binding: ``session.save()`` / ``reload()`` and the
+    lazy load on first access come here."""
+
+    __slots__ = ("cycle", "store")
+
+    def __init__(self, store: SyncStore, cycle: RequestCycle) -> None:
+        self.store = store
+        self.cycle = cycle
+        cycle.session._binding = self
+
+    def load(self, session: Session | None = None) -> Session:
+        """Read and open the session. Raises `StoreUnavailableError` unless the cycle
+        degrades (``on_unavailable="anonymous"``)."""
+        cycle = self.cycle
+        reply = None
+        if cycle.load is not None:
+            try:
+                reply = self.store.load(cycle.load)
+            except StoreUnavailableError as exc:
+                if not cycle.degrade(exc):
+                    raise
+        return cycle.open(reply)
+
+    def load_lazily(self) -> None:
+        """Make the session load on first access (no round trip for a request that never
+        touches it)."""
+        if self.cycle.load is not None:
+            self.cycle.session._loader = self.load
+
+    def commit(self, *, final: bool = True) -> list[tuple[str, str]]:
+        """Write what the request changed; the headers to add to the response."""
+        cycle = self.cycle
+        plan = cycle.plan(now_ms(), final=final)
+        return cycle.finish(plan, self.store.commit(plan))
+
+    def release(self) -> None:
+        """Free the session's lock if the request still holds it."""
+        plan = self.cycle.release()
+        if plan is None:
+            return
+        with contextlib.suppress(StoreUnavailableError):  # else the lock's TTL frees it
+            self.store.commit(plan)
+        self.cycle.released()
+
+    # -- the session's binding ---------------------------------------------------------------
+
+    def save(self, session: Session) -> None:
+        session._ensure()
+        try:
+            self.commit(final=False)
+        except StoreUnavailableError as exc:
+            self.cycle.failure = exc
+            raise
+
+    def reload(self, session: Session) -> None:
+        session._loader = None
+        cycle = self.cycle
+        now = now_ms()
+        spec = cycle.reload(now)
+        try:
+            reply = self.store.load(spec) if spec is not None else None
+        except StoreUnavailableError as exc:
+            cycle.failure = exc
+            raise
+        cycle.reopen(reply, now)
+
+    async def asave(self, session: Session) -> None:
+        raise SessionStateError("use 'session.save()' under WSGI")
+
+    async def areload(self, session: Session) -> None:
+        raise SessionStateError("use 'session.reload()' under WSGI")

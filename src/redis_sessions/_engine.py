@@ -1,18 +1,10 @@
 """The sans-IO session engine: every decision, no I/O.
 
-An adapter drives one request through four calls and performs the I/O they ask for:
-
-1. `SessionEngine.read_cookie(header)` -> `Incoming`: verify the signed cookie (no Redis call
-   for a missing, malformed or tampered cookie).
-2. `SessionEngine.load_spec(incoming, now_ms)` -> `Load | None`: what to read, if anything;
-   the adapter runs it with ``store.load`` and passes the reply to
-   `SessionEngine.open_session` (or `fill` for a lazy session).
-3. `SessionEngine.plan(session, now_ms)` -> `Write | Touch | Destroy | None`: what to write;
-   the adapter runs it with ``store.commit``, which answers whether it applied (a write of an
-   existing session is refused when the session was destroyed meanwhile), then calls
-   `committed`.
-4. `SessionEngine.response_headers(...)` -> the ``Set-Cookie``, ``Vary`` and
-   ``Cache-Control`` headers to add.
+`SessionEngine` is the per-app object (config, signer, the verified-cookie cache). Each
+request gets one `RequestCycle` from `SessionEngine.begin` (see `_cycle.py`), which holds that
+request's state and is driven by a few verbs while the adapter performs the I/O they ask for.
+The methods here are the decisions the cycle delegates to: verify the cookie, say what to
+read, open the session from the reply, plan the write, record its result, render the headers.
 
 The decisions follow express-session (`resave`, `save_uninitialized`, `rolling`, `unset`) and
 scs (idle timeout plus absolute lifetime); each is a named function below.
@@ -20,15 +12,16 @@ scs (idle timeout plus absolute lifetime); each is a named function below.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import secrets
+import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ._config import SessionConfig
 from ._cookies import cookie_values, render_cookie
-from ._errors import ConfigError, SessionTooLargeError
+from ._errors import ConfigError
 from ._ids import handle_for, is_well_formed
 from ._plans import (
     Committed,
@@ -36,28 +29,23 @@ from ._plans import (
     Incoming,
     Load,
     Loaded,
-    LockHold,
     Plan,
     Release,
     Touch,
     Write,
 )
-from ._record import CREATED, IDLE_TTL, decode_record, field_name
+from ._record import CREATED, IDLE_TTL, check_size, decode_record, field_name, key_of, size_of
 from ._serializers import Serializer
 from ._session import Session
 from ._signing import Signer
 
+if TYPE_CHECKING:
+    from ._cycle import RequestCycle
+
 __all__ = [
-    "Destroy",
-    "Incoming",
-    "Load",
-    "Loaded",
-    "Plan",
-    "Release",
     "SessionEngine",
-    "Touch",
-    "Write",
     "is_secure_request",
+    "now_ms",
     "should_save",
     "should_set_cookie",
     "should_touch",
@@ -71,6 +59,14 @@ SPARES = 2  # spare ids sent with the write of a new session
 
 
 NO_COOKIE = Incoming()
+
+
+def now_ms() -> int:
+    """Wall-clock time in integer milliseconds (what session metadata stores)."""
+    return int(time.time() * 1000)
+
+
+_wall_ms = now_ms  # for the methods whose `now_ms` parameter hides it
 
 
 def is_secure_request(scheme: str, forwarded_proto: str | None, *, trust_proxy: bool) -> bool:
@@ -89,7 +85,7 @@ def should_save(session: Session, changed: bool, config: SessionConfig) -> bool:
     return config.save_uninitialized if session.is_new else config.resave
 
 
-def should_touch(session: Session, config: SessionConfig) -> bool:
+def should_touch(session: Session) -> bool:
     """Refresh the TTL of an unmodified existing session at the end of the request: only after
     `touch()`. With `rolling` the read itself already refreshed it (no `touch_after` limit),
     so a second command would be wasted."""
@@ -144,6 +140,37 @@ class SessionEngine:
         # and a client sends the same cookie again and again: remember the outcome for the last
         # 4096 values (bounded whatever a client sends; a secret rotation builds a new engine).
         self._verify = functools.lru_cache(maxsize=4096)(self._verify_value)
+
+    # -- the request cycle ------------------------------------------------------------------
+
+    def begin(
+        self,
+        cookie_header: str | None,
+        *,
+        secure: bool,
+        path: str | None = None,
+        now_ms: int | None = None,
+        session: Session | None = None,
+    ) -> RequestCycle:
+        """Start one request: verify its cookie and say what to read (`RequestCycle.load`).
+
+        Args:
+            cookie_header: the request's ``Cookie`` header (all of them joined by ``"; "``).
+            secure: the request came over HTTPS (`is_secure_request`).
+            path: the request path, for the ``lock`` option's routes (None: no lock).
+            now_ms: the request's time (default: now).
+            session: the (empty) `Session` to fill, when the adapter needs its own subclass.
+        """
+        from ._cycle import RequestCycle
+
+        now = _wall_ms() if now_ms is None else now_ms
+        incoming = self.read_cookie(cookie_header)
+        config = self.config
+        lock = path is not None and bool(config.lock) and config.wants_lock(path)
+        load = self.load_spec(incoming, now, lock=lock)
+        if session is None:
+            session = self.new_session(now)
+        return RequestCycle(self, incoming, load, secure, session, now)
 
     # -- 1. the cookie ----------------------------------------------------------------------
 
@@ -224,22 +251,9 @@ class SessionEngine:
         a new id: an id the server does not hold is never adopted (session fixation). A
         corrupt payload is logged once with a short hash of the handle, never the id.
         """
-        session._reset({}, {})
-        session._set.clear()
-        session._deleted.clear()
-        session._accessed.clear()
-        session._incr.clear()
-        session._setnx.clear()
-        session._regenerated = session._whole = session._destroyed = False
-        session._refresh_ms = 0
-        session._created_ms = now_ms
-        session._handle = None
-        session._id = None
-        session._is_new = True
+        session._restore(None, now_ms=now_ms)
         if reply is None or incoming.handle is None:
             return
-        if reply.lock is not None:
-            session._lock = (incoming.handle, reply.lock)
         if reply.foreign:
             logger.warning(
                 "session %s: key holds a foreign Redis type; starting a new session",
@@ -257,13 +271,14 @@ class SessionEngine:
             return
         if self._lifetime_ms and now_ms >= record.created_ms + self._lifetime_ms:
             return
-        session._reset(record.data, record.raw)
-        session._created_ms = record.created_ms
-        session._handle = incoming.handle
-        session._id = incoming.session_id
-        session._ttl_ms = reply.pttl_ms
-        session._refresh_ms = reply.refresh_ms
-        session._is_new = False
+        session._restore(
+            record,
+            now_ms=now_ms,
+            sid=incoming.session_id,
+            handle=incoming.handle,
+            ttl_ms=reply.pttl_ms,
+            refresh_ms=reply.refresh_ms,
+        )
 
     # -- 3. saving --------------------------------------------------------------------------
 
@@ -309,38 +324,20 @@ class SessionEngine:
             return False
 
     def _check_size(self, session: Session, changed: Mapping[str, bytes], full: bool) -> None:
-        size = sum(len(k.encode()) + len(v) for k, v in changed.items())
-        if not full:
-            for key, value in session._raw.items():
-                name = field_name(key)
-                if name not in changed and dict.__contains__(session, key):
-                    size += len(name.encode()) + len(value)
-        if size > self.max_size:
-            raise SessionTooLargeError(size, self.max_size)
+        size = size_of(changed)
+        if not full:  # the stored fields this write keeps count too
+            kept = {
+                name: value
+                for key, value in session._raw.items()
+                if (name := field_name(key)) not in changed and dict.__contains__(session, key)
+            }
+            size += size_of(kept)
+        check_size(size, self.max_size)
 
-    def plan(self, session: Session, now_ms: int, *, final: bool = True) -> Plan:
-        """Decide what to write now: at the end of the request (`final`), or for a save in the
-        middle of it, which keeps the session's lock. Raises `SessionTooLargeError` (nothing
-        is written) when the session is over `max_size`."""
-        plan = self._plan(session, now_ms)
-        lock = session._lock
-        if lock is None:
-            return plan
-        if plan is None:
-            return self.release(session) if final else None
-        assert not isinstance(plan, Release)  # only made by `release`
-        target = plan.regenerated_from if isinstance(plan, Write) else None
-        if (target or plan.handle) != lock[0]:
-            return plan  # a new session (the stored one was unreadable): released at the end
-        hold = LockHold(lock[1], release=final)
-        return dataclasses.replace(plan, hold=hold, nonce=secrets.token_hex(8))
-
-    def release(self, session: Session) -> Release | None:
-        """The plan freeing the session's lock, if this request holds it."""
-        lock = session._lock
-        if lock is None:
-            return None
-        return Release(handle=lock[0], token=lock[1], nonce=secrets.token_hex(8))
+    def plan(self, session: Session, now_ms: int) -> Plan:
+        """Decide what to write now. Raises `SessionTooLargeError` (nothing is written) when
+        the session is over `max_size`."""
+        return self._plan(session, now_ms)
 
     def _plan(self, session: Session, now_ms: int) -> Plan:
         if session._loader is not None:
@@ -385,7 +382,7 @@ class SessionEngine:
             modified = True
         ttl = self.ttl_ms(session, now_ms)
         if not should_save(session, modified, self.config):
-            if should_touch(session, self.config) and old:
+            if should_touch(session) and old:
                 return Touch(handle=old, ttl_ms=ttl) if ttl > 0 else Destroy(handle=old)
             if session._refresh_ms and old:
                 return Touch(handle=old, ttl_ms=session._refresh_ms, best_effort=True)
@@ -440,55 +437,43 @@ class SessionEngine:
 
     def committed(self, session: Session, plan: Plan, result: Committed) -> None:
         """Record that `plan` was run: the session's baseline becomes what was written."""
-        hold = getattr(plan, "hold", None)
-        if isinstance(plan, Release) or (hold is not None and hold.release):
-            session._lock = None
-        if isinstance(plan, Release):
-            return
-        if not result.applied:
-            # Destroyed meanwhile by another request (logout): stay destroyed, so neither this
-            # save nor a later one in the request brings the session back under any id.
-            session.destroy()
-            session._handle = None
-            return
-        if isinstance(plan, Destroy):
-            session._handle = None
-            session._is_new = True
-            session._raw = {}
-            session._set.clear()
-            session._deleted.clear()
-            session._accessed.clear()
-            session._incr.clear()
-            session._setnx.clear()
-            return
-        if isinstance(plan, Write):
-            for name, value in plan.fields.items():
-                if name[:1] != "$" or name[:2] == "$$":
-                    session._raw[name[1:] if name[:2] == "$$" else name] = value
-            for name, value in result.values.items():
-                # What Redis holds after HINCRBY / HSETNX: other requests' changes included.
-                key = name[1:] if name[:2] == "$$" else name
-                try:
-                    dict.__setitem__(session, key, self.serializer.loads(value))
-                except ValueError:
-                    continue  # changed meanwhile into something else: keep our value
-                session._raw[key] = value
-            for key in session._deleted:
-                session._raw.pop(key, None)
-            session._handle = plan.handle
-            if result.taken:  # its id was in use already: stored under a spare id
-                session._id, session._handle = result.taken
-            session._ttl_ms = plan.ttl_ms
-            session._is_new = False
-        elif isinstance(plan, Touch):
-            session._ttl_ms = plan.ttl_ms
-        session._set.clear()
-        session._deleted.clear()
-        session._accessed.clear()
-        session._incr.clear()
-        session._setnx.clear()
-        session._regenerated = session._whole = False
-        session._refresh_ms = 0
+        match plan:
+            case Release():
+                return
+            case _ if not result.applied:
+                session._lost()
+            case Destroy():
+                session._gone()
+            case Write():
+                written = {
+                    key: value
+                    for name, value in plan.fields.items()
+                    if (key := key_of(name)) is not None
+                }
+                session._stored(
+                    written,
+                    self._computed(result.values),
+                    handle=result.taken[1] if result.taken else plan.handle,
+                    sid=result.taken[0] if result.taken else None,
+                    ttl_ms=plan.ttl_ms,
+                )
+            case Touch():
+                session._touched(plan.ttl_ms)
+            case None:
+                session._forget_changes()
+
+    def _computed(self, values: Mapping[str, bytes]) -> dict[str, tuple[object, bytes]]:
+        # What Redis holds after HINCRBY / HSETNX: other requests' changes included.
+        computed = {}
+        for name, value in values.items():
+            key = key_of(name)
+            if key is None:
+                continue
+            try:
+                computed[key] = (self.serializer.loads(value), value)
+            except ValueError:
+                continue  # changed meanwhile into something else: keep our value
+        return computed
 
     # -- 4. the response --------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ __all__ = [
     "SessionStateError",
     "SessionTooLargeError",
     "StoreUnavailableError",
+    "degrades",
 ]
 
 
@@ -70,3 +71,10 @@ class SessionLockError(StoreUnavailableError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.args = (f"session lock: {reason}",)
+
+
+def degrades(error: StoreUnavailableError, on_unavailable: str) -> bool:
+    """Whether a failed load serves the request with an anonymous session instead of a 503:
+    with ``on_unavailable="anonymous"``, except for a lock error (the session exists and is
+    busy; an anonymous answer would look like a logout)."""
+    return on_unavailable == "anonymous" and not isinstance(error, SessionLockError)

@@ -11,9 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import SessionTooLargeError
 from ._serializers import Serializer
 
-__all__ = ["ACCESSED", "CREATED", "IDLE_TTL", "Record", "decode_record", "field_name"]
+__all__ = [
+    "ACCESSED",
+    "CREATED",
+    "IDLE_TTL",
+    "Record",
+    "check_size",
+    "decode_record",
+    "encode_fields",
+    "field_name",
+    "fields_of",
+    "key_of",
+    "size_of",
+]
 
 CREATED = "$c"  # creation time, integer milliseconds since the epoch
 IDLE_TTL = "$t"  # per-session idle timeout in ms, written only when idle_timeout is a callable
@@ -23,6 +36,41 @@ ACCESSED = "$a"  # last access in ms since the epoch, written only with disable_
 def field_name(key: str) -> str:
     """Return the hash field that stores user key `key`."""
     return "$" + key if key[:1] == "$" else key
+
+
+def key_of(field: str) -> str | None:
+    """The user key a hash field stores (`field_name`'s inverse), or None for metadata."""
+    if field[:1] != "$":
+        return field
+    return field[1:] if field[:2] == "$$" else None
+
+
+def fields_of(values: Mapping[str, bytes], *, created_ms: int | None = None) -> dict[str, bytes]:
+    """The hash fields storing serialized `values` (user key -> bytes), with the creation
+    time when given."""
+    fields = {field_name(key): value for key, value in values.items()}
+    if created_ms is not None:
+        fields[CREATED] = str(created_ms).encode()
+    return fields
+
+
+def encode_fields(
+    data: Mapping[str, Any], serializer: Serializer, *, created_ms: int | None = None
+) -> dict[str, bytes]:
+    """The hash fields of `data` (each value serialized), with the creation time when given."""
+    dumps = serializer.dumps
+    return fields_of({key: dumps(value) for key, value in data.items()}, created_ms=created_ms)
+
+
+def size_of(fields: Mapping[str, bytes]) -> int:
+    """What `fields` weigh against ``max_size``: field names (UTF-8) plus values, in bytes."""
+    return sum(len(name.encode()) + len(value) for name, value in fields.items())
+
+
+def check_size(size: int, limit: int) -> None:
+    """Raise `SessionTooLargeError` when a session of `size` bytes is over `limit`."""
+    if size > limit:
+        raise SessionTooLargeError(size, limit)
 
 
 @dataclass(slots=True)

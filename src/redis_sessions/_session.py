@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from ._errors import SessionStateError
-from ._tracked import TrackedDict, _clear, _contains, _len
+from ._record import Record
+from ._tracked import TrackedDict, _clear, _contains, _len, _setitem
 
 __all__ = ["Session", "SessionBinding"]
 
@@ -66,7 +67,6 @@ class Session(TrackedDict):
         "_handle",
         "_id",
         "_is_new",
-        "_lock",
         "_refresh_ms",
         "_regenerated",
         "_touch",
@@ -82,7 +82,6 @@ class Session(TrackedDict):
         created_ms: int = 0,
     ) -> None:
         super().__init__()
-        self._lock: tuple[str, str] | None = None  # (handle, token) of the lock held
         self._id: str | None = None
         self._handle: str | None = None  # the stored session this was loaded from
         self._genid = genid
@@ -189,11 +188,7 @@ class Session(TrackedDict):
             self._ensure()
         self._destroyed = True
         _clear(self)
-        self._set.clear()
-        self._deleted.clear()
-        self._accessed.clear()
-        self._incr.clear()
-        self._setnx.clear()
+        self._clear_records()
 
     def touch(self) -> None:
         """Refresh the session's expiry (and re-send the cookie) even if nothing changed."""
@@ -215,6 +210,84 @@ class Session(TrackedDict):
             self._set.add(key)
             if key in self._raw:
                 self._raw[key] = b""  # never equal to a serialized value: always rewritten
+
+    # -- the change record's life: what the engine's results do to it ----------------------
+    # The engine reads the records to plan a write; it changes the session only through these.
+
+    def _forget_changes(self) -> None:
+        """Record no change: after a load, or once a plan was run."""
+        self._clear_records()
+        self._regenerated = self._whole = False
+        self._refresh_ms = 0
+
+    def _restore(
+        self,
+        record: Record | None,
+        *,
+        now_ms: int,
+        sid: str | None = None,
+        handle: str | None = None,
+        ttl_ms: int = 0,
+        refresh_ms: int = 0,
+    ) -> None:
+        """Become the stored session `record` (None: a new empty one), dropping every change."""
+        self._forget_changes()
+        self._destroyed = False
+        if record is None:
+            self._reset({}, {})
+            self._created_ms = now_ms
+            self._handle = self._id = None
+            self._is_new = True
+            return
+        self._reset(record.data, record.raw)
+        self._created_ms = record.created_ms
+        self._handle, self._id = handle, sid
+        self._ttl_ms, self._refresh_ms = ttl_ms, refresh_ms
+        self._is_new = False
+
+    def _stored(
+        self,
+        written: Mapping[str, bytes],
+        computed: Mapping[str, tuple[Any, bytes]],
+        *,
+        handle: str,
+        sid: str | None,
+        ttl_ms: int,
+    ) -> None:
+        """A write applied: `written` (user key -> bytes) is the new baseline, `computed` (key
+        -> (value, bytes)) what Redis made of increments and set-if-absent; `sid` the id it
+        was stored under when that is not the session's (a spare)."""
+        raw = self._raw
+        raw.update(written)
+        for key, (value, data) in computed.items():
+            _setitem(self, key, value)
+            raw[key] = data
+        for key in self._deleted:
+            raw.pop(key, None)
+        self._handle = handle
+        if sid is not None:
+            self._id = sid
+        self._ttl_ms = ttl_ms
+        self._is_new = False
+        self._forget_changes()
+
+    def _touched(self, ttl_ms: int) -> None:
+        """A TTL refresh applied."""
+        self._ttl_ms = ttl_ms
+        self._forget_changes()
+
+    def _gone(self) -> None:
+        """The stored session was deleted (a `Destroy` applied): nothing is stored any more."""
+        self._handle = None
+        self._is_new = True
+        self._raw = {}
+        self._clear_records()
+
+    def _lost(self) -> None:
+        """A write found the session gone (a logout elsewhere): stay destroyed, so neither
+        this save nor a later one in the request brings it back under any id."""
+        self.destroy()
+        self._handle = None
 
     # -- explicit I/O through the adapter ---------------------------------------------------
 

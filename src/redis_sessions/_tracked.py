@@ -54,13 +54,21 @@ class TrackedDict(dict[str, Any]):
         self._accessed: set[str] = set()
         self._incr: dict[str, int] = {}  # pending HINCRBY per key
         self._setnx: set[str] = set()  # keys to store only where absent (HSETNX)
-        self._loader: Callable[[Any], None] | None = None  # the lazy load, until it ran
+        self._loader: Callable[[Any], object] | None = None  # the lazy load, until it ran
 
     def _ensure(self) -> None:
         loader = self._loader
         if loader is not None:
             loader(self)  # fills the session; on error the loader stays for the next try
             self._loader = None
+
+    def _clear_records(self) -> None:
+        """Forget which keys were set, deleted, read, incremented or set if absent."""
+        self._set.clear()
+        self._deleted.clear()
+        self._accessed.clear()
+        self._incr.clear()
+        self._setnx.clear()
 
     def _reset(self, data: Mapping[str, Any], raw: dict[str, bytes]) -> None:
         """Replace the contents with what was loaded, recording no change (the engine's)."""

@@ -8,23 +8,24 @@ cookie, and written on ``http.response.start`` (or ``websocket.accept``), where 
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._adapter import RequestState, replaces_answer, unavailable_body, unavailable_headers
+from ._adapter import AsyncDriver, replaces_answer, unavailable_body, unavailable_headers
 from ._config import SessionConfig
-from ._engine import Incoming, Load, Loaded, is_secure_request
-from ._errors import SessionLockError, SessionStateError, StoreUnavailableError
+from ._engine import SessionEngine, is_secure_request
+from ._errors import SessionLockError, StoreUnavailableError
 from ._session import Session
-from .store._base import now_ms
+from ._stores import AsyncStore
 
-__all__ = ["SessionMiddleware", "get_session"]
+__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware", "get_session"]
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Any
-Send = Any
-ASGIApp = Any
+# The ASGI callables, typed as Starlette types them (starlette/types.py).
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def get_session(conn: Any) -> Session:
@@ -38,42 +39,6 @@ def get_session(conn: Any) -> Session:
     if not isinstance(session, Session):
         raise LookupError("no session: is redis_sessions.asgi.SessionMiddleware installed?")
     return session
-
-
-class _Binding:
-    """Gives `Session.asave()` / `areload()` access to the store for one request."""
-
-    __slots__ = ("middleware", "state")
-
-    def __init__(self, middleware: SessionMiddleware, state: RequestState) -> None:
-        self.middleware = middleware
-        self.state = state
-
-    def save(self, session: Session) -> None:
-        raise SessionStateError("use 'await session.asave()' under ASGI")
-
-    def reload(self, session: Session) -> None:
-        raise SessionStateError("use 'await session.areload()' under ASGI")
-
-    async def asave(self, session: Session) -> None:
-        try:
-            await self.middleware._commit(self.state, final=False)
-        except StoreUnavailableError as exc:
-            self.state.failure = exc
-            raise
-
-    async def areload(self, session: Session) -> None:
-        session._aloader = session._loader = None  # a lazy session counts as loaded now
-        state = self.state
-        incoming = state.reload_incoming()
-        now = now_ms()
-        spec = state.engine.load_spec(incoming, now)
-        try:
-            reply = await self.middleware.store.load(spec) if spec else None
-        except StoreUnavailableError as exc:
-            state.failure = exc
-            raise
-        state.engine.fill(session, incoming, reply, now)
 
 
 def _is_error_answer(message: Message) -> bool:
@@ -115,21 +80,22 @@ class SessionMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        store: Any = None,
+        store: AsyncStore | None = None,
         *,
         config: SessionConfig | None = None,
         lazy: bool = False,
         **options: Any,
     ) -> None:
-        from ._engine import SessionEngine
-        from .store._async import AsyncRedisStore
+        if store is None:
+            from .store._async import AsyncRedisStore
 
+            store = AsyncRedisStore()
         self.app = app
         self.lazy = lazy
-        self.store = store if store is not None else AsyncRedisStore()
+        self.store = store
         self.config = SessionConfig.from_options(config, options)
         self.engine = SessionEngine(
-            self.config, serializer=self.store.serializer, max_size=self.store.max_size
+            self.config, serializer=store.serializer, max_size=store.max_size
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -137,7 +103,6 @@ class SessionMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        engine, config = self.engine, self.config
         cookie, proto = None, None
         for name, value in scope.get("headers", ()):
             if name == b"cookie":
@@ -145,85 +110,40 @@ class SessionMiddleware:
                 cookie = text if cookie is None else f"{cookie}; {text}"
             elif name == b"x-forwarded-proto":
                 proto = value.decode("latin-1")
-        incoming = engine.read_cookie(cookie)
-        now = now_ms()
-        lock = bool(config.lock) and config.wants_lock(scope.get("path", ""))
-        spec = engine.load_spec(incoming, now, lock=lock)
-        reply: Loaded | None = None
-        degraded = False
-        if spec is not None and self.lazy:
-            await self._lazy(scope, receive, send, incoming, spec, proto)
-            return
-        if spec is not None:
-            try:
-                reply = await self.store.load(spec)
-            except StoreUnavailableError as exc:
-                if config.on_unavailable != "anonymous" or isinstance(exc, SessionLockError):
-                    await self._unavailable(kind, send, exc)
-                    return
-                degraded = True
-        session = engine.open_session(incoming, reply, now)
-        await self._serve(
-            scope,
-            receive,
-            send,
-            RequestState(engine, incoming, session, self._secure(scope, proto), degraded),
-        )
-
-    def _secure(self, scope: Scope, proto: str | None) -> bool:
-        return is_secure_request(
+        secure = is_secure_request(
             scope.get("scheme", "http"), proto, trust_proxy=self.config.trust_proxy
         )
-
-    async def _lazy(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        incoming: Incoming,
-        spec: Load,
-        proto: str | None,
-    ) -> None:
-        """Serve with a session that loads on `Session.aload()` only."""
-        engine = self.engine
-        state = RequestState(
-            engine, incoming, engine.new_session(spec.now_ms), self._secure(scope, proto)
-        )
-
-        async def load(session: Session) -> None:
-            reply: Loaded | None = None
+        cycle = self.engine.begin(cookie, secure=secure, path=scope.get("path", ""))
+        driver = AsyncDriver(self.store, cycle)
+        if self.lazy and cycle.load is not None:
+            driver.load_lazily()  # loads on Session.aload() only
+        else:
             try:
-                reply = await self.store.load(spec)
+                await driver.load()
             except StoreUnavailableError as exc:
-                if self.config.on_unavailable != "anonymous" or isinstance(exc, SessionLockError):
-                    state.failure = exc
-                    raise
-                state.degraded = True
-            engine.fill(session, incoming, reply, spec.now_ms)
+                await self._unavailable(kind, send, exc)
+                return
+        await self._serve(scope, receive, send, driver)
 
-        state.session._set_async_loader(load)
-        await self._serve(scope, receive, send, state)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, state: RequestState) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, driver: AsyncDriver) -> None:
         kind = scope["type"]
-        session = state.session
-        session._binding = _Binding(self, state)
-        scope["session"] = session
+        cycle = driver.cycle
+        scope["session"] = cycle.session
         started = replaced = False
 
         async def send_wrapper(message: Message) -> None:
             nonlocal started, replaced
             if replaced:
                 return  # the app's response was swapped for a 503
-            if state.failure is not None and _is_error_answer(message):
+            if cycle.failure is not None and _is_error_answer(message):
                 # The framework answered our store error with its own 5xx (or 1011 close).
                 started = replaced = True
-                await self._unavailable(kind, send, state.failure)
+                await self._unavailable(kind, send, cycle.failure)
                 return
             if message["type"] in ("http.response.start", "websocket.accept"):
                 started = True
                 try:
-                    extra = await self._commit(state)
+                    extra = await driver.commit()
                 except StoreUnavailableError as exc:
                     replaced = True
                     await self._unavailable(kind, send, exc)
@@ -243,30 +163,14 @@ class SessionMiddleware:
                 raise
             await self._unavailable(kind, send, exc)
         except Exception:
-            if state.failure is None or started:
+            if cycle.failure is None or started:
                 raise
             # The app turned our store error into another exception: still our 503; the
             # server logs the exception.
-            await self._unavailable(kind, send, state.failure)
+            await self._unavailable(kind, send, cycle.failure)
             raise
         finally:
-            if session._lock is not None:
-                await self._release(state)
-
-    async def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
-        session = state.session
-        if session._loader is not None and session._lock is None:
-            return []  # never loaded (lazy): nothing to write, no cookie to set
-        plan = state.plan(now_ms(), final=final)
-        result = await self.store.commit(plan)
-        return state.finish(plan, result)
-
-    async def _release(self, state: RequestState) -> None:
-        # The app raised or never answered: free the lock now rather than make the next
-        # request of this session wait for its TTL.
-        with contextlib.suppress(StoreUnavailableError):  # else the lock's TTL frees it
-            await self.store.commit(state.release_plan())
-        state.session._lock = None
+            await driver.release()
 
     async def _unavailable(self, kind: str, send: Send, error: BaseException) -> None:
         if kind == "websocket":

@@ -6,16 +6,17 @@ this module. An adapter for another framework drives one request through a `Sess
 and a store; see ``docs/design.md`` for the request cycle and a complete small adapter.
 """
 
+from ._cycle import RequestCycle
 from ._engine import (
     SessionEngine,
     is_secure_request,
+    now_ms,
     should_save,
     should_set_cookie,
     should_touch,
 )
 from ._ids import handle_for, is_well_formed, new_id
 from ._plans import (
-    DONE,
     Committed,
     Destroy,
     Incoming,
@@ -28,9 +29,10 @@ from ._plans import (
     Write,
 )
 from ._signing import Signer
+from ._stores import AsyncStore, SyncStore
 
 __all__ = [
-    "DONE",
+    "AsyncStore",
     "Committed",
     "Destroy",
     "Incoming",
@@ -39,14 +41,17 @@ __all__ = [
     "LockHold",
     "Plan",
     "Release",
+    "RequestCycle",
     "SessionEngine",
     "Signer",
+    "SyncStore",
     "Touch",
     "Write",
     "handle_for",
     "is_secure_request",
     "is_well_formed",
     "new_id",
+    "now_ms",
     "should_save",
     "should_set_cookie",
     "should_touch",

@@ -25,21 +25,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import flask
 from flask.sessions import SessionInterface, SessionMixin
 
-from ._adapter import RequestState, unavailable_body, unavailable_headers
+from ._adapter import SyncDriver, unavailable_body, unavailable_headers
 from ._config import DAY, SessionConfig
-from ._engine import SessionEngine, is_secure_request
+from ._engine import SessionEngine, is_secure_request, now_ms
 from ._errors import ConfigError, StoreUnavailableError
 from ._session import Session
-from .store._base import now_ms
-from .wsgi import _Binding
-
-if TYPE_CHECKING:
-    from .wsgi import SessionMiddleware
+from ._stores import SyncStore
 
 __all__ = ["FlaskSession", "RedisSessionInterface", "RedisSessions", "get_session"]
 
@@ -130,7 +126,7 @@ class RedisSessionInterface(SessionInterface):
 
     def __init__(
         self,
-        store: Any,
+        store: SyncStore,
         config: SessionConfig,
         permanent_config: SessionConfig,
         *,
@@ -147,35 +143,39 @@ class RedisSessionInterface(SessionInterface):
     def open_session(self, app: flask.Flask, request: flask.Request) -> FlaskSession:
         """The request's session, unloaded: Redis is read on first access."""
         environ = request.environ
-        engine, config = self.engine, self.config
-        incoming = engine.read_cookie(environ.get("HTTP_COOKIE"))
+        engine = self.engine
         now = now_ms()
-        lock = bool(config.lock) and config.wants_lock(request.path)
-        spec = engine.load_spec(incoming, now, lock=lock)
-        session = FlaskSession(genid=config.genid, created_ms=now, permanent=self.permanent)
+        session = FlaskSession(genid=engine.new_id, created_ms=now, permanent=self.permanent)
         secure = is_secure_request(
             environ.get("wsgi.url_scheme", "http"),
             environ.get("HTTP_X_FORWARDED_PROTO"),
-            trust_proxy=config.trust_proxy,
+            trust_proxy=self.config.trust_proxy,
         )
-        state = RequestState(engine, incoming, session, secure)
-        # The WSGI adapter's binding: lazy load, save() and reload() work the same here.
-        binding = _Binding(cast("SessionMiddleware", self), state, spec)
-        session._binding = binding
-        if spec is not None:
-            session._loader = binding.load
+        cycle = engine.begin(
+            environ.get("HTTP_COOKIE"),
+            secure=secure,
+            path=request.path,
+            now_ms=now,
+            session=session,
+        )
+        # The WSGI adapter's driver: lazy load, save() and reload() work the same here.
+        SyncDriver(self.store, cycle).load_lazily()
         return session
 
     def save_session(
         self, app: flask.Flask, session: SessionMixin, response: flask.Response
     ) -> None:
         """Write the session and add its headers; a store failure makes `response` a 503."""
-        if not isinstance(session, FlaskSession) or not isinstance(session._binding, _Binding):
+        if not isinstance(session, FlaskSession) or not isinstance(session._binding, SyncDriver):
             return
         if session.accessed:
             response.vary.add("Cookie")  # as Flask's own interface: the page may depend on it
+        driver = session._binding
+        # Permanence is per session in Flask: pick the cookie settings that match it.
+        permanent = session._is_permanent_now()
+        driver.cycle.engine = self.permanent_engine if permanent else self.engine
         try:
-            headers = self._commit(session._binding.state)
+            headers = driver.commit()
         except StoreUnavailableError as exc:
             self._make_unavailable(response, exc)
             return
@@ -189,14 +189,6 @@ class RedisSessionInterface(SessionInterface):
         """The 503 (with ``Retry-After``) answered when Redis fails inside a view."""
         body = unavailable_body(error)
         return flask.Response(body, 503, unavailable_headers(self.config.retry_after, body))
-
-    def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
-        plan = state.plan(now_ms(), final=final)
-        result = self.store.commit(plan)
-        # Permanence is per session in Flask: pick the cookie settings that match it.
-        session = cast(FlaskSession, state.session)
-        state.engine = self.permanent_engine if session._is_permanent_now() else self.engine
-        return state.finish(plan, result)
 
     def _make_unavailable(self, response: flask.Response, error: BaseException) -> None:
         body = response.response
@@ -230,7 +222,7 @@ class RedisSessions:
         self,
         app: flask.Flask | None = None,
         *,
-        store: Any = None,
+        store: SyncStore | None = None,
         config: SessionConfig | None = None,
         permanent: bool | None = None,
         **options: Any,

@@ -32,11 +32,10 @@ from ._adapter import unavailable_body, unavailable_headers
 from ._config import SessionConfig
 from ._errors import StoreUnavailableError
 from ._session import Session
-from .asgi import SessionMiddleware
+from ._stores import AsyncStore
+from .asgi import Message, Receive, Scope, Send, SessionMiddleware
 
 __all__ = ["RedisSessions"]
-
-_Scope = dict[str, Any]
 
 
 class _LitestarApi:
@@ -48,10 +47,10 @@ class _LitestarApi:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: _Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session: Session = scope["session"]  # set by the SessionMiddleware around us
 
-        async def send_wrapper(message: dict[str, Any]) -> None:
+        async def send_wrapper(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.accept"):
                 current = scope.get("session")
                 if current is not session:
@@ -62,7 +61,7 @@ class _LitestarApi:
         await self.app(scope, receive, send_wrapper)
 
 
-def _apply(session: Session, current: object, scope: _Scope) -> None:
+def _apply(session: Session, current: object, scope: Scope) -> None:
     """Give `session` what the app put in ``scope["session"]``."""
     if current is Empty or current is None:
         session.destroy()  # request.clear_session(): Litestar deletes the stored session too
@@ -94,7 +93,11 @@ class RedisSessions:
     """
 
     def __init__(
-        self, store: Any = None, *, config: SessionConfig | None = None, **options: Any
+        self,
+        store: AsyncStore | None = None,
+        *,
+        config: SessionConfig | None = None,
+        **options: Any,
     ) -> None:
         from .store._async import AsyncRedisStore
 

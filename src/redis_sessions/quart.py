@@ -23,20 +23,20 @@ As in Quart's own cookie sessions (and Flask-Session), a session the app empties
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from quart import Quart, Response
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from ._adapter import RequestState, unavailable_body, unavailable_headers
+from ._adapter import AsyncDriver, unavailable_body, unavailable_headers
 from ._config import SessionConfig
 from ._engine import is_secure_request
 from ._errors import StoreUnavailableError
 from ._session import Session
-from .asgi import SessionMiddleware, _Binding
-from .store._base import now_ms
+from ._stores import AsyncStore
+from .asgi import ASGIApp, SessionMiddleware
 
 __all__ = ["QuartSession", "RedisSessionInterface", "RedisSessions", "get_session"]
 
@@ -60,11 +60,11 @@ class QuartSession(SessionMixin):
     """
 
     def __init__(
-        self, session: Session, config: SessionConfig, state: RequestState | None = None
+        self, session: Session, config: SessionConfig, driver: AsyncDriver | None = None
     ) -> None:
         self.session = session
         self._config = config
-        self._state = state  # set when opened outside the middleware (test contexts)
+        self._driver = driver  # set when opened outside the middleware (test contexts)
         self.new = session.is_new
 
     # -- mapping ----------------------------------------------------------------------------
@@ -166,31 +166,23 @@ class RedisSessionInterface(SessionInterface):
         session = request.scope.get("session")
         if isinstance(session, Session):
             return QuartSession(session, config)
-        engine = self.middleware.engine
         # Quart's test client sends one Cookie header per cookie: read them all.
         cookies = request.headers.getlist("cookie")
-        incoming = engine.read_cookie("; ".join(cookies) if cookies else None)
-        now = now_ms()
-        spec = engine.load_spec(incoming, now)
-        reply = await self.middleware.store.load(spec) if spec is not None else None
-        session = engine.open_session(incoming, reply, now)
         secure = is_secure_request(
             request.scheme, request.headers.get("x-forwarded-proto"), trust_proxy=config.trust_proxy
         )
-        state = RequestState(engine, incoming, session, secure)
-        session._binding = _Binding(self.middleware, state)
-        return QuartSession(session, config, state)
+        cycle = self.middleware.engine.begin("; ".join(cookies) if cookies else None, secure=secure)
+        driver = AsyncDriver(self.middleware.store, cycle)
+        return QuartSession(await driver.load(), config, driver)
 
     async def save_session(
         self, app: Quart, session: SessionMixin, response: Response | WerkzeugResponse | None
     ) -> None:
         """Save a session opened outside the middleware; the middleware saves the others."""
-        state = session._state if isinstance(session, QuartSession) else None
-        if state is None:
+        driver = session._driver if isinstance(session, QuartSession) else None
+        if driver is None:
             return
-        plan = state.plan(now_ms())
-        result = await self.middleware.store.commit(plan)
-        for name, value in state.finish(plan, result):
+        for name, value in await driver.commit():
             if response is not None:
                 response.headers.add(name, value)
 
@@ -210,7 +202,7 @@ class RedisSessions:
     def __init__(
         self,
         app: Quart | None = None,
-        store: Any = None,
+        store: AsyncStore | None = None,
         *,
         config: SessionConfig | None = None,
         **options: Any,
@@ -234,7 +226,9 @@ class RedisSessions:
             if "secret" not in options and "secret_key" not in options and app.secret_key:
                 options["secret"] = app.secret_key
         self.config = SessionConfig.from_options(self._base, options)
-        middleware = SessionMiddleware(app.asgi_app, self.store, config=self.config)
+        # Quart types its ASGI callable with its own TypedDict scopes and events.
+        inner = cast(ASGIApp, app.asgi_app)
+        middleware = SessionMiddleware(inner, self.store, config=self.config)
         # Quart's documented way to add ASGI middleware; its annotations expect the method.
         app.asgi_app = middleware  # type: ignore[method-assign,assignment]
         # Quart annotates the class attribute with its default class, not SessionInterface.

@@ -7,16 +7,15 @@ calls ``start_response``, where the ``Set-Cookie`` header is added.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._adapter import RequestState, replaces_answer, unavailable_body, unavailable_headers
+from ._adapter import SyncDriver, replaces_answer, unavailable_body, unavailable_headers
 from ._config import SessionConfig
-from ._engine import Incoming, Load, SessionEngine, is_secure_request
-from ._errors import SessionLockError, SessionStateError, StoreUnavailableError
+from ._engine import SessionEngine, is_secure_request
+from ._errors import StoreUnavailableError
 from ._session import Session
-from .store._base import now_ms
+from ._stores import SyncStore
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware", "get_session"]
 
@@ -35,58 +34,6 @@ def get_session(environ: WSGIEnviron) -> Session:
         raise LookupError(
             "no session: is redis_sessions.wsgi.SessionMiddleware installed?"
         ) from None
-
-
-class _Binding:
-    """Gives `Session.save()` / `reload()` and the lazy load access to the store."""
-
-    __slots__ = ("middleware", "spec", "state")
-
-    def __init__(self, middleware: SessionMiddleware, state: RequestState, spec: Load | None):
-        self.middleware = middleware
-        self.state = state
-        self.spec = spec
-
-    def load(self, session: Session) -> None:
-        state, spec = self.state, self.spec
-        assert spec is not None  # the loader is only installed with a spec
-        try:
-            reply = self.middleware.store.load(spec)
-        except StoreUnavailableError as exc:
-            if self.middleware.config.on_unavailable != "anonymous" or isinstance(
-                exc, SessionLockError
-            ):
-                state.failure = exc
-                raise
-            state.degraded, reply = True, None
-        state.engine.fill(session, state.incoming, reply, spec.now_ms)
-
-    def save(self, session: Session) -> None:
-        session._ensure()
-        try:
-            self.middleware._commit(self.state, final=False)
-        except StoreUnavailableError as exc:
-            self.state.failure = exc
-            raise
-
-    def reload(self, session: Session) -> None:
-        state = self.state
-        session._loader = None
-        incoming = state.reload_incoming()
-        now = now_ms()
-        spec = state.engine.load_spec(incoming, now)
-        try:
-            reply = self.middleware.store.load(spec) if spec else None
-        except StoreUnavailableError as exc:
-            state.failure = exc
-            raise
-        state.engine.fill(session, incoming, reply, now)
-
-    async def asave(self, session: Session) -> None:
-        raise SessionStateError("use 'session.save()' under WSGI")
-
-    async def areload(self, session: Session) -> None:
-        raise SessionStateError("use 'session.reload()' under WSGI")
 
 
 def _status_code(status: str) -> int:
@@ -156,38 +103,34 @@ class SessionMiddleware:
     def __init__(
         self,
         app: WSGIApp,
-        store: Any = None,
+        store: SyncStore | None = None,
         *,
         config: SessionConfig | None = None,
         **options: Any,
     ) -> None:
-        from .store._sync import RedisStore
+        if store is None:
+            from .store._sync import RedisStore
 
+            store = RedisStore()
         self.app = app
-        self.store = store if store is not None else RedisStore()
+        self.store = store
         self.config = SessionConfig.from_options(config, options)
         self.engine = SessionEngine(
-            self.config, serializer=self.store.serializer, max_size=self.store.max_size
+            self.config, serializer=store.serializer, max_size=store.max_size
         )
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
-        engine, config = self.engine, self.config
-        incoming: Incoming = engine.read_cookie(environ.get("HTTP_COOKIE"))
-        now = now_ms()
-        lock = bool(config.lock) and config.wants_lock(environ.get("PATH_INFO", ""))
-        spec = engine.load_spec(incoming, now, lock=lock)
-        session = engine.new_session(now)
         secure = is_secure_request(
             environ.get("wsgi.url_scheme", "http"),
             environ.get("HTTP_X_FORWARDED_PROTO"),
-            trust_proxy=config.trust_proxy,
+            trust_proxy=self.config.trust_proxy,
         )
-        state = RequestState(engine, incoming, session, secure)
-        binding = _Binding(self, state, spec)
-        session._binding = binding
-        if spec is not None:
-            session._loader = binding.load
-        environ[ENVIRON_KEY] = session
+        cycle = self.engine.begin(
+            environ.get("HTTP_COOKIE"), secure=secure, path=environ.get("PATH_INFO", "")
+        )
+        driver = SyncDriver(self.store, cycle)
+        driver.load_lazily()
+        environ[ENVIRON_KEY] = cycle.session
         failed: StoreUnavailableError | None = None
         called = False
 
@@ -196,15 +139,15 @@ class SessionMiddleware:
         ) -> Any:
             nonlocal failed, called
             called = True
-            if state.failure is not None and replaces_answer(
+            if cycle.failure is not None and replaces_answer(
                 _status_code(status), any(k.lower() == "retry-after" for k, _ in headers)
             ):
                 # The framework answered our store error with its own 5xx page.
-                failed = state.failure
+                failed = cycle.failure
                 self._unavailable(start_response, exc_info, failed)
                 return _discard
             try:
-                extra = self._commit(state)
+                extra = driver.commit()
             except StoreUnavailableError as exc:
                 failed = exc
                 self._unavailable(start_response, exc_info, exc)
@@ -214,43 +157,26 @@ class SessionMiddleware:
         try:
             body = self.app(environ, wrapped_start_response)
         except StoreUnavailableError as exc:
-            self._release(state)
+            driver.release()
             self._unavailable(start_response, None, exc)
             return [unavailable_body(exc)]
         except BaseException:
-            self._release(state)
+            driver.release()
             raise
         if failed is not None:
             _close(body)
-            self._release(state)
+            driver.release()
             return [unavailable_body(failed)]
-        if not called or session._lock is not None:
+        if not called or cycle.lock is not None:
             # A lazy app (a generator) calls start_response while its body is iterated: the
             # save frees the lock then (if it never does, closing the body frees it), and an
             # answer replaced by our 503 is dropped there.
             return _Body(
                 body,
-                lambda: self._release(state),
+                driver.release,
                 lambda: None if failed is None else unavailable_body(failed),
             )
         return body
-
-    def _commit(self, state: RequestState, *, final: bool = True) -> list[tuple[str, str]]:
-        session = state.session
-        if session._loader is not None and session._lock is None:
-            return []  # never loaded (lazy): nothing to write, no cookie to set
-        plan = state.plan(now_ms(), final=final)
-        result = self.store.commit(plan)
-        return state.finish(plan, result)
-
-    def _release(self, state: RequestState) -> None:
-        # The app raised or never answered: free the lock now rather than make the next
-        # request of this session wait for its TTL.
-        if state.session._lock is None:
-            return
-        with contextlib.suppress(StoreUnavailableError):  # else the lock's TTL frees it
-            self.store.commit(state.release_plan())
-        state.session._lock = None
 
     def _unavailable(
         self, start_response: StartResponse, exc_info: Any, error: BaseException

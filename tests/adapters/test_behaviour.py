@@ -9,7 +9,8 @@ import redis
 from adapterkit import RoundTrips, make_client
 from apps import SECRET
 
-from redis_sessions import RedisStore, SessionTooLargeError, Signer, handle_for, new_id
+from redis_sessions import RedisStore, SessionTooLargeError
+from redis_sessions.engine import Signer, handle_for, new_id
 
 
 def session_keys(r: redis.Redis) -> list[bytes]:

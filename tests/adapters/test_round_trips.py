@@ -10,7 +10,7 @@ import redis
 from adapterkit import RoundTrips, make_client
 from apps import SECRET
 
-from redis_sessions import Signer
+from redis_sessions.engine import Signer
 from servers import command_counts, command_delta
 
 # (request, expected round trips, expected top-level commands as the server counts them)

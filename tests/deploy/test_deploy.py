@@ -42,7 +42,7 @@ from deploykit import (
     visit,
 )
 
-from redis_sessions import handle_for
+from redis_sessions.engine import handle_for
 from redis_sessions.server import LocalServer, free_port
 from servers import MakeServer, wait_until
 

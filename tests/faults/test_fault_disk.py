@@ -20,7 +20,7 @@ import pytest
 import redis
 from faultkit import BUDGET, FaultApp, capture_store_log, check_invariants, figure
 
-from redis_sessions import handle_for
+from redis_sessions.engine import handle_for
 from redis_sessions.server import LocalServer
 from servers import MakeServer, wait_until
 

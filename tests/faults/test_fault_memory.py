@@ -15,7 +15,7 @@ import pytest
 import redis
 from faultkit import Exchange, FaultApp, capture_store_log, check_invariants, figure, store_log
 
-from redis_sessions import handle_for
+from redis_sessions.engine import handle_for
 from redis_sessions.server import LocalServer
 from servers import MakeServer
 

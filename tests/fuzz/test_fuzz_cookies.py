@@ -25,8 +25,8 @@ from fuzzkit import (
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from redis_sessions import Incoming, Signer, handle_for, new_id
 from redis_sessions._cookies import cookie_values
+from redis_sessions.engine import Incoming, Signer, handle_for, new_id
 
 ENGINE = make_engine()
 MIB = 1 << 20

@@ -23,7 +23,8 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from redis_sessions import Incoming, JSONSerializer, Loaded, MsgpackSerializer, handle_for, new_id
+from redis_sessions import JSONSerializer, MsgpackSerializer
+from redis_sessions.engine import Incoming, Loaded, handle_for, new_id
 
 DAY_MS = 86_400_000
 LIFETIME_MS = 30 * DAY_MS  # the default SessionConfig.lifetime

@@ -13,16 +13,8 @@ from fuzzkit import SECRET, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from redis_sessions import (
-    Destroy,
-    Incoming,
-    JSONSerializer,
-    MemoryStore,
-    MsgpackSerializer,
-    SessionConfig,
-    SessionEngine,
-    handle_for,
-)
+from redis_sessions import JSONSerializer, MemoryStore, MsgpackSerializer, SessionConfig
+from redis_sessions.engine import Destroy, Incoming, SessionEngine, handle_for
 
 NOW = 1_800_000_000_000
 

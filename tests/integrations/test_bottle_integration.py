@@ -12,7 +12,8 @@ import pytest
 import redis
 from flaskkit import SECRET, RoundTrips, cookie_attrs, example, sync_store
 
-from redis_sessions import RedisStore, connect, handle_for
+from redis_sessions import RedisStore, connect
+from redis_sessions.engine import handle_for
 
 create_app = example("bottle_app.app").create_app
 

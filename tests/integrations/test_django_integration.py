@@ -24,15 +24,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 from djangokit import FAST_FAIL, RoundTrips
 
-from redis_sessions import (
-    JSONSerializer,
-    SessionTooLargeError,
-    StoreUnavailableError,
-    handle_for,
-    is_well_formed,
-    new_id,
-)
+from redis_sessions import JSONSerializer, SessionTooLargeError, StoreUnavailableError
 from redis_sessions._adapter import UNAVAILABLE_BODY
+from redis_sessions.engine import handle_for, is_well_formed, new_id
 from servers import command_counts, command_delta
 
 djangokit.configure()

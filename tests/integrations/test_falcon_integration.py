@@ -12,8 +12,9 @@ import redis
 from falcon import testing
 from flaskkit import SECRET, RoundTrips, async_store, example, sync_store
 
-from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async, handle_for
+from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async
 from redis_sessions.asgi import get_session as asgi_session
+from redis_sessions.engine import handle_for
 
 wsgi_example = example("falcon_app.wsgi_app")
 asgi_example = example("falcon_app.asgi_app")

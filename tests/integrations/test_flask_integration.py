@@ -22,15 +22,8 @@ from flask import (
 )
 from flaskkit import SECRET, RoundTrips, cookie_attrs, cookie_value, example, sync_store
 
-from redis_sessions import (
-    ConfigError,
-    CookieConfig,
-    RedisStore,
-    SessionConfig,
-    Signer,
-    connect,
-    handle_for,
-)
+from redis_sessions import ConfigError, CookieConfig, RedisStore, SessionConfig, connect
+from redis_sessions.engine import Signer, handle_for
 from redis_sessions.flask import FlaskSession, RedisSessionInterface, RedisSessions, get_session
 from servers import wait_until
 

@@ -18,19 +18,22 @@ import redis.cluster
 from redis_sessions import (
     AsyncRedisStore,
     ConnectOptions,
-    Incoming,
     MemoryStore,
     RedisStore,
     Session,
     SessionConfig,
-    SessionEngine,
-    Write,
     connect,
     connect_async,
-    handle_for,
 )
 from redis_sessions.acl import acl_rules
-from redis_sessions.engine import Committed
+from redis_sessions.engine import (
+    Committed,
+    Incoming,
+    RequestCycle,
+    SessionEngine,
+    Write,
+    handle_for,
+)
 from redis_sessions.server import LocalServer
 from servers import server_version
 
@@ -299,3 +302,35 @@ def key_exists(store: StoreProxy, handle: str) -> bool:
     if store.raw is not None:
         return bool(store.raw.exists(store.layout.key(handle)))
     return store.get(handle) is not None
+
+
+# The request cycle of each session `begin` opened (the cycle holds its session, so the id
+# stays that session's while the entry lives).
+CYCLES: dict[int, RequestCycle] = {}
+
+
+def cycle_of(session: Session) -> RequestCycle:
+    return CYCLES[id(session)]
+
+
+def begin(store: StoreProxy, engine: SessionEngine, sid: str, *, lock: bool = False) -> Session:
+    """The first half of a request: the load (taking the lock when asked)."""
+    incoming, now = incoming_for(sid), now_ms()
+    spec = engine.load_spec(incoming, now, lock=lock)
+    assert spec is not None
+    cycle = RequestCycle(engine, incoming, spec, False, engine.new_session(now), now)
+    session = cycle.open(store.load(spec))
+    CYCLES[id(session)] = cycle
+    return session
+
+
+def end(store: StoreProxy, engine: SessionEngine, session: Session, *, final: bool = True) -> Any:
+    """The second half: plan, commit, record. Returns the plan."""
+    cycle = CYCLES.get(id(session))
+    if cycle is None:  # a session made without `begin`: no lock, the engine's steps
+        plan = engine.plan(session, now_ms())
+        engine.committed(session, plan, store.commit(plan))
+        return plan
+    plan = cycle.plan(now_ms(), final=final)
+    cycle.finish(plan, store.commit(plan))
+    return plan

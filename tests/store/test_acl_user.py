@@ -20,16 +20,18 @@ from storekit import (
     StoreFactory,
     StoreProxy,
     acl_denials,
+    begin,
     create_session,
-    incoming_for,
-    now_ms,
+    cycle_of,
+    end,
     open_session,
     serve_read,
     session_rules,
 )
 
-from redis_sessions import ConnectOptions, Session, SessionEngine, handle_for
+from redis_sessions import ConnectOptions, Session
 from redis_sessions.acl import SESSION_USER_ACL, acl_rules
+from redis_sessions.engine import SessionEngine, handle_for
 from servers import MakeServer, command_counts, command_delta, wait_until
 
 # What a session store must never need.
@@ -55,16 +57,15 @@ def allowed_commands(rules: str) -> set[str]:
 
 def finish(store: StoreProxy, engine: SessionEngine, session: Session) -> None:
     """The end of a request: plan, commit, record."""
-    plan = engine.plan(session, now_ms())
-    engine.committed(session, plan, store.commit(plan))
+    end(store, engine, session)
 
 
 def locked(store: StoreProxy, engine: SessionEngine, sid: str) -> Session:
     """The start of a request that takes the session's lock."""
-    incoming, now = incoming_for(sid), now_ms()
-    spec = engine.load_spec(incoming, now, lock=True)
+    session = begin(store, engine, sid, lock=True)
+    spec = cycle_of(session).load
     assert spec is not None and spec.lock is not None
-    return engine.open_session(incoming, store.load(spec), now)
+    return session
 
 
 def workload(store: StoreProxy, untimed: StoreProxy) -> None:

@@ -7,35 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from storekit import MakeStore, StoreProxy, create_session, incoming_for, now_ms
+from storekit import MakeStore, StoreProxy, begin, create_session, cycle_of, end, now_ms
 
-from redis_sessions import (
-    Destroy,
-    MsgpackSerializer,
-    Release,
-    Session,
-    SessionEngine,
-    SessionLockError,
-    SessionStateError,
-    Write,
-    handle_for,
-)
-
-
-def begin(store: StoreProxy, engine: SessionEngine, sid: str, *, lock: bool = False) -> Session:
-    """The first half of a request: the load (taking the lock when asked)."""
-    incoming = incoming_for(sid)
-    now = now_ms()
-    spec = engine.load_spec(incoming, now, lock=lock)
-    assert spec is not None
-    return engine.open_session(incoming, store.load(spec), now)
-
-
-def end(store: StoreProxy, engine: SessionEngine, session: Session, *, final: bool = True) -> Any:
-    """The second half: plan, commit, record. Returns the plan."""
-    plan = engine.plan(session, now_ms(), final=final)
-    engine.committed(session, plan, store.commit(plan))
-    return plan
+from redis_sessions import MsgpackSerializer, Session, SessionLockError, SessionStateError
+from redis_sessions.engine import Destroy, Release, SessionEngine, Write, handle_for
 
 
 def request(
@@ -187,7 +162,7 @@ def test_lock_is_taken_with_the_read_and_freed_with_the_save(store: StoreProxy) 
     engine = store.engine(lock_timeout=0)
     sid = create_session(store, engine, n=1).id
     holder = begin(store, engine, sid, lock=True)
-    assert holder._lock is not None
+    assert cycle_of(holder).lock is not None
     with pytest.raises(SessionLockError, match="lock timeout"):
         begin(store, engine, sid, lock=True)  # lock_timeout 0: no wait
     begin(store, engine, sid)  # a request without the lock is not held back
@@ -197,7 +172,7 @@ def test_lock_is_taken_with_the_read_and_freed_with_the_save(store: StoreProxy) 
         begin(store, engine, sid, lock=True)
     plan = end(store, engine, holder)
     assert isinstance(plan, Release)  # nothing left to write: only the release
-    assert holder._lock is None
+    assert cycle_of(holder).lock is None
     nxt = begin(store, engine, sid, lock=True)
     assert nxt["n"] == 2
     end(store, engine, nxt)
@@ -206,7 +181,7 @@ def test_lock_is_taken_with_the_read_and_freed_with_the_save(store: StoreProxy) 
 def test_lock_is_not_kept_for_a_missing_session(store: StoreProxy) -> None:
     engine = store.engine(lock_timeout=0)
     session = begin(store, engine, "x" * 43, lock=True)
-    assert session.is_new and session._lock is None
+    assert session.is_new and cycle_of(session).lock is None
     begin(store, engine, "x" * 43, lock=True)  # free: the read released it at once
 
 

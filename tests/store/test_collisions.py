@@ -7,16 +7,8 @@ from collections.abc import Callable
 import pytest
 from storekit import StoreProxy, now_ms, open_session
 
-from redis_sessions import (
-    ConfigError,
-    MemoryStore,
-    SessionConfig,
-    SessionEngine,
-    SessionStateError,
-    Write,
-    handle_for,
-    new_id,
-)
+from redis_sessions import ConfigError, MemoryStore, SessionConfig, SessionStateError
+from redis_sessions.engine import SessionEngine, Write, handle_for, new_id
 
 FIXED = "f" * 43
 

@@ -16,16 +16,8 @@ from storekit import (
     open_session,
 )
 
-from redis_sessions import (
-    Destroy,
-    MsgpackSerializer,
-    RedisStore,
-    SessionTooLargeError,
-    Touch,
-    Write,
-    handle_for,
-    new_id,
-)
+from redis_sessions import MsgpackSerializer, RedisStore, SessionTooLargeError
+from redis_sessions.engine import Destroy, Touch, Write, handle_for, new_id
 from servers import command_counts, command_delta
 
 NESTED: dict[str, Any] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from storekit import MakeStore, StoreProxy, create_session, key_exists, now_ms, open_session
 
-from redis_sessions import SessionEngine, Write, handle_for
+from redis_sessions.engine import SessionEngine, Write, handle_for
 
 IDLE_S = 100
 IDLE_MS = IDLE_S * 1000

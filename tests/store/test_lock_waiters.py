@@ -14,11 +14,11 @@ from redis_sessions import (
     AsyncRedisStore,
     RedisStore,
     SessionConfig,
-    SessionEngine,
     SessionLockError,
     connect,
     connect_async,
 )
+from redis_sessions.engine import SessionEngine
 from servers import command_counts, command_delta, wait_until
 
 SID = "w" * 43

@@ -28,16 +28,12 @@ from storekit import (
 from redis_sessions import (
     AsyncRedisStore,
     ConnectOptions,
-    Loaded,
     RedisStore,
     StoreUnavailableError,
-    Touch,
-    Write,
     connect,
     connect_async,
-    handle_for,
-    new_id,
 )
+from redis_sessions.engine import Loaded, Touch, Write, handle_for, new_id
 from redis_sessions.server import free_port
 from redis_sessions.store._faults import Health, classify
 from servers import command_counts, command_delta

@@ -33,14 +33,13 @@ from redis_sessions import (
     ConnectOptions,
     RedisStore,
     StoreUnavailableError,
-    Write,
     connect,
     connect_async,
-    handle_for,
 )
 from redis_sessions._connect import cluster_limits
 from redis_sessions._errors import ConfigError
 from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.engine import Write, handle_for
 from redis_sessions.server import free_port
 from sentinelkit import SentinelGroup, SentinelProcess
 from servers import wait_until

@@ -41,11 +41,11 @@ from django.contrib.sessions.exceptions import (  # type: ignore[import-untyped]
     SessionInterrupted,
 )
 
-from .._errors import SessionTooLargeError, StoreUnavailableError
+from .._engine import now_ms
+from .._errors import StoreUnavailableError, degrades
 from .._ids import handle_for, is_well_formed, new_id
 from .._plans import Destroy, Load, Loaded, Plan, Touch, Write
-from .._record import CREATED, Record, decode_record, field_name
-from ..store._base import now_ms
+from .._record import Record, check_size, decode_record, field_name, fields_of, size_of
 from ._settings import (
     DjangoOptions,
     _backend,
@@ -121,7 +121,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         return Load.read_only(handle_for(key), now_ms())
 
     def _degrade(self, exc: StoreUnavailableError) -> dict[str, Any]:
-        if self._redis.options.on_unavailable != "anonymous":
+        if not degrades(exc, self._redis.options.on_unavailable):
             raise exc
         self._degraded = True  # keep the client's key: its session may well still exist
         return {}
@@ -200,15 +200,12 @@ class SessionStore(SessionBase):  # type: ignore[misc]
 
     def _encode(self, data: Mapping[str, Any]) -> dict[str, bytes]:
         dumps = self._redis.options.serializer.dumps
-        encoded, size = {}, 0
+        encoded = {}
         for key, value in data.items():
             if not isinstance(key, str):
                 raise TypeError(f"session keys must be str, not {type(key).__name__}")
-            encoded[key] = raw = dumps(value)
-            size += len(field_name(key).encode()) + len(raw)
-        limit = self._redis.options.max_size
-        if size > limit:
-            raise SessionTooLargeError(size, limit)
+            encoded[key] = dumps(value)
+        check_size(size_of(fields_of(encoded)), self._redis.options.max_size)
         return encoded
 
     def _ttl_ms(self, data: Mapping[str, Any]) -> int:
@@ -227,8 +224,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             # must_create the write applies only if the key exists (UpdateError otherwise).
             if ttl <= 0:
                 return None, encoded
-            fields = {field_name(k): v for k, v in encoded.items()}
-            fields[CREATED] = str(self._created_ms or now_ms()).encode()
+            fields = fields_of(encoded, created_ms=self._created_ms or now_ms())
             return Write(handle=handle, fields=fields, ttl_ms=ttl, create=must_create), encoded
         if ttl <= 0:
             return Destroy(handle=handle), encoded  # its set_expiry() date has passed
@@ -364,8 +360,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             return None, encoded  # nothing is written while degraded; the key still rotates
         if ttl <= 0:
             return (Destroy(handle=old) if old else None), encoded
-        fields = {field_name(k): v for k, v in encoded.items()}
-        fields[CREATED] = str(created).encode()
+        fields = fields_of(encoded, created_ms=created)
         # One atomic step: the new key is written and the old deleted only if the old one
         # still exists, so a concurrent logout is not undone under the new key.
         new = handle_for(self.session_key)
