@@ -7,14 +7,7 @@ and a store; see ``docs/design.md`` for the request cycle and a complete small a
 """
 
 from ._cycle import RequestCycle
-from ._engine import (
-    SessionEngine,
-    is_secure_request,
-    now_ms,
-    should_save,
-    should_set_cookie,
-    should_touch,
-)
+from ._engine import SessionEngine, now_ms
 from ._ids import handle_for, is_well_formed, new_id
 from ._plans import (
     Committed,
@@ -28,6 +21,7 @@ from ._plans import (
     Touch,
     Write,
 )
+from ._rules import is_secure_request, should_save, should_set_cookie, should_touch
 from ._signing import Signer
 from ._stores import AsyncStore, SyncStore
 

@@ -32,8 +32,9 @@ from flask.sessions import SessionInterface, SessionMixin
 
 from ._adapter import SyncDriver, unavailable_body, unavailable_headers
 from ._config import DAY, SessionConfig
-from ._engine import SessionEngine, is_secure_request, now_ms
+from ._engine import SessionEngine, now_ms
 from ._errors import ConfigError, StoreUnavailableError
+from ._rules import is_secure_request
 from ._session import Session
 from ._stores import SyncStore
 

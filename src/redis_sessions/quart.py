@@ -32,8 +32,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ._adapter import AsyncDriver, unavailable_body, unavailable_headers
 from ._config import SessionConfig
-from ._engine import is_secure_request
 from ._errors import StoreUnavailableError
+from ._rules import is_secure_request
 from ._session import Session
 from ._stores import AsyncStore
 from .asgi import ASGIApp, SessionMiddleware

@@ -12,8 +12,9 @@ from typing import Any
 
 from ._adapter import SyncDriver, replaces_answer, unavailable_body, unavailable_headers
 from ._config import SessionConfig
-from ._engine import SessionEngine, is_secure_request
+from ._engine import SessionEngine
 from ._errors import StoreUnavailableError
+from ._rules import is_secure_request
 from ._session import Session
 from ._stores import SyncStore
 

@@ -23,6 +23,7 @@ ENGINE_MODULES = [
     "_serializers",
     "_plans",
     "_cycle",
+    "_rules",
     "_stores",
     "_adapter",
     "engine",
