@@ -2,10 +2,19 @@
 with a store.
 
 An app uses an adapter (`redis_sessions.asgi`, `redis_sessions.flask`, ...) and never needs
-this module. An adapter for another framework drives one request through a `SessionEngine`
-and a store; see ``docs/design.md`` for the request cycle and a complete small adapter.
+this module. An adapter for another framework begins one `RequestCycle` per request with
+`SessionEngine.begin` and lets an `AsyncDriver` or `SyncDriver` run its store calls; see
+``docs/design.md`` ("One request", "Writing an adapter") for the cycle and a complete small
+adapter.
 """
 
+from ._adapter import (
+    AsyncDriver,
+    SyncDriver,
+    replaces_answer,
+    unavailable_body,
+    unavailable_headers,
+)
 from ._cycle import RequestCycle
 from ._engine import SessionEngine, now_ms
 from ._ids import handle_for, is_well_formed, new_id
@@ -26,6 +35,7 @@ from ._signing import Signer
 from ._stores import AsyncStore, SyncStore
 
 __all__ = [
+    "AsyncDriver",
     "AsyncStore",
     "Committed",
     "Destroy",
@@ -38,6 +48,7 @@ __all__ = [
     "RequestCycle",
     "SessionEngine",
     "Signer",
+    "SyncDriver",
     "SyncStore",
     "Touch",
     "Write",
@@ -46,7 +57,10 @@ __all__ = [
     "is_well_formed",
     "new_id",
     "now_ms",
+    "replaces_answer",
     "should_save",
     "should_set_cookie",
     "should_touch",
+    "unavailable_body",
+    "unavailable_headers",
 ]
