@@ -69,13 +69,13 @@ class SessionMiddleware:
             ``await session.aload()`` (the FastAPI dependency does it), so routes that never
             use the session cost no round trip even with a cookie. Sync access to a session
             that was not loaded raises `SessionStateError`.
+        **options: `SessionConfig` / `CookieConfig` fields, flat (``secret=``,
+            ``same_site=``...); Starlette's ``secret_key``, ``session_cookie``, ``max_age`` and
+            ``https_only`` are accepted too.
 
     With the ``lock`` option (True, path prefixes or a predicate on the path), matching
     requests take the session's lock with the read and free it with the save (see
     `SessionConfig.lock`); a request that cannot get it within ``lock_timeout`` answers 503.
-        **options: `SessionConfig` / `CookieConfig` fields, flat (``secret=``,
-            ``same_site=``...); Starlette's ``secret_key``, ``session_cookie``, ``max_age`` and
-            ``https_only`` are accepted too.
     """
 
     def __init__(
