@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from redis_sessions import SessionInfo
-from redis_sessions._cli_common import safe_url
-from redis_sessions._cli_format import (
+from redis_sessions.cli._common import safe_url
+from redis_sessions.cli._format import (
     Histogram,
     Stats,
     TopCounter,

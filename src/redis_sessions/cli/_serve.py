@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._cli_common import DEFAULT_DATA_DIR, CliError, current_settings, safe_url
+from ._common import DEFAULT_DATA_DIR, CliError, current_settings, safe_url
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from .store._async import AsyncRedisStore
+    from ..store._async import AsyncRedisStore
 
 __all__ = ["dashboard_command", "demo_command", "server_command"]
 
@@ -57,7 +57,7 @@ def demo_command(ctx: click.Context, port: int, workers: int, data_dir: str) -> 
     Example:
       redis-sessions demo --workers 4
     """
-    from . import demo
+    from .. import demo
 
     url = current_settings().url_option
     click.echo(f"data directory: {Path(data_dir).resolve()}")
@@ -91,7 +91,7 @@ def server_command(ctx: click.Context, port: int | None, data_dir: str, appendfs
     Example:
       redis-sessions server --port 6390
     """
-    from . import server
+    from .. import server
 
     argv = ["--dir", data_dir, "--appendfsync", appendfsync]
     if port is not None:
@@ -150,8 +150,8 @@ def dashboard_command(
 
     from click.core import ParameterSource
 
-    from . import dashboard
-    from .store._async import AsyncRedisStore
+    from .. import dashboard
+    from ..store._async import AsyncRedisStore
 
     from_command_line = ctx.get_parameter_source("token") is ParameterSource.COMMANDLINE
     if sum((from_command_line, token_file is not None, no_token)) > 1:

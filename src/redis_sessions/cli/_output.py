@@ -15,7 +15,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_format import (
+from ..store._layouts import SessionInfo
+from ..store._sync import RedisStore
+from ._format import (
     Histogram,
     Stats,
     age_s,
@@ -27,8 +29,6 @@ from ._cli_format import (
     json_text,
     printable,
 )
-from .store._layouts import SessionInfo
-from .store._sync import RedisStore
 
 __all__ = ["print_session", "print_stats", "print_table", "purge_with_progress", "write_json_array"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from .store._layouts import SessionInfo
+from ..store._layouts import SessionInfo
 
 __all__ = [
     "AGE_EDGES",
