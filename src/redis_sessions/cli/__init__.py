@@ -239,11 +239,11 @@ def stats_command(top: int, as_json: bool) -> None:
     Example:
       redis-sessions stats --top 5
     """
-    from ._format import Stats
+    from .._report import SessionStats
     from ._output import print_stats
 
     settings = current_settings()
-    stats = Stats(_now_ms(), top=top)
+    stats = SessionStats(_now_ms(), top=top)
     for info in settings.store().sessions(user_field=settings.user_field):
         stats.add(info)
     if as_json:
