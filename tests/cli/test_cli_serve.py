@@ -62,12 +62,15 @@ def test_demo_options_and_exit_status(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_server_passes_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = record_calls(monkeypatch, "redis_sessions.server.main")
+    calls = record_calls(monkeypatch, "redis_sessions._devserver.run")
     invoke(None, "server")
     invoke(None, "server", "--port", "6390", "--dir", "/tmp/x", "--appendfsync", "always")
-    assert [args for args, _ in calls] == [
-        (["--dir", ".redis-sessions-data", "--appendfsync", "everysec"],),
-        (["--dir", "/tmp/x", "--appendfsync", "always", "--port", "6390"],),
+    invoke(None, "server", "--unix-socket")
+    defaults = {"port": None, "appendfsync": "everysec", "unix_socket": False}
+    assert calls == [
+        ((".redis-sessions-data",), defaults),
+        (("/tmp/x",), {**defaults, "port": 6390, "appendfsync": "always"}),
+        ((".redis-sessions-data",), {**defaults, "unix_socket": True}),
     ]
     assert (
         "'sometimes' is not one of"

@@ -1,46 +1,13 @@
-"""Pure pieces of the dashboard: formatting, the SVG chart, the stats accumulator."""
+"""Pure pieces of the dashboard: the SVG chart and the stats page (units and the stats
+accumulator are `redis_sessions._report`'s, tested in tests/unit/test_report.py)."""
 
 from __future__ import annotations
 
 import re
 
-import pytest
-
 from redis_sessions import SessionInfo
-from redis_sessions.dashboard import _render, _stats
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (-5, "0s"),
-        (0, "0s"),
-        (59.9, "59s"),
-        (60, "1m"),
-        (61, "1m 1s"),
-        (3600, "1h"),
-        (3660, "1h 1m"),
-        (86400, "1d"),
-        (90000, "1d 1h"),
-    ],
-)
-def test_durations(seconds: float, text: str) -> None:
-    assert _render.fmt_duration(seconds) == text
-
-
-@pytest.mark.parametrize(
-    ("size", "text"),
-    [
-        (None, "—"),
-        (0, "0 B"),
-        (1023, "1023 B"),
-        (1536, "1.5 KiB"),
-        (5 * 2**20, "5.0 MiB"),
-        (3 * 2**40, "3072.0 GiB"),
-    ],
-)
-def test_sizes(size: int | None, text: str) -> None:
-    assert _render.fmt_bytes(size) == text
+from redis_sessions._report import SessionStats
+from redis_sessions.dashboard import _render
 
 
 def test_bar_chart_scales_bars_and_escapes_labels() -> None:
@@ -65,23 +32,17 @@ def info(**fields: object) -> SessionInfo:
     return SessionInfo(**{**base, **fields})  # type: ignore[arg-type]
 
 
-def test_stats_count_unknowns_and_prune_the_user_tally(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_stats, "_MAX_USERS", 3)
-    monkeypatch.setattr(_stats, "_KEEP_USERS", 2)
-    stats = _stats.Stats()
-    stats.add(info(created_ms=None, ttl_ms=-1), now_ms=10_000)
+def test_stats_count_unknowns_and_prune_the_user_tally() -> None:
+    stats = SessionStats(now_ms=10_000, user_capacity=3)
+    stats.add(info(created_ms=None, ttl_ms=-1))
     for name in ("a", "a", "a", "b", "b", "c", "d"):
-        stats.add(info(user=name, idle_s=5, size=10), now_ms=10_000)
+        stats.add(info(user=name, idle_s=5, size=10))
     assert stats.count == 8 and stats.memory == 70 and stats.with_user == 7
-    assert dict(stats.series("ttl"))["no expiry"] == 1
-    assert dict(stats.series("age"))["unknown"] == 1
-    assert dict(stats.series("idle"))["unknown"] == 1
-    assert stats.users_approximate and stats.users.most_common(1) == [("a", 3)]
+    assert dict(stats.ttl.buckets())["no expiry"] == 1
+    assert dict(stats.age.buckets())["unknown"] == 1
+    assert dict(stats.idle.buckets())["unknown"] == 1
+    # Past its capacity the tally is Misra-Gries: the counts are lower bounds.
+    assert not stats.users.exact and stats.users.top(1) == [("a", 2)]
     page = _render.stats_body(root="", stats=stats, top=5, refresh=0, paused=False)
     assert "approximate" in page and "Refreshes every" not in page
-
-
-def test_bucket_edges() -> None:
-    assert _stats.bucket(0, _stats.TTL_BUCKETS) == "< 1 min"
-    assert _stats.bucket(60, _stats.TTL_BUCKETS) == "< 10 min"
-    assert _stats.bucket(float("inf"), _stats.TTL_BUCKETS) == "≥ 7 days"
+    assert '<div class="v">3+</div>' in page  # more distinct users than the tally holds

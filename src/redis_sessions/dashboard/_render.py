@@ -10,10 +10,18 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from .._report import (
+    UNKNOWN,
+    SessionStats,
+    human_age,
+    human_bytes,
+    human_duration,
+    human_ttl,
+    iso_time,
+)
 from ..store._layouts import SessionInfo
 
 __all__ = [
@@ -24,8 +32,6 @@ __all__ = [
     "bar_chart",
     "detail_body",
     "esc",
-    "fmt_bytes",
-    "fmt_duration",
     "link",
     "list_body",
     "message_page",
@@ -143,43 +149,6 @@ def session_path(handle: str) -> str:
     return "/s/" + quote(handle, safe="")
 
 
-def fmt_duration(seconds: float) -> str:
-    """A short human duration: 42s, 5m 3s, 2h 10m, 3d 4h."""
-    total = int(max(0, seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
-    return f"{secs}s"
-
-
-def fmt_bytes(size: int | None) -> str:
-    """Bytes in binary units (B, KiB, MiB, GiB); "—" when unknown."""
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def fmt_ttl(ttl_ms: int) -> str:
-    """A TTL for display ("no expiry" for -1)."""
-    return "no expiry" if ttl_ms < 0 else fmt_duration(ttl_ms / 1000)
-
-
-def fmt_age(created_ms: int | None, now_ms: int) -> str:
-    """Time since creation, or "—" when the creation time is unknown."""
-    return "—" if created_ms is None else fmt_duration((now_ms - created_ms) / 1000)
-
-
 def fmt_count(n: int) -> str:
     """An integer with thousands separators."""
     return f"{n:,}"
@@ -262,26 +231,24 @@ def bar_chart(title: str, rows: Sequence[tuple[str, int]], color: int = 0) -> st
     return "".join(parts)
 
 
-def stats_cards(stats: Any, root: str) -> str:
+def stats_cards(stats: SessionStats, root: str) -> str:
     """The stats panel: count, memory, users, anonymous sessions."""
     partial = "" if stats.complete else " (partial)"
     plus = "" if stats.complete else "+"
-    average = fmt_bytes(stats.memory // stats.count) if stats.count else "—"
-    soon = sum(stats.ttl[label] for label in ("< 1 min", "< 10 min", "< 1 h"))
+    average = stats.average_size
+    per_session = UNKNOWN if average is None else human_bytes(round(average))
+    distinct = stats.users.distinct
+    users = f"{fmt_count(stats.users.capacity)}+" if distinct is None else fmt_count(distinct)
     cards = (
         (
             "Sessions",
             f"{fmt_count(stats.count)}{plus}",
             f"scanned in {stats.elapsed_s * 1000:.0f} ms{partial}",
         ),
-        ("Memory", fmt_bytes(stats.memory), f"{average} per session"),
-        (
-            "Signed-in users",
-            fmt_count(len(stats.users)) + ("~" if stats.users_approximate else ""),
-            f"{fmt_count(stats.with_user)} sessions",
-        ),
+        ("Memory", human_bytes(stats.memory), f"{per_session} per session"),
+        ("Signed-in users", users, f"{fmt_count(stats.with_user)} sessions"),
         ("Anonymous", fmt_count(stats.count - stats.with_user), "sessions without a user"),
-        ("Expiring soon", fmt_count(soon), "within the hour"),
+        ("Expiring soon", fmt_count(stats.ttl.below(3600)), "within the hour"),
     )
     return (
         '<div class="cards">'
@@ -318,14 +285,14 @@ def _sessions_table(rows: Iterable[SessionInfo], root: str, now_ms: int) -> str:
     body = []
     for info in rows:
         short = info.handle[:12] + ("…" if len(info.handle) > 12 else "")
-        idle = "—" if info.idle_s is None else fmt_duration(info.idle_s)
         body.append(
             f'<tr><td class="mono"><a href="{link(root, session_path(info.handle))}" '
             f'title="{esc(info.key)}">{esc(short)}</a></td>'
             f"<td>{_user_cell(info.user)}</td>"
-            f"<td class=num>{fmt_age(info.created_ms, now_ms)}</td>"
-            f"<td class=num>{idle}</td><td class=num>{fmt_ttl(info.ttl_ms)}</td>"
-            f"<td class=num>{fmt_bytes(info.size)}</td><td class=num>{info.fields}</td></tr>"
+            f"<td class=num>{human_age(info, now_ms)}</td>"
+            f"<td class=num>{human_duration(info.idle_s)}</td>"
+            f"<td class=num>{human_ttl(info.ttl_ms)}</td>"
+            f"<td class=num>{human_bytes(info.size)}</td><td class=num>{info.fields}</td></tr>"
         )
     return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
 
@@ -335,7 +302,7 @@ def list_body(
     root: str,
     rows: list[SessionInfo],
     now_ms: int,
-    stats: Any,
+    stats: SessionStats,
     match: str,
     user: str,
     exact: bool,
@@ -407,23 +374,21 @@ def detail_body(
     csrf_field: str,
 ) -> str:
     """A session's metadata, its data as pretty JSON, and the delete form."""
-    created = "—"
+    created = UNKNOWN
     if info.created_ms is not None:
-        when = datetime.fromtimestamp(info.created_ms / 1000, tz=timezone.utc)
-        created = f"{when:%Y-%m-%d %H:%M:%S} UTC ({fmt_age(info.created_ms, now_ms)} ago)"
+        created = f"{iso_time(info.created_ms)} ({human_age(info, now_ms)} ago)"
     user = _user_cell(info.user)
     if info.user is not None:
         others = link(root, "/", {"user": info.user, "exact": "1"})
         user += f' · <a href="{others}">all sessions of this user</a>'
-    idle = "—" if info.idle_s is None else fmt_duration(info.idle_s)
     rows = (
         ("Key", f'<span class="mono">{esc(info.key)}</span>'),
         ("Handle", f'<span class="mono">{esc(info.handle)}</span>'),
         ("User", user),
         ("Created", esc(created)),
-        ("Idle", idle),
-        ("Expires in", fmt_ttl(info.ttl_ms)),
-        ("Memory", fmt_bytes(info.size)),
+        ("Idle", human_duration(info.idle_s)),
+        ("Expires in", human_ttl(info.ttl_ms)),
+        ("Memory", human_bytes(info.size)),
         ("Fields", str(info.fields)),
     )
     meta = "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
@@ -447,20 +412,20 @@ def detail_body(
     )
 
 
-def stats_body(*, root: str, stats: Any, top: int, refresh: int, paused: bool) -> str:
+def stats_body(*, root: str, stats: SessionStats, top: int, refresh: int, paused: bool) -> str:
     """The stats page: cards, TTL / age / idle histograms, top users."""
     charts = "".join(
         f'<div class="panel"><h2>{esc(title)}</h2>'
-        f"{bar_chart(title, stats.series(name), color=index)}</div>"
-        for index, (name, title) in enumerate(
+        f"{bar_chart(title, histogram.buckets(), color=index)}</div>"
+        for index, (histogram, title) in enumerate(
             (
-                ("ttl", "Time to live"),
-                ("age", "Age (since creation)"),
-                ("idle", "Idle (since last access)"),
+                (stats.ttl, "Time to live"),
+                (stats.age, "Age (since creation)"),
+                (stats.idle, "Idle (since last access)"),
             )
         )
     )
-    users = stats.users.most_common(top)
+    users = stats.users.top(top)
     if users:
         table_rows = "".join(
             f'<tr><td><a href="{link(root, "/", {"user": name, "exact": "1"})}">'
@@ -479,7 +444,7 @@ def stats_body(*, root: str, stats: Any, top: int, refresh: int, paused: bool) -
             f"The scan stopped after {fmt_count(stats.count)} sessions (time budget): "
             "figures cover those sessions only."
         )
-    if stats.users_approximate:
+    if not stats.users.exact:
         notes.append("Many distinct users: the user counts are approximate.")
     if refresh > 0 and not paused:
         notes.append(

@@ -7,16 +7,16 @@ Their modules (uvicorn, starlette, the dashboard) are imported inside the comman
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
-from ._cli_common import DEFAULT_DATA_DIR, CliError, current_settings, safe_url
+from ._common import DEFAULT_DATA_DIR, CliError, current_settings, safe_url
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from .store._async import AsyncRedisStore
+    from ..store._async import AsyncRedisStore
 
 __all__ = ["dashboard_command", "demo_command", "server_command"]
 
@@ -57,16 +57,20 @@ def demo_command(ctx: click.Context, port: int, workers: int, data_dir: str) -> 
     Example:
       redis-sessions demo --workers 4
     """
-    from . import demo
+    from .. import demo
 
     url = current_settings().url_option
     click.echo(f"data directory: {Path(data_dir).resolve()}")
     ctx.exit(demo.run(url=url, data_dir=data_dir, port=port, workers=workers))
 
 
-@click.command("server")
+@click.command("server", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--port", default=None, type=click.IntRange(1, 65535), help="TCP port [default: a free one]."
+    "--port",
+    default=None,
+    type=int,
+    metavar="PORT",
+    help="TCP port, 1-65535 [default: a free one].",
 )
 @click.option(
     "--dir",
@@ -83,20 +87,32 @@ def demo_command(ctx: click.Context, port: int, workers: int, data_dir: str) -> 
     type=click.Choice(["always", "everysec", "no"]),
     help="AOF fsync policy.",
 )
+@click.option(
+    "--unix-socket", is_flag=True, help="Also listen on a unix socket in the data directory."
+)
 @click.pass_context
-def server_command(ctx: click.Context, port: int | None, data_dir: str, appendfsync: str) -> None:
+def server_command(
+    ctx: click.Context,
+    port: int | None,
+    data_dir: str,
+    appendfsync: Literal["always", "everysec", "no"],
+    unix_socket: bool,
+) -> None:
     """Run a local Redis/Valkey server in the foreground (prints its URL; Ctrl-C stops it).
+
+    Also runs as python -m redis_sessions.server, with the same options.
 
     \b
     Example:
       redis-sessions server --port 6390
     """
-    from . import server
+    from .. import _devserver
 
-    argv = ["--dir", data_dir, "--appendfsync", appendfsync]
-    if port is not None:
-        argv += ["--port", str(port)]
-    ctx.exit(server.main(argv))
+    try:
+        code = _devserver.run(data_dir, port=port, appendfsync=appendfsync, unix_socket=unix_socket)
+    except ValueError as exc:  # LocalServer's own checks (the port range)
+        raise click.UsageError(str(exc)) from None
+    ctx.exit(code)
 
 
 @click.command("dashboard")
@@ -150,8 +166,8 @@ def dashboard_command(
 
     from click.core import ParameterSource
 
-    from . import dashboard
-    from .store._async import AsyncRedisStore
+    from .. import dashboard
+    from ..store._async import AsyncRedisStore
 
     from_command_line = ctx.get_parameter_source("token") is ParameterSource.COMMANDLINE
     if sum((from_command_line, token_file is not None, no_token)) > 1:

@@ -2,7 +2,7 @@
 
 ``ls``, ``show``, ``rm``, ``stats`` and ``purge`` go through `RedisStore` only (SCAN pages,
 never KEYS or FLUSHALL), so they work on millions of sessions with flat memory. ``demo``,
-``server`` and ``dashboard`` (in `_cli_serve`) start the demo app, a local server and the
+``server`` and ``dashboard`` (in `_serve`) start the demo app, a local server and the
 sessions dashboard. Run ``redis-sessions --help`` or see ``docs/cli.md``. Also runnable as
 ``python -m redis_sessions.cli``.
 """
@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 import click
 from redis.exceptions import RedisError
 
-from ._cli_common import (
+from .._errors import StoreUnavailableError
+from ..store._layouts import SessionInfo
+from ._common import (
     DEFAULT_DATA_DIR,
     NO_URL,
     CliError,
@@ -28,10 +30,8 @@ from ._cli_common import (
     resolve_url,
     safe_url,
 )
-from ._cli_format import json_text, printable
-from ._cli_serve import dashboard_command, demo_command, server_command
-from ._errors import StoreUnavailableError
-from .store._layouts import SessionInfo
+from ._format import json_text, printable
+from ._serve import dashboard_command, demo_command, server_command
 
 __all__ = ["DEFAULT_DATA_DIR", "NO_URL", "CliError", "cli", "main", "resolve_url"]
 
@@ -143,7 +143,7 @@ def ls_command(limit: int, match: str, user: str | None, as_json: bool) -> None:
     Example:
       redis-sessions ls --user alice --limit 0
     """
-    from ._cli_output import print_table, write_json_array
+    from ._output import print_table, write_json_array
 
     settings = current_settings()
     infos = _matching(settings, match, user)
@@ -182,7 +182,7 @@ def show_command(key: str, as_json: bool) -> None:
     Example:
       redis-sessions show 'sess:{3q2R...}'
     """
-    from ._cli_output import print_session
+    from ._output import print_session
 
     settings = current_settings()
     handle = _handle_from(settings, key)
@@ -192,7 +192,7 @@ def show_command(key: str, as_json: bool) -> None:
         raise CliError(f"no session {store.layout.key(handle)} (wrong key, expired or deleted)")
     data = store.get(handle)
     if as_json:
-        from ._cli_format import json_row
+        from ._format import json_row
 
         document = {"session": json_row(info, _now_ms()), "data": data}
         click.echo(json_text(document, indent=2, default=repr))
@@ -239,11 +239,11 @@ def stats_command(top: int, as_json: bool) -> None:
     Example:
       redis-sessions stats --top 5
     """
-    from ._cli_format import Stats
-    from ._cli_output import print_stats
+    from .._report import SessionStats
+    from ._output import print_stats
 
     settings = current_settings()
-    stats = Stats(_now_ms(), top=top)
+    stats = SessionStats(_now_ms(), top=top)
     for info in settings.store().sessions(user_field=settings.user_field):
         stats.add(info)
     if as_json:
@@ -271,7 +271,7 @@ def purge_command(yes: bool) -> None:
     Example:
       redis-sessions --url redis://localhost:6379/0 purge --yes
     """
-    from ._cli_output import purge_with_progress
+    from ._output import purge_with_progress
 
     settings = current_settings()
     target = f"every session under {settings.prefix!r} at {safe_url(settings.url)}"
@@ -295,7 +295,3 @@ for _command in (demo_command, server_command, dashboard_command):
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``redis-sessions`` console script."""
     cli.main(args=argv, prog_name="redis-sessions")
-
-
-if __name__ == "__main__":  # pragma: no cover - exercised as a subprocess
-    main()

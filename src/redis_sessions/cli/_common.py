@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._private_files import UnsafePathError, read_private
-from ._redact import redact_url
-from .server import URL_FILE
-from .store._sync import RedisStore
+from .._private_files import UnsafePathError, read_private
+from .._redact import redact_url
+from ..server import URL_FILE
+from ..store._sync import RedisStore
 
 if TYPE_CHECKING:
     from rich.console import Console

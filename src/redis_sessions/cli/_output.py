@@ -15,20 +15,18 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_format import (
+from .._report import (
     Histogram,
-    Stats,
-    age_s,
+    SessionStats,
+    human_age,
     human_bytes,
     human_duration,
     human_ttl,
     iso_time,
-    json_row,
-    json_text,
-    printable,
 )
-from .store._layouts import SessionInfo
-from .store._sync import RedisStore
+from ..store._layouts import SessionInfo
+from ..store._sync import RedisStore
+from ._format import json_row, json_text, printable
 
 __all__ = ["print_session", "print_stats", "print_table", "purge_with_progress", "write_json_array"]
 
@@ -81,7 +79,7 @@ def print_table(console: Console, infos: Iterator[SessionInfo], limit: int, now_
             _line(
                 printable(info.key),
                 key_width,
-                human_duration(age_s(info, now_ms)),
+                human_age(info, now_ms),
                 human_duration(info.idle_s),
                 human_ttl(info.ttl_ms),
                 human_bytes(info.size),
@@ -107,7 +105,7 @@ def print_session(
     if info.created_ms is None:
         created = "unknown"
     else:
-        created = f"{iso_time(info.created_ms)} ({human_duration(age_s(info, now_ms))} ago)"
+        created = f"{iso_time(info.created_ms)} ({human_age(info, now_ms)} ago)"
     exact_size = info.size is not None and info.size >= 1024
     rows = [
         ("key", info.key),
@@ -148,7 +146,7 @@ def _histogram_table(title: str, histogram: Histogram, total: int) -> Table:
     return table
 
 
-def print_stats(console: Console, stats: Stats, where: str) -> None:
+def print_stats(console: Console, stats: SessionStats, where: str) -> None:
     """Print the stats report: summary, TTL and age histograms, top users."""
     console.print(Text(f"Sessions under {printable(where)}", style="bold"))
     summary = Table.grid(padding=(0, 2))

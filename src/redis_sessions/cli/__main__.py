@@ -1,0 +1,5 @@
+"""``python -m redis_sessions.cli``: the ``redis-sessions`` command line."""
+
+from . import main
+
+main()
