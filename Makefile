@@ -68,7 +68,7 @@ types: $(BIN)/.installed
 # The docs site with the API reference from the docstrings, into site/ (mkdocs.yml: strict, so
 # a broken link or a docstring it cannot parse fails the build; no network needed).
 docs: $(BIN)/.installed
-	$(BIN)/mkdocs build --quiet
+	$(BIN)/mkdocs build
 
 test: lint types docs browser nginx redis70 redis62
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
