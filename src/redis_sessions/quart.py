@@ -1,7 +1,5 @@
 """Quart: ``quart.session`` backed by Redis, in one line.
 
-::
-
     from quart import Quart, session
     from redis_sessions import AsyncRedisStore
     from redis_sessions.quart import RedisSessions

@@ -1,6 +1,6 @@
 """A web dashboard of the stored sessions: list and search, detail, delete, statistics.
 
-An ASGI app (Starlette) to mount in any ASGI app, or to serve alone with `standalone`::
+An ASGI app (Starlette) to mount in any ASGI app, or to serve alone with `standalone`:
 
     from starlette.routing import Mount
     from redis_sessions.dashboard import create_dashboard
