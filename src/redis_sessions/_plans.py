@@ -169,6 +169,7 @@ class Release:
 
 
 Plan = Write | Touch | Destroy | Release | None
+"""What the engine asks a store to run at the end of (or during) a request; None: nothing."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,15 @@ __all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware"
 
 # The ASGI callables, typed as Starlette types them (starlette/types.py).
 Scope = MutableMapping[str, Any]
+"""An ASGI connection scope."""
 Message = MutableMapping[str, Any]
+"""An ASGI event (received or sent)."""
 Receive = Callable[[], Awaitable[Message]]
+"""The ASGI ``receive`` callable."""
 Send = Callable[[Message], Awaitable[None]]
+"""The ASGI ``send`` callable."""
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+"""An ASGI application."""
 
 
 def get_session(conn: Any) -> Session:
