@@ -5,11 +5,11 @@ builds (``reinitialize_steps=0``: a MOVED patches that slot) against redis-py's 
 
 Usage: ``.venv/bin/python bench/cluster_moved.py [--slots N] [--tasks N] [--rounds N]``
 
-Each round starts a fresh Cluster (3 primaries, 3 replicas: tests/clusterkit.py), writes 2,000
-sessions, then keeps `--tasks` tasks saving sessions through one store while `--slots` slots
-move from one primary to another, and counts the saves served and the ones that failed. All
-rounds of one setting run, then those of the other. Prints a markdown table (the figure quoted
-in `_connect.connect_async`).
+Each round starts a fresh Cluster (3 primaries, 3 replicas: tests/support/clusterkit.py),
+writes 2,000 sessions, then keeps `--tasks` tasks saving sessions through one store while
+`--slots` slots move from one primary to another, and counts the saves served and the ones
+that failed. All rounds of one setting run, then those of the other. Prints a markdown table
+(the figure quoted in `_connect.connect_async`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the tests package: its topology kits
 
-from clusterkit import HOST, LocalCluster, cli_binary  # noqa: E402 - the tests' topology kit
 from redis_sessions import AsyncRedisStore, StoreUnavailableError, connect_async  # noqa: E402
 from redis_sessions._ids import handle_for, new_id  # noqa: E402
+from tests.support.clusterkit import HOST, LocalCluster, cli_binary  # noqa: E402 - the tests' topology kit
 
 SESSIONS = 2000
 

@@ -3,7 +3,7 @@
 
 Usage: ``.venv/bin/python bench/wait_overhead.py [--saves N]``
 
-Starts a Sentinel group (1 master, 2 replicas, 3 Sentinels: tests/sentinelkit.py, AOF
+Starts a Sentinel group (1 master, 2 replicas, 3 Sentinels: tests/support/sentinelkit.py, AOF
 ``everysec``) and a standalone server with AOF ``always``, then times N sequential saves
 (``RedisStore.set`` of a small session, one round trip each) through a sync store:
 
@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the tests package: its topology kits
 
 from redis_sessions import RedisStore, connect  # noqa: E402
 from redis_sessions.server import LocalServer  # noqa: E402
-from sentinelkit import SentinelGroup  # noqa: E402 - the tests' topology kit
+from tests.support.sentinelkit import SentinelGroup  # noqa: E402 - the tests' topology kit
 
 
 def timed_saves(url: str, saves: int, **options: Any) -> tuple[float, float]:

@@ -13,13 +13,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from servers import wait_until
+from tests.support.servers import wait_until
 
 INNER = textwrap.dedent("""
     import threading, time
     from pathlib import Path
     from redis_sessions.server import LocalServer
-    from sentinelkit import SentinelProcess
+    from tests.support.sentinelkit import SentinelProcess
 
     def test_start_and_wait(tmp_path):
         main = LocalServer(appendonly=False).start()
@@ -47,11 +47,11 @@ def _alive(pid: int) -> bool:
 
 def test_a_killed_runner_leaves_no_server(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(INNER)
-    tests = Path(__file__).parent
+    root = Path(__file__).parents[1]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
-            [str(tests), str(tests.parent / "src"), os.environ.get("PYTHONPATH", "")]
+            [str(root), str(root / "src"), os.environ.get("PYTHONPATH", "")]
         ),
     }
     runner = subprocess.Popen(

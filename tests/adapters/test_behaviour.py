@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 import redis
-from adapterkit import RoundTrips, make_client
-from apps import SECRET
 
 from redis_sessions import RedisStore, SessionTooLargeError
 from redis_sessions.engine import Signer, handle_for, new_id
+from tests.adapters.adapterkit import RoundTrips, make_client
+from tests.adapters.apps import SECRET
 
 
 def session_keys(r: redis.Redis) -> list[bytes]:

@@ -1,5 +1,5 @@
 """A Cluster over TLS, for real: three primaries, each behind a TLS-terminating proxy
-(tests/tlsproxy.py, throwaway CA from `trustme`) that it announces as its client port, so
+(tests/support/tlsproxy.py, throwaway CA from `trustme`) that it announces as its client port, so
 CLUSTER SLOTS and MOVED name the TLS endpoints and every command goes through TLS, as on a
 managed Cluster (ElastiCache, Memorystore, Azure) with in-transit encryption.
 
@@ -18,10 +18,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from clusterkit import HOST, LocalCluster
 from redis_sessions import AsyncRedisStore, RedisStore
-from servers import wait_until
-from tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
+from tests.support.clusterkit import HOST, LocalCluster
+from tests.support.servers import wait_until
+from tests.support.tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
 
 pytestmark = [pytest.mark.cluster]
 

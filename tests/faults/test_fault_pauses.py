@@ -15,7 +15,8 @@ import time
 
 import pytest
 import redis
-from faultkit import (
+
+from tests.faults.faultkit import (
     BUDGET,
     Exchange,
     FaultApp,
@@ -24,8 +25,7 @@ from faultkit import (
     figure,
     raw_send,
 )
-
-from servers import MakeServer
+from tests.support.servers import MakeServer
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

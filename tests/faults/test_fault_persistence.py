@@ -15,9 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
-from faultkit import BUDGET, Exchange, FaultApp, capture_store_log, check_invariants, figure
 
-from servers import MakeServer, wait_until
+from tests.faults.faultkit import (
+    BUDGET,
+    Exchange,
+    FaultApp,
+    capture_store_log,
+    check_invariants,
+    figure,
+)
+from tests.support.servers import MakeServer, wait_until
 
 pytestmark = pytest.mark.faults
 

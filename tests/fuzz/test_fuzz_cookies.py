@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any, SupportsIndex
 
-from fuzzkit import (
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from redis_sessions._cookies import cookie_values
+from redis_sessions.engine import Incoming, Signer, handle_for, new_id
+from tests.fuzz.fuzzkit import (
     COOKIE,
     MAX_CANDIDATES,
     OLD_SECRET,
@@ -22,11 +27,6 @@ from fuzzkit import (
     separators,
     values,
 )
-from hypothesis import example, given
-from hypothesis import strategies as st
-
-from redis_sessions._cookies import cookie_values
-from redis_sessions.engine import Incoming, Signer, handle_for, new_id
 
 ENGINE = make_engine()
 MIB = 1 << 20

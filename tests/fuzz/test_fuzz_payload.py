@@ -18,13 +18,13 @@ import msgpack
 import orjson
 import pytest
 import redis
-from fuzzkit import fuzz, make_asgi, make_engine
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from redis_sessions import JSONSerializer, MsgpackSerializer
 from redis_sessions.engine import Incoming, Loaded, handle_for, new_id
+from tests.fuzz.fuzzkit import fuzz, make_asgi, make_engine
 
 DAY_MS = 86_400_000
 LIFETIME_MS = 30 * DAY_MS  # the default SessionConfig.lifetime

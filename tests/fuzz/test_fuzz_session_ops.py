@@ -9,12 +9,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from fuzzkit import SECRET, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from redis_sessions import JSONSerializer, MemoryStore, MsgpackSerializer, SessionConfig
 from redis_sessions.engine import Destroy, Incoming, SessionEngine, handle_for
+from tests.fuzz.fuzzkit import SECRET, fuzz
 
 NOW = 1_800_000_000_000
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 from types import ModuleType
 
-from asgikit import example
-
 from redis_sessions import AsyncRedisStore, connect_async
+from tests.integrations.asgikit import example
 
 
 def _example() -> ModuleType:

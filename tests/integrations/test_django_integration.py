@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import djangokit
 import pytest
 import redis
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, RequestFactory, override_settings
-from djangokit import FAST_FAIL, RoundTrips
 
 from redis_sessions import JSONSerializer, SessionTooLargeError, StoreUnavailableError
 from redis_sessions._adapter import UNAVAILABLE_BODY
 from redis_sessions.engine import handle_for, is_well_formed, new_id
-from servers import command_counts, command_delta
+from tests.integrations import djangokit
+from tests.integrations.djangokit import FAST_FAIL, RoundTrips
+from tests.support.servers import command_counts, command_delta
 
 djangokit.configure()
 

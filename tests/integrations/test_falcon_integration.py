@@ -10,11 +10,11 @@ import falcon.asgi
 import pytest
 import redis
 from falcon import testing
-from flaskkit import SECRET, RoundTrips, async_store, example, sync_store
 
 from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async
 from redis_sessions.asgi import get_session as asgi_session
 from redis_sessions.engine import handle_for
+from tests.integrations.flaskkit import SECRET, RoundTrips, async_store, example, sync_store
 
 wsgi_example = example("falcon_app.wsgi_app")
 asgi_example = example("falcon_app.asgi_app")

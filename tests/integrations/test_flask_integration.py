@@ -20,12 +20,19 @@ from flask import (
     session,
     stream_with_context,
 )
-from flaskkit import SECRET, RoundTrips, cookie_attrs, cookie_value, example, sync_store
 
 from redis_sessions import ConfigError, CookieConfig, RedisStore, SessionConfig, connect
 from redis_sessions.engine import Signer, handle_for
 from redis_sessions.flask import FlaskSession, RedisSessionInterface, RedisSessions, get_session
-from servers import wait_until
+from tests.integrations.flaskkit import (
+    SECRET,
+    RoundTrips,
+    cookie_attrs,
+    cookie_value,
+    example,
+    sync_store,
+)
+from tests.support.servers import wait_until
 
 create_app = example("flask_app.app").create_app
 

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import redis
 
-from faults.faultkit import (
+from redis_sessions.server import LocalServer
+from tests.faults.faultkit import (
     BUDGET,
     FAULT_OPTIONS,
     Exchange,
@@ -32,9 +33,8 @@ from faults.faultkit import (
     sessions_without_ttl,
     store_log,
 )
-from redis_sessions.server import LocalServer
-from sentinelkit import SentinelGroup
-from servers import wait_until
+from tests.support.sentinelkit import SentinelGroup
+from tests.support.servers import wait_until
 
 pytestmark = [pytest.mark.sentinel, pytest.mark.faults]
 

@@ -1,7 +1,7 @@
 """Sentinel over TLS, for real: ``rediss+sentinel://`` asks a Sentinel through TLS and reaches
 the master it names through TLS too, as on a managed service with in-transit encryption.
 
-The bundled server speaks no TLS, so each process is behind a TLS proxy (tests/tlsproxy.py,
+The bundled server speaks no TLS, so each process is behind a TLS proxy (tests/support/tlsproxy.py,
 throwaway CA from `trustme`). The Sentinel watches the master at its proxy's address, so that
 is the address it gives clients; that proxy also forwards the Sentinel's own plain connection
 (``plain_too``), as a TLS-enabled server would accept it on a separate plain port.
@@ -19,8 +19,8 @@ import pytest
 
 from redis_sessions import AsyncRedisStore, RedisStore
 from redis_sessions.server import LocalServer
-from sentinelkit import HOST, SentinelProcess
-from tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
+from tests.support.sentinelkit import HOST, SentinelProcess
+from tests.support.tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
 
 pytestmark = [pytest.mark.sentinel]
 

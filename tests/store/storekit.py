@@ -35,7 +35,7 @@ from redis_sessions.engine import (
     handle_for,
 )
 from redis_sessions.server import LocalServer
-from servers import server_version
+from tests.support.servers import server_version
 
 
 class StoreProxy:

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 from redis import exceptions as rx
-from storekit import (
+
+from redis_sessions import ConnectOptions, Session
+from redis_sessions.acl import SESSION_USER_ACL, acl_rules
+from redis_sessions.engine import SessionEngine, handle_for
+from tests.store.storekit import (
     ACL_PASSWORD,
     AclServer,
     StoreFactory,
@@ -28,11 +32,7 @@ from storekit import (
     serve_read,
     session_rules,
 )
-
-from redis_sessions import ConnectOptions, Session
-from redis_sessions.acl import SESSION_USER_ACL, acl_rules
-from redis_sessions.engine import SessionEngine, handle_for
-from servers import MakeServer, command_counts, command_delta, wait_until
+from tests.support.servers import MakeServer, command_counts, command_delta, wait_until
 
 # What a session store must never need.
 ADMIN_ONLY = {

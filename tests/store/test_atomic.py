@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from storekit import MakeStore, StoreProxy, begin, create_session, cycle_of, end, now_ms
 
 from redis_sessions import MsgpackSerializer, Session, SessionLockError, SessionStateError
 from redis_sessions.engine import Destroy, Release, SessionEngine, Write, handle_for
+from tests.store.storekit import MakeStore, StoreProxy, begin, create_session, cycle_of, end, now_ms
 
 
 def request(

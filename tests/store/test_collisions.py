@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from storekit import StoreProxy, now_ms, open_session
 
 from redis_sessions import ConfigError, MemoryStore, SessionConfig, SessionStateError
 from redis_sessions.engine import SessionEngine, Write, handle_for, new_id
+from tests.store.storekit import StoreProxy, now_ms, open_session
 
 FIXED = "f" * 43
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from storekit import (
+
+from redis_sessions import MsgpackSerializer, RedisStore, SessionTooLargeError
+from redis_sessions.engine import Destroy, Touch, Write, handle_for, new_id
+from tests.store.storekit import (
     MakeStore,
     StoreProxy,
     create_session,
@@ -15,10 +18,7 @@ from storekit import (
     now_ms,
     open_session,
 )
-
-from redis_sessions import MsgpackSerializer, RedisStore, SessionTooLargeError
-from redis_sessions.engine import Destroy, Touch, Write, handle_for, new_id
-from servers import command_counts, command_delta
+from tests.support.servers import command_counts, command_delta
 
 NESTED: dict[str, Any] = {
     "user": {"id": 42, "roles": ["admin", "ops"], "prefs": {"theme": "dark", "tz": None}},

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-from storekit import incoming_for, now_ms
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -19,7 +18,8 @@ from redis_sessions import (
     connect_async,
 )
 from redis_sessions.engine import SessionEngine
-from servers import command_counts, command_delta, wait_until
+from tests.store.storekit import incoming_for, now_ms
+from tests.support.servers import command_counts, command_delta, wait_until
 
 SID = "w" * 43
 BOUND = 3

@@ -15,15 +15,6 @@ import pytest
 import redis
 from redis import exceptions as rx
 from redis._parsers.base import BaseParser
-from storekit import (
-    MakeStore,
-    StoreProxy,
-    create_session,
-    incoming_for,
-    now_ms,
-    open_session,
-    serve_read,
-)
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -36,7 +27,16 @@ from redis_sessions import (
 from redis_sessions.engine import Loaded, Touch, Write, handle_for, new_id
 from redis_sessions.server import free_port
 from redis_sessions.store._faults import Health, classify
-from servers import command_counts, command_delta
+from tests.store.storekit import (
+    MakeStore,
+    StoreProxy,
+    create_session,
+    incoming_for,
+    now_ms,
+    open_session,
+    serve_read,
+)
+from tests.support.servers import command_counts, command_delta
 
 IDLE_S = 100
 IDLE_MS = IDLE_S * 1000

@@ -1,5 +1,6 @@
-"""TLS for real: ``rediss://`` clients through a TLS-terminating proxy (tests/tlsproxy.py) in
-front of the plain test server, with throwaway CAs made by `trustme` for this test session.
+"""TLS for real: ``rediss://`` clients through a TLS-terminating proxy
+(tests/support/tlsproxy.py) in front of the plain test server, with throwaway CAs made by
+`trustme` for this test session.
 
 Every store test runs for the sync and the asyncio store. The bundled valkey-server is built
 without TLS, hence the proxy; it speaks TLS with Python's `ssl` (OpenSSL), like a server would.
@@ -27,7 +28,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from storekit import StoreProxy, create_session, key_exists, serve_read
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -41,8 +41,9 @@ from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.engine import handle_for
 from redis_sessions.server import LocalServer
 from redis_sessions.store._faults import classify
-from servers import wait_until
-from tlsproxy import TLSProxy
+from tests.store.storekit import StoreProxy, create_session, key_exists, serve_read
+from tests.support.servers import wait_until
+from tests.support.tlsproxy import TLSProxy
 
 CLIENT_NAME = "sessions-client.test"
 # What OpenSSL says of a server certificate from a CA the client does not trust: a server
