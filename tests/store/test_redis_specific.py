@@ -39,7 +39,7 @@ from redis_sessions import (
     new_id,
 )
 from redis_sessions.server import free_port
-from redis_sessions.store._faults import Health, classify
+from redis_sessions.store._health import Health, classify
 from servers import command_counts, command_delta
 
 IDLE_S = 100
@@ -787,7 +787,7 @@ def test_health_with_settle_keeps_a_partial_outage_as_one(
     INFO once no failure came for `settle` seconds, naming the other reasons seen."""
     now = [100.0]
     monkeypatch.setattr(
-        "redis_sessions.store._faults.time",
+        "redis_sessions.store._health.time",
         type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}),
     )
     caplog.set_level(logging.INFO, logger="redis_sessions")

@@ -16,7 +16,7 @@ import pytest
 from storekit import StoreProxy, create_session, open_session
 
 from redis_sessions import RedisStore, StoreUnavailableError, connect
-from redis_sessions.store._faults import UNSUPPORTED_SERVER, UNSUPPORTED_WAITAOF
+from redis_sessions.store._health import UNSUPPORTED_SERVER, UNSUPPORTED_WAITAOF
 from servers import MakeServer
 
 SERVER_62_ENV = "REDIS_SESSIONS_TEST_SERVER_62"

@@ -40,7 +40,7 @@ from redis_sessions import (
 )
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import LocalServer
-from redis_sessions.store._faults import classify
+from redis_sessions.store._health import classify
 from servers import wait_until
 from tlsproxy import TLSProxy
 

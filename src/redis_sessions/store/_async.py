@@ -23,7 +23,7 @@ from .._connect import AsyncClient, ConnectOptions, connect_async
 from .._errors import StoreUnavailableError
 from .._plans import DONE, Committed, Load, Loaded, Plan, Touch
 from ._base import StoreBase, TaskGate, cluster_ready_async, now_ms
-from ._faults import Health
+from ._health import Health
 from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
 
 __all__ = ["AsyncRedisStore", "AsyncRunner"]

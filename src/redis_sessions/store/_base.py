@@ -15,7 +15,7 @@ from .._config import _positive
 from .._connect import ConnectOptions, Handover, bind_to_loops, cluster_limits
 from .._errors import ConfigError
 from .._serializers import Serializer, default_serializer
-from ._faults import Health
+from ._health import Health
 from ._layouts import HashLayout
 
 __all__ = ["StoreBase", "TaskGate", "ThreadGate", "cluster_ready", "cluster_ready_async", "now_ms"]

@@ -23,7 +23,7 @@ from .._connect import Client, ConnectOptions, connect
 from .._errors import StoreUnavailableError
 from .._plans import DONE, Committed, Load, Loaded, Plan, Touch
 from ._base import StoreBase, ThreadGate, cluster_ready, now_ms
-from ._faults import Health
+from ._health import Health
 from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
 
 __all__ = ["RedisStore", "SyncRunner"]
