@@ -386,9 +386,9 @@ def test_noscript_falls_back_to_eval(redis_store: StoreProxy) -> None:
     engine = store.engine()
     raw.script_flush()
     before = command_counts(raw)
-    session = create_session(store, engine, a=1)  # _WRITE not cached: EVAL
+    session = create_session(store, engine, a=1)  # WRITE not cached: EVAL
     raw.script_flush()
-    loaded = open_session(store, engine, session.id)  # _LOAD not cached: EVAL
+    loaded = open_session(store, engine, session.id)  # READ_ROLLING not cached: EVAL
     assert dict(loaded) == {"a": 1}
     raw.script_flush()
     loaded["b"] = 2

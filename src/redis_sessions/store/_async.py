@@ -22,9 +22,10 @@ from redis.exceptions import (
 from .._connect import AsyncClient, ConnectOptions, connect_async
 from .._errors import StoreUnavailableError
 from .._plans import DONE, Committed, Load, Loaded, Plan, Touch
-from ._base import StoreBase, TaskGate, cluster_ready_async, now_ms
+from ._base import StoreBase, TaskGate, cluster_ready_async, durable_reply, now_ms
+from ._commands import Call, Command, Durable, Flow, Script, Sleep
 from ._health import Health
-from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
+from ._listing import Dedup, SessionInfo
 
 __all__ = ["AsyncRedisStore", "AsyncRunner"]
 
@@ -52,7 +53,7 @@ class AsyncRunner:
         # connections.
         self.gate = TaskGate(pool_limit, pool_wait) if pool_limit else None
 
-    async def run(self, flow: Flow) -> Any:
+    async def run(self, flow: Flow[Any]) -> Any:
         """Drive `flow` to completion, one round trip per yielded command."""
         try:
             command = next(flow)
@@ -149,11 +150,7 @@ class AsyncRunner:
             reply, acks = await pipe.execute(raise_on_error=False)
             if not isinstance(reply, NoScriptError):
                 break
-        for result in (reply, acks):
-            if isinstance(result, Exception):
-                raise result
-        command.check(acks)
-        return reply
+        return durable_reply(command, reply, acks)
 
 
 class AsyncRedisStore(StoreBase):

@@ -10,15 +10,25 @@ from typing import Any
 
 import redis.asyncio
 import redis.asyncio.cluster
+from redis.exceptions import ResponseError
 
 from .._config import _positive
 from .._connect import ConnectOptions, Handover, bind_to_loops, cluster_limits
 from .._errors import ConfigError
 from .._serializers import Serializer, default_serializer
+from ._commands import Durable
 from ._health import Health
 from ._layouts import HashLayout
 
-__all__ = ["StoreBase", "TaskGate", "ThreadGate", "cluster_ready", "cluster_ready_async", "now_ms"]
+__all__ = [
+    "StoreBase",
+    "TaskGate",
+    "ThreadGate",
+    "cluster_ready",
+    "cluster_ready_async",
+    "durable_reply",
+    "now_ms",
+]
 
 TTL = float | Callable[[Mapping[str, Any]], float]
 
@@ -48,6 +58,19 @@ async def cluster_ready_async(client: Any) -> bool:
         await client.initialize()
         return True
     return False
+
+
+def durable_reply(command: Durable, reply: Any, acks: Any) -> Any:
+    """The write's reply of a `Durable` pipeline (the write, then WAIT or WAITAOF): an error
+    reply of either is raised, and so are too few acknowledgements, as the NOREPLICAS error
+    reply Redis gives a write it could not replicate (`_health` classifies both alike)."""
+    for result in (reply, acks):
+        if isinstance(result, Exception):
+            raise result
+    shortfall = command.shortfall(acks)
+    if shortfall is not None:
+        raise ResponseError(shortfall)
+    return reply
 
 
 class ThreadGate:

@@ -22,9 +22,10 @@ from redis.exceptions import (
 from .._connect import Client, ConnectOptions, connect
 from .._errors import StoreUnavailableError
 from .._plans import DONE, Committed, Load, Loaded, Plan, Touch
-from ._base import StoreBase, ThreadGate, cluster_ready, now_ms
+from ._base import StoreBase, ThreadGate, cluster_ready, durable_reply, now_ms
+from ._commands import Call, Command, Durable, Flow, Script, Sleep
 from ._health import Health
-from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
+from ._listing import Dedup, SessionInfo
 
 __all__ = ["RedisStore", "SyncRunner"]
 
@@ -52,7 +53,7 @@ class SyncRunner:
         # connections.
         self.gate = ThreadGate(pool_limit, pool_wait) if pool_limit else None
 
-    def run(self, flow: Flow) -> Any:
+    def run(self, flow: Flow[Any]) -> Any:
         """Drive `flow` to completion, one round trip per yielded command."""
         try:
             command = next(flow)
@@ -149,11 +150,7 @@ class SyncRunner:
             reply, acks = pipe.execute(raise_on_error=False)
             if not isinstance(reply, NoScriptError):
                 break
-        for result in (reply, acks):
-            if isinstance(result, Exception):
-                raise result
-        command.check(acks)
-        return reply
+        return durable_reply(command, reply, acks)
 
 
 class RedisStore(StoreBase):
