@@ -1,6 +1,7 @@
-"""The asyncio Redis store: the shared flows of `_layouts` run on `redis.asyncio.Redis`.
+"""`AsyncRedisStore`: the flows of `_layouts`, run on a `redis.asyncio.Redis` client.
 
-This file and `_sync.py` differ only by ``async``/``await`` and the client type (a test checks).
+The sync store (`_sync.py`) is generated from the asyncio one (`_async.py`) by
+`scripts/unasync.py`: edit `_async.py`, then run the script (``make lint`` checks it was).
 """
 
 from __future__ import annotations

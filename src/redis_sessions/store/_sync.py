@@ -1,6 +1,8 @@
-"""The synchronous Redis store: the shared flows of `_layouts` run on `redis.Redis`.
+# Generated from _async.py by scripts/unasync.py: edit that file, then run the script.
+"""`RedisStore`: the flows of `_layouts`, run on a `redis.Redis` client.
 
-This file and `_async.py` differ only by ``async``/``await`` and the client type (a test checks).
+The sync store (`_sync.py`) is generated from the asyncio one (`_async.py`) by
+`scripts/unasync.py`: edit `_async.py`, then run the script (``make lint`` checks it was).
 """
 
 from __future__ import annotations
