@@ -36,9 +36,15 @@ _T = TypeVar("_T")
 
 
 class AsyncRunner:
-    """Runs flows on a `redis.asyncio.Redis`-compatible client; translates errors once."""
+    """Runs flows on a `redis.asyncio.Redis`-compatible client; translates errors once.
 
-    __slots__ = ("client", "connect_later", "gate", "health", "pool_wait")
+    Attributes:
+        on_execute: called with each command before it is sent, one call per round trip (a
+            command, a script or a pipeline); None (the default) costs nothing. Tests count
+            round trips with it.
+    """
+
+    __slots__ = ("client", "connect_later", "gate", "health", "on_execute", "pool_wait")
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class AsyncRunner:
         # Only with a Cluster client: no more commands in flight than a node pool has
         # connections.
         self.gate = TaskGate(pool_limit, pool_wait) if pool_limit else None
+        self.on_execute: Callable[[Command], None] | None = None
 
     async def run(self, flow: Flow[_T]) -> _T:
         """Drive `flow` to completion, one round trip per yielded command."""
@@ -73,6 +80,8 @@ class AsyncRunner:
 
     async def execute(self, command: Command) -> Any:
         """Run one command; unavailability becomes `StoreUnavailableError`."""
+        if self.on_execute is not None:
+            self.on_execute(command)
         gate = self.gate
         if gate is None:
             return await self._execute(command)
