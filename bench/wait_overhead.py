@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from redis_sessions import RedisStore, connect  # noqa: E402
 from redis_sessions.server import LocalServer  # noqa: E402
-from sentinelkit import SentinelGroup  # noqa: E402 - the tests' topology kit
+from tests.support.sentinelkit import SentinelGroup  # noqa: E402 - the tests' topology kit
 
 
 def timed_saves(url: str, saves: int, **options: Any) -> tuple[float, float]:

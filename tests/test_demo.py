@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from redis_sessions.server import free_port
-from servers import wait_until
+from tests.support.servers import wait_until
 
 
 def start_demo(port: int, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:

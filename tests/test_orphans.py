@@ -13,13 +13,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from servers import wait_until
+from tests.support.servers import wait_until
 
 INNER = textwrap.dedent("""
     import threading, time
     from pathlib import Path
     from redis_sessions.server import LocalServer
-    from sentinelkit import SentinelProcess
+    from tests.support.sentinelkit import SentinelProcess
 
     def test_start_and_wait(tmp_path):
         main = LocalServer(appendonly=False).start()

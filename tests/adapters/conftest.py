@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import redis
-from adapterkit import RoundTrips, make_client
+from tests.adapters.adapterkit import RoundTrips, make_client
 
 
 @pytest.fixture(params=["asgi", "wsgi"])

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 import redis
-from adapterkit import RoundTrips, make_client
-from apps import SECRET
+from tests.adapters.adapterkit import RoundTrips, make_client
+from tests.adapters.apps import SECRET
 
 from redis_sessions import RedisStore, SessionTooLargeError, Signer, handle_for, new_id
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 import redis
-from apps import SECRET, Gate, asgi_app, wsgi_app
+from tests.adapters.apps import SECRET, Gate, asgi_app, wsgi_app
 
-from faults.faultkit import figure
+from tests.faults.faultkit import figure
 from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async, handle_for
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
-from servers import command_counts, command_delta
+from tests.support.servers import command_counts, command_delta
 
 
 def session_keys(r: redis.Redis) -> list[bytes]:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from apps import SECRET, asgi_app, wsgi_app
+from tests.adapters.apps import SECRET, asgi_app, wsgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse

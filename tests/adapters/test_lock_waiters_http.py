@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 import redis
-from apps import SECRET, Gate, asgi_app
+from tests.adapters.apps import SECRET, Gate, asgi_app
 
 from redis_sessions import AsyncRedisStore, connect_async
 from redis_sessions._adapter import LOCKED_BODY

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import redis
-from adapterkit import RoundTrips, make_client
-from apps import SECRET
+from tests.adapters.adapterkit import RoundTrips, make_client
+from tests.adapters.apps import SECRET
 
 from redis_sessions import Signer
-from servers import command_counts, command_delta
+from tests.support.servers import command_counts, command_delta
 
 # (request, expected round trips, expected top-level commands as the server counts them)
 BUDGET = [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import redis
-from clikit import Seeded
+from tests.cli.clikit import Seeded
 
 from redis_sessions import RedisStore
 

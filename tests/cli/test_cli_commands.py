@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clikit import Seeded, invoke, seed_many
+from tests.cli.clikit import Seeded, invoke, seed_many
 
 from redis_sessions import RedisStore
 from redis_sessions.cli import NO_URL, main
 from redis_sessions.server import free_port
-from servers import MakeServer
+from tests.support.servers import MakeServer
 
 # -- ls ---------------------------------------------------------------------------------------
 

@@ -11,11 +11,11 @@ import subprocess
 from pathlib import Path
 
 import httpx
-from clikit import console_script, run_script
+from tests.cli.clikit import console_script, run_script
 
 from redis_sessions import RedisStore
 from redis_sessions.server import free_port
-from servers import wait_until
+from tests.support.servers import wait_until
 
 
 def pid_alive(pid: int) -> bool:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import redis
-from clikit import invoke, run_script, seed_many
+from tests.cli.clikit import invoke, run_script, seed_many
 
 N = 100_000
 # Generous bounds (about 3x what a 2-core machine takes): they catch a listing that went

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clikit import invoke
+from tests.cli.clikit import invoke
 from starlette.testclient import TestClient
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from faultkit import (
+from tests.faults.faultkit import (
     BUDGET,
     FAULT_OPTIONS,
     RETRY_AFTER,
@@ -41,12 +41,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from clusterkit import HOST, LocalCluster, cli_binary
+from tests.support.clusterkit import HOST, LocalCluster, cli_binary
 from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, connect, connect_async
 from redis_sessions._ids import handle_for, new_id
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import LocalServer, free_port
-from servers import wait_until
+from tests.support.servers import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]
 

@@ -18,10 +18,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from clusterkit import HOST, LocalCluster
+from tests.support.clusterkit import HOST, LocalCluster
 from redis_sessions import AsyncRedisStore, RedisStore
-from servers import wait_until
-from tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
+from tests.support.servers import wait_until
+from tests.support.tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
 
 pytestmark = [pytest.mark.cluster]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from dashkit import seed
+from tests.dashboard.dashkit import seed
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import redis
-from dashkit import csrf_cookie, csrf_field, handle_links, seed, serve
+from tests.dashboard.dashkit import csrf_cookie, csrf_field, handle_links, seed, serve
 
 from redis_sessions.dashboard import _app
 
@@ -242,7 +242,7 @@ def test_redis_down_is_a_503_page(redis_url: str) -> None:
     from redis_sessions.server import free_port
 
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    from dashkit import FAST_FAIL
+    from tests.dashboard.dashkit import FAST_FAIL
 
     with serve(dead, connect_options=FAST_FAIL) as http:
         listed = http.get("/", params={"user": "x"})

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 import redis
-from dashkit import FAST_FAIL, TOKEN, csrf_field, serve
+from tests.dashboard.dashkit import FAST_FAIL, TOKEN, csrf_field, serve
 from httpx import Response
 from starlette.applications import Starlette
 from starlette.routing import Mount

@@ -25,7 +25,7 @@ import httpx
 import yaml
 
 from redis_sessions import _tied
-from servers import wait_until
+from tests.support.servers import wait_until
 
 __all__ = [
     "COMPOSE_FILE",

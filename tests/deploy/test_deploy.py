@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from deploykit import (
+from tests.deploy.deploykit import (
     COMPOSE_FILE,
     DEPLOY_DIR,
     NGINX_CONF,
@@ -44,7 +44,7 @@ from deploykit import (
 
 from redis_sessions import handle_for
 from redis_sessions.server import LocalServer, free_port
-from servers import MakeServer, wait_until
+from tests.support.servers import MakeServer, wait_until
 
 pytestmark = pytest.mark.deploy
 

@@ -36,7 +36,7 @@ from starlette.testclient import TestClient
 from redis_sessions import AsyncRedisStore, ConnectOptions, connect_async
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import LocalServer
-from servers import wait_until
+from tests.support.servers import wait_until
 
 __all__ = [
     "BUDGET",

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from faultkit import BUDGET, FaultApp, capture_store_log, check_invariants, figure
+from tests.faults.faultkit import BUDGET, FaultApp, capture_store_log, check_invariants, figure
 
 from redis_sessions import handle_for
 from redis_sessions.server import LocalServer
-from servers import MakeServer, wait_until
+from tests.support.servers import MakeServer, wait_until
 
 pytestmark = pytest.mark.faults
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import pytest
 import redis
-from faultkit import Exchange, FaultApp, capture_store_log, check_invariants, figure, store_log
+from tests.faults.faultkit import Exchange, FaultApp, capture_store_log, check_invariants, figure, store_log
 
 from redis_sessions import handle_for
 from redis_sessions.server import LocalServer
-from servers import MakeServer
+from tests.support.servers import MakeServer
 
 pytestmark = pytest.mark.faults
 

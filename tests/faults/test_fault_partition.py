@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from faultkit import BUDGET, Exchange, FaultApp, capture_store_log, check_invariants, figure
+from tests.faults.faultkit import BUDGET, Exchange, FaultApp, capture_store_log, check_invariants, figure
 
-from faultproxy import FaultProxy
-from servers import MakeServer
+from tests.support.faultproxy import FaultProxy
+from tests.support.servers import MakeServer
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

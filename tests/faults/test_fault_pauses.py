@@ -15,7 +15,7 @@ import time
 
 import pytest
 import redis
-from faultkit import (
+from tests.faults.faultkit import (
     BUDGET,
     Exchange,
     FaultApp,
@@ -25,7 +25,7 @@ from faultkit import (
     raw_send,
 )
 
-from servers import MakeServer
+from tests.support.servers import MakeServer
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
-from faultkit import BUDGET, Exchange, FaultApp, capture_store_log, check_invariants, figure
+from tests.faults.faultkit import BUDGET, Exchange, FaultApp, capture_store_log, check_invariants, figure
 
-from servers import MakeServer, wait_until
+from tests.support.servers import MakeServer, wait_until
 
 pytestmark = pytest.mark.faults
 

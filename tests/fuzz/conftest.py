@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from fuzzkit import Rig, RoundTrips, make_asgi, make_wsgi
+from tests.fuzz.fuzzkit import Rig, RoundTrips, make_asgi, make_wsgi
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from redis_sessions import (
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
 from redis_sessions.wsgi import get_session
-from servers import RoundTrips
+from tests.support.servers import RoundTrips
 
 SECRET = "fuzz-secret-0123456789abcdef"
 OLD_SECRET = "fuzz-old-secret-0123456789ab"

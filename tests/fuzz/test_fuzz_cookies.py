@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, SupportsIndex
 
-from fuzzkit import (
+from tests.fuzz.fuzzkit import (
     COOKIE,
     MAX_CANDIDATES,
     OLD_SECRET,

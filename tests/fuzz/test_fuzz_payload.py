@@ -18,7 +18,7 @@ import msgpack
 import orjson
 import pytest
 import redis
-from fuzzkit import fuzz, make_asgi, make_engine
+from tests.fuzz.fuzzkit import fuzz, make_asgi, make_engine
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from fuzzkit import SECRET, fuzz
+from tests.fuzz.fuzzkit import SECRET, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 

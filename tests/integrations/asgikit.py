@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from redis_sessions import AsyncRedisStore, ConnectOptions, connect_async, handle_for
-from servers import RoundTrips  # noqa: F401 - re-exported for the tests here
+from tests.support.servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 
 SECRET = "asgi-integration-secret-0123456789"
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from flaskkit import SECRET, RoundTrips, cookie_attrs, example, sync_store
+from tests.integrations.flaskkit import SECRET, RoundTrips, cookie_attrs, example, sync_store
 
 from redis_sessions import RedisStore, connect, handle_for
 

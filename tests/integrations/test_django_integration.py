@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import djangokit
+from tests.integrations import djangokit
 import pytest
 import redis
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, RequestFactory, override_settings
-from djangokit import FAST_FAIL, RoundTrips
+from tests.integrations.djangokit import FAST_FAIL, RoundTrips
 
 from redis_sessions import (
     JSONSerializer,
@@ -33,7 +33,7 @@ from redis_sessions import (
     new_id,
 )
 from redis_sessions._adapter import UNAVAILABLE_BODY
-from servers import command_counts, command_delta
+from tests.support.servers import command_counts, command_delta
 
 djangokit.configure()
 

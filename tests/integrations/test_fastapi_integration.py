@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from redis_sessions import AsyncRedisStore, ConnectOptions, SessionStateError, connect_async
 from redis_sessions.asgi import SessionMiddleware, get_session
-from servers import RoundTrips
+from tests.support.servers import RoundTrips
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from examples.fastapi_app.app import create_app

@@ -20,7 +20,7 @@ from flask import (
     session,
     stream_with_context,
 )
-from flaskkit import SECRET, RoundTrips, cookie_attrs, cookie_value, example, sync_store
+from tests.integrations.flaskkit import SECRET, RoundTrips, cookie_attrs, cookie_value, example, sync_store
 
 from redis_sessions import (
     ConfigError,
@@ -32,7 +32,7 @@ from redis_sessions import (
     handle_for,
 )
 from redis_sessions.flask import FlaskSession, RedisSessionInterface, RedisSessions, get_session
-from servers import wait_until
+from tests.support.servers import wait_until
 
 create_app = example("flask_app.app").create_app
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import redis
-from asgikit import SECRET, RoundTrips, assert_503, example, make_store, stored
+from tests.integrations.asgikit import SECRET, RoundTrips, assert_503, example, make_store, stored
 from litestar import Litestar, Request, WebSocket, get, websocket
 from litestar.testing import TestClient
 

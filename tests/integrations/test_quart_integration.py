@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import redis
-from asgikit import SECRET, RoundTrips, assert_503, example, make_store, stored
+from tests.integrations.asgikit import SECRET, RoundTrips, assert_503, example, make_store, stored
 from quart import Quart, request, session, websocket
 
 from redis_sessions import ConfigError, SessionConfig, StoreUnavailableError

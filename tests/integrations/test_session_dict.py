@@ -28,7 +28,7 @@ from redis_sessions import AsyncRedisStore, RedisStore, Session, connect, connec
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.fastapi import SessionDep
 from redis_sessions.flask import RedisSessions, get_session
-from servers import RoundTrips
+from tests.support.servers import RoundTrips
 
 SECRET = "session-dict-secret-0123456789"
 

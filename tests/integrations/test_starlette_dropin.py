@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from redis_sessions import AsyncRedisStore, connect_async
 from redis_sessions.asgi import SessionMiddleware
-from servers import RoundTrips
+from tests.support.servers import RoundTrips
 
 SECRET = "starlette-dropin-secret-0123456789"
 DAYS_14 = 14 * 86400

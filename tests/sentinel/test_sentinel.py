@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 
-from faults.faultkit import (
+from tests.faults.faultkit import (
     BUDGET,
     FAULT_OPTIONS,
     Exchange,
@@ -33,8 +33,8 @@ from faults.faultkit import (
     store_log,
 )
 from redis_sessions.server import LocalServer
-from sentinelkit import SentinelGroup
-from servers import wait_until
+from tests.support.sentinelkit import SentinelGroup
+from tests.support.servers import wait_until
 
 pytestmark = [pytest.mark.sentinel, pytest.mark.faults]
 

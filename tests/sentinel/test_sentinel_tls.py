@@ -19,8 +19,8 @@ import pytest
 
 from redis_sessions import AsyncRedisStore, RedisStore
 from redis_sessions.server import LocalServer
-from sentinelkit import HOST, SentinelProcess
-from tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
+from tests.support.sentinelkit import HOST, SentinelProcess
+from tests.support.tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
 
 pytestmark = [pytest.mark.sentinel]
 

@@ -20,10 +20,10 @@ from urllib.parse import urlencode
 
 import pytest
 import redis
-from storekit import AclServer, MakeStore, StoreFactory, StoreProxy, acl_denials
+from tests.store.storekit import AclServer, MakeStore, StoreFactory, StoreProxy, acl_denials
 
 from redis_sessions.server import LocalServer
-from tlsproxy import TLSProxy, throwaway_pki
+from tests.support.tlsproxy import TLSProxy, throwaway_pki
 
 __all__ = ["MakeStore", "StoreProxy"]
 

@@ -32,7 +32,7 @@ from redis_sessions import (
 from redis_sessions.acl import acl_rules
 from redis_sessions.engine import Committed
 from redis_sessions.server import LocalServer
-from servers import server_version
+from tests.support.servers import server_version
 
 
 class StoreProxy:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 from redis import exceptions as rx
-from storekit import (
+from tests.store.storekit import (
     ACL_PASSWORD,
     AclServer,
     StoreFactory,
@@ -30,7 +30,7 @@ from storekit import (
 
 from redis_sessions import ConnectOptions, Session, SessionEngine, handle_for
 from redis_sessions.acl import SESSION_USER_ACL, acl_rules
-from servers import MakeServer, command_counts, command_delta, wait_until
+from tests.support.servers import MakeServer, command_counts, command_delta, wait_until
 
 # What a session store must never need.
 ADMIN_ONLY = {

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from storekit import MakeStore, StoreProxy, create_session, incoming_for, now_ms
+from tests.store.storekit import MakeStore, StoreProxy, create_session, incoming_for, now_ms
 
 from redis_sessions import (
     Destroy,

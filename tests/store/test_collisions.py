@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from storekit import StoreProxy, now_ms, open_session
+from tests.store.storekit import StoreProxy, now_ms, open_session
 
 from redis_sessions import (
     ConfigError,

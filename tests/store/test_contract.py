@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from storekit import (
+from tests.store.storekit import (
     MakeStore,
     StoreProxy,
     create_session,
@@ -26,7 +26,7 @@ from redis_sessions import (
     handle_for,
     new_id,
 )
-from servers import command_counts, command_delta
+from tests.support.servers import command_counts, command_delta
 
 NESTED: dict[str, Any] = {
     "user": {"id": 42, "roles": ["admin", "ops"], "prefs": {"theme": "dark", "tz": None}},

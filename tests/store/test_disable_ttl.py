@@ -8,7 +8,7 @@ The time is injected: the engine's `now_ms`, and the layout's `clock` for what a
 from __future__ import annotations
 
 import pytest
-from storekit import MakeStore, StoreProxy, create_session, key_exists, now_ms, open_session
+from tests.store.storekit import MakeStore, StoreProxy, create_session, key_exists, now_ms, open_session
 
 from redis_sessions import SessionEngine, Write, handle_for
 

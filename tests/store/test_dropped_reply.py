@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy
 from redis_sessions import (
     ConnectOptions,
     RedisStore,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from storekit import MakeStore, StoreProxy, create_session, key_exists, now_ms, open_session
+from tests.store.storekit import MakeStore, StoreProxy, create_session, key_exists, now_ms, open_session
 
 from redis_sessions import ConfigError, RedisStore, handle_for
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-from storekit import incoming_for, now_ms
+from tests.store.storekit import incoming_for, now_ms
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -19,7 +19,7 @@ from redis_sessions import (
     connect,
     connect_async,
 )
-from servers import command_counts, command_delta, wait_until
+from tests.support.servers import command_counts, command_delta, wait_until
 
 SID = "w" * 43
 BOUND = 3

@@ -22,7 +22,7 @@ import trustme
 
 import redis_sessions
 from redis_sessions.server import LocalServer
-from tlsproxy import TLSProxy
+from tests.support.tlsproxy import TLSProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = Path(redis_sessions.__file__).resolve().parents[1]

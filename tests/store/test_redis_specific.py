@@ -15,7 +15,7 @@ import pytest
 import redis
 from redis import exceptions as rx
 from redis._parsers.base import BaseParser
-from storekit import (
+from tests.store.storekit import (
     MakeStore,
     StoreProxy,
     create_session,
@@ -40,7 +40,7 @@ from redis_sessions import (
 )
 from redis_sessions.server import free_port
 from redis_sessions.store._health import Health, classify
-from servers import command_counts, command_delta
+from tests.support.servers import command_counts, command_delta
 
 IDLE_S = 100
 IDLE_MS = IDLE_S * 1000

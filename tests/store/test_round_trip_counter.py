@@ -15,7 +15,7 @@ from redis_sessions import (
     StoreUnavailableError,
 )
 from redis_sessions.server import free_port
-from servers import RoundTrips
+from tests.support.servers import RoundTrips
 
 
 def test_counting_keeps_the_runner_and_its_pool_options() -> None:

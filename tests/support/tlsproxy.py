@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import trustme
 
-from loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
+from tests.support.loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
 from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, StoreUnavailableError
 
 __all__ = ["TLSProxy", "ThrowawayPKI", "assert_unavailable_sync_and_async", "throwaway_pki"]

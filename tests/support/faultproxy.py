@@ -24,7 +24,7 @@ import struct
 from collections.abc import Iterable
 from typing import Literal
 
-from loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
+from tests.support.loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
 
 __all__ = ["FaultProxy", "Mode"]
 

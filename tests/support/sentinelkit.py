@@ -26,7 +26,7 @@ from redis.retry import Retry
 
 from redis_sessions import _tied
 from redis_sessions.server import LocalServer, find_server_binary, free_port
-from servers import wait_until
+from tests.support.servers import wait_until
 
 __all__ = ["SentinelGroup", "SentinelProcess", "sentinel_group"]
 

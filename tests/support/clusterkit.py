@@ -27,7 +27,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from redis_sessions.server import LocalServer, find_server_binary, free_port
-from servers import wait_until
+from tests.support.servers import wait_until
 
 __all__ = [
     "HOST",
