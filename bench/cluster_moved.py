@@ -27,9 +27,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from tests.support.clusterkit import HOST, LocalCluster, cli_binary  # noqa: E402 - the tests' topology kit
 from redis_sessions import AsyncRedisStore, StoreUnavailableError, connect_async  # noqa: E402
 from redis_sessions._ids import handle_for, new_id  # noqa: E402
+from tests.support.clusterkit import HOST, LocalCluster, cli_binary  # noqa: E402 - the tests' topology kit
 
 SESSIONS = 2000
 

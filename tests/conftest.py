@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from tests.support.clusterkit import redis_cluster  # noqa: F401 - the session's Cluster
 from redis_sessions.server import ENV_VAR
+from tests.support.clusterkit import redis_cluster  # noqa: F401 - the session's Cluster
 from tests.support.sentinelkit import sentinel_group  # noqa: F401 - the session's Sentinel group
 from tests.support.servers import *  # noqa: F403 - the server fixtures
 from tests.support.servers import TEST_SERVER_ENV, server_version, test_server_binary

@@ -24,8 +24,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.support import servers
-from tests.support.faultproxy import FaultProxy
 from redis_sessions import server as server_module
 from redis_sessions.server import (
     ENV_VAR,
@@ -35,6 +33,8 @@ from redis_sessions.server import (
     free_port,
     main,
 )
+from tests.support import servers
+from tests.support.faultproxy import FaultProxy
 from tests.support.servers import MakeServer, command_counts, command_delta, wait_until
 
 # The fixtures, bound here so this module runs with or without tests/conftest.py.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from tests.adapters.apps import SECRET, asgi_app, wsgi_app
 from starlette.testclient import TestClient
 
 from redis_sessions import (
@@ -17,6 +16,7 @@ from redis_sessions import (
 )
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
+from tests.adapters.apps import SECRET, asgi_app, wsgi_app
 from tests.support.servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 
 # Fault-test client settings: a call that cannot be served fails within ~2 s, health check

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import redis
+
 from tests.adapters.adapterkit import RoundTrips, make_client
 
 

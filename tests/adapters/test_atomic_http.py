@@ -18,9 +18,7 @@ import httpx
 import pytest
 import redis
 import uvicorn
-from tests.adapters.apps import SECRET, Gate, asgi_app, wsgi_app
 
-from tests.faults.faultkit import figure
 from redis_sessions import (
     AsyncRedisStore,
     ConnectOptions,
@@ -34,6 +32,8 @@ from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.server import free_port
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
 from redis_sessions.wsgi import get_session
+from tests.adapters.apps import SECRET, Gate, asgi_app, wsgi_app
+from tests.faults.faultkit import figure
 from tests.support.servers import RoundTrips, wait_until
 
 PARALLEL = 50

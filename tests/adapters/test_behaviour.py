@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 import redis
-from tests.adapters.adapterkit import RoundTrips, make_client
-from tests.adapters.apps import SECRET
 
 from redis_sessions import RedisStore, SessionTooLargeError, Signer, handle_for, new_id
+from tests.adapters.adapterkit import RoundTrips, make_client
+from tests.adapters.apps import SECRET
 
 
 def session_keys(r: redis.Redis) -> list[bytes]:

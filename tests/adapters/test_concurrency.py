@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 import redis
-from tests.adapters.apps import SECRET, Gate, asgi_app, wsgi_app
 
-from tests.faults.faultkit import figure
 from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async, handle_for
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
+from tests.adapters.apps import SECRET, Gate, asgi_app, wsgi_app
+from tests.faults.faultkit import figure
 from tests.support.servers import command_counts, command_delta
 
 

@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from tests.adapters.apps import SECRET, asgi_app, wsgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
@@ -30,6 +29,7 @@ from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.asgi import get_session as asgi_session
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
 from redis_sessions.wsgi import get_session as wsgi_session
+from tests.adapters.apps import SECRET, asgi_app, wsgi_app
 
 
 def test_asgi_get_session_is_typed_and_refuses_a_missing_middleware() -> None:

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.adapters.adapterkit import FAST_FAIL, make_client
-from tests.adapters.apps import SECRET, Gate, asgi_app
 
 from redis_sessions import AsyncRedisStore, connect_async
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
+from tests.adapters.adapterkit import FAST_FAIL, make_client
+from tests.adapters.apps import SECRET, Gate, asgi_app
 from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.faults

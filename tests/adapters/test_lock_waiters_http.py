@@ -8,11 +8,11 @@ import time
 import httpx
 import pytest
 import redis
-from tests.adapters.apps import SECRET, Gate, asgi_app
 
 from redis_sessions import AsyncRedisStore, connect_async
 from redis_sessions._adapter import LOCKED_BODY
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
+from tests.adapters.apps import SECRET, Gate, asgi_app
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import redis
-from tests.adapters.adapterkit import RoundTrips, make_client
-from tests.adapters.apps import SECRET
 
 from redis_sessions import Signer
+from tests.adapters.adapterkit import RoundTrips, make_client
+from tests.adapters.apps import SECRET
 from tests.support.servers import command_counts, command_delta
 
 # (request, expected round trips, expected top-level commands as the server counts them)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import redis
-from tests.cli.clikit import Seeded
 
 from redis_sessions import RedisStore
+from tests.cli.clikit import Seeded
 
 
 @pytest.fixture

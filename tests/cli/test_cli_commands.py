@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.cli.clikit import Seeded, invoke, seed_many
 
 from redis_sessions import RedisStore
 from redis_sessions.cli import NO_URL, main
 from redis_sessions.server import free_port
+from tests.cli.clikit import Seeded, invoke, seed_many
 from tests.support.servers import MakeServer
 
 # -- ls ---------------------------------------------------------------------------------------

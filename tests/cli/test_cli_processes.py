@@ -11,10 +11,10 @@ import subprocess
 from pathlib import Path
 
 import httpx
-from tests.cli.clikit import console_script, run_script
 
 from redis_sessions import RedisStore
 from redis_sessions.server import free_port
+from tests.cli.clikit import console_script, run_script
 from tests.support.servers import wait_until
 
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import redis
+
 from tests.cli.clikit import invoke, run_script, seed_many
 
 N = 100_000

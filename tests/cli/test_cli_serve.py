@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.cli.clikit import invoke
 from starlette.testclient import TestClient
+
+from tests.cli.clikit import invoke
 
 
 def record_calls(monkeypatch: pytest.MonkeyPatch, target: str, result: Any = 0) -> list[Any]:

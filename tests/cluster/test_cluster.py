@@ -23,6 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, connect, connect_async
+from redis_sessions._ids import handle_for, new_id
+from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.server import LocalServer, free_port
 from tests.faults.faultkit import (
     BUDGET,
     FAULT_OPTIONS,
@@ -36,16 +45,7 @@ from tests.faults.faultkit import (
     figure,
     store_log,
 )
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from starlette.testclient import TestClient
-
 from tests.support.clusterkit import HOST, LocalCluster, cli_binary
-from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, connect, connect_async
-from redis_sessions._ids import handle_for, new_id
-from redis_sessions.asgi import SessionMiddleware
-from redis_sessions.server import LocalServer, free_port
 from tests.support.servers import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]

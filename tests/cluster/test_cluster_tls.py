@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.support.clusterkit import HOST, LocalCluster
 from redis_sessions import AsyncRedisStore, RedisStore
+from tests.support.clusterkit import HOST, LocalCluster
 from tests.support.servers import wait_until
 from tests.support.tlsproxy import TLSProxy, assert_unavailable_sync_and_async, throwaway_pki
 

@@ -20,7 +20,6 @@ import httpx
 import pytest
 import redis
 import uvicorn
-from tests.dashboard.dashkit import TOKEN
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,6 +30,7 @@ from redis_sessions import AsyncRedisStore, RedisStore, handle_for, new_id
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.dashboard import create_dashboard
 from redis_sessions.server import free_port
+from tests.dashboard.dashkit import TOKEN
 from tests.support.servers import wait_until
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"

@@ -6,9 +6,9 @@ import re
 
 import pytest
 import redis
-from tests.dashboard.dashkit import csrf_cookie, csrf_field, handle_links, seed, serve
 
 from redis_sessions.dashboard import _app
+from tests.dashboard.dashkit import csrf_cookie, csrf_field, handle_links, seed, serve
 
 
 def test_list_shows_every_session_with_stats_and_refresh(

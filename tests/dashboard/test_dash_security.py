@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 import pytest
 import redis
-from tests.dashboard.dashkit import FAST_FAIL, TOKEN, csrf_field, serve
 from httpx import Response
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -24,6 +23,7 @@ from redis_sessions.dashboard._security import (
     Access,
     is_loopback,
 )
+from tests.dashboard.dashkit import FAST_FAIL, TOKEN, csrf_field, serve
 
 REMOTE = ("10.0.0.5", 1234)
 

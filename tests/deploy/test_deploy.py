@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+from redis_sessions import handle_for
+from redis_sessions.server import LocalServer, free_port
 from tests.deploy.deploykit import (
     COMPOSE_FILE,
     DEPLOY_DIR,
@@ -41,9 +44,6 @@ from tests.deploy.deploykit import (
     variables,
     visit,
 )
-
-from redis_sessions import handle_for
-from redis_sessions.server import LocalServer, free_port
 from tests.support.servers import MakeServer, wait_until
 
 pytestmark = pytest.mark.deploy

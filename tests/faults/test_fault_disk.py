@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from tests.faults.faultkit import BUDGET, FaultApp, capture_store_log, check_invariants, figure
 
 from redis_sessions import handle_for
 from redis_sessions.server import LocalServer
+from tests.faults.faultkit import BUDGET, FaultApp, capture_store_log, check_invariants, figure
 from tests.support.servers import MakeServer, wait_until
 
 pytestmark = pytest.mark.faults

@@ -13,8 +13,15 @@ import time
 
 import pytest
 import redis
-from tests.faults.faultkit import BUDGET, Exchange, FaultApp, capture_store_log, check_invariants, figure
 
+from tests.faults.faultkit import (
+    BUDGET,
+    Exchange,
+    FaultApp,
+    capture_store_log,
+    check_invariants,
+    figure,
+)
 from tests.support.servers import MakeServer, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

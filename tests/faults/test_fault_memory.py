@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import pytest
 import redis
-from tests.faults.faultkit import Exchange, FaultApp, capture_store_log, check_invariants, figure, store_log
 
 from redis_sessions import handle_for
 from redis_sessions.server import LocalServer
+from tests.faults.faultkit import (
+    Exchange,
+    FaultApp,
+    capture_store_log,
+    check_invariants,
+    figure,
+    store_log,
+)
 from tests.support.servers import MakeServer
 
 pytestmark = pytest.mark.faults

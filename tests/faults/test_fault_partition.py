@@ -11,8 +11,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.faults.faultkit import BUDGET, Exchange, FaultApp, capture_store_log, check_invariants, figure
 
+from tests.faults.faultkit import (
+    BUDGET,
+    Exchange,
+    FaultApp,
+    capture_store_log,
+    check_invariants,
+    figure,
+)
 from tests.support.faultproxy import FaultProxy
 from tests.support.servers import MakeServer
 

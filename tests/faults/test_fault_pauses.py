@@ -15,6 +15,7 @@ import time
 
 import pytest
 import redis
+
 from tests.faults.faultkit import (
     BUDGET,
     Exchange,
@@ -24,7 +25,6 @@ from tests.faults.faultkit import (
     figure,
     raw_send,
 )
-
 from tests.support.servers import MakeServer
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

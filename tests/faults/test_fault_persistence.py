@@ -15,8 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
-from tests.faults.faultkit import BUDGET, Exchange, FaultApp, capture_store_log, check_invariants, figure
 
+from tests.faults.faultkit import (
+    BUDGET,
+    Exchange,
+    FaultApp,
+    capture_store_log,
+    check_invariants,
+    figure,
+)
 from tests.support.servers import MakeServer, wait_until
 
 pytestmark = pytest.mark.faults

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+
 from tests.fuzz.fuzzkit import Rig, RoundTrips, make_asgi, make_wsgi
 
 

@@ -12,12 +12,12 @@ import io
 from typing import Any
 
 import httpx
-from tests.fuzz.fuzzkit import COOKIE, Rig, fuzz, junk_header, make_engine, set_cookie_value
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from redis_sessions import is_well_formed, new_id
 from redis_sessions._cookies import cookie_values
+from tests.fuzz.fuzzkit import COOKIE, Rig, fuzz, junk_header, make_engine, set_cookie_value
 from tests.support.servers import command_counts, command_delta
 
 ENGINE = make_engine()

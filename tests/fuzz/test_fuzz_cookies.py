@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import Any, SupportsIndex
 
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from redis_sessions import Incoming, Signer, handle_for, new_id
+from redis_sessions._cookies import cookie_values
 from tests.fuzz.fuzzkit import (
     COOKIE,
     MAX_CANDIDATES,
@@ -22,11 +27,6 @@ from tests.fuzz.fuzzkit import (
     separators,
     values,
 )
-from hypothesis import example, given
-from hypothesis import strategies as st
-
-from redis_sessions import Incoming, Signer, handle_for, new_id
-from redis_sessions._cookies import cookie_values
 
 ENGINE = make_engine()
 MIB = 1 << 20

@@ -18,12 +18,12 @@ import msgpack
 import orjson
 import pytest
 import redis
-from tests.fuzz.fuzzkit import fuzz, make_asgi, make_engine
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from redis_sessions import Incoming, JSONSerializer, Loaded, MsgpackSerializer, handle_for, new_id
+from tests.fuzz.fuzzkit import fuzz, make_asgi, make_engine
 
 DAY_MS = 86_400_000
 LIFETIME_MS = 30 * DAY_MS  # the default SessionConfig.lifetime

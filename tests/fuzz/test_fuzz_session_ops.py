@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.fuzz.fuzzkit import SECRET, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from redis_sessions import (
     SessionEngine,
     handle_for,
 )
+from tests.fuzz.fuzzkit import SECRET, fuzz
 
 NOW = 1_800_000_000_000
 

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from tests.integrations.flaskkit import SECRET, RoundTrips, cookie_attrs, example, sync_store
 
 from redis_sessions import RedisStore, connect, handle_for
+from tests.integrations.flaskkit import SECRET, RoundTrips, cookie_attrs, example, sync_store
 
 create_app = example("bottle_app.app").create_app
 

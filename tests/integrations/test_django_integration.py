@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from tests.integrations import djangokit
 import pytest
 import redis
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, RequestFactory, override_settings
-from tests.integrations.djangokit import FAST_FAIL, RoundTrips
 
 from redis_sessions import (
     JSONSerializer,
@@ -33,6 +31,8 @@ from redis_sessions import (
     new_id,
 )
 from redis_sessions._adapter import UNAVAILABLE_BODY
+from tests.integrations import djangokit
+from tests.integrations.djangokit import FAST_FAIL, RoundTrips
 from tests.support.servers import command_counts, command_delta
 
 djangokit.configure()

@@ -10,10 +10,10 @@ import falcon.asgi
 import pytest
 import redis
 from falcon import testing
-from tests.integrations.flaskkit import SECRET, RoundTrips, async_store, example, sync_store
 
 from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async, handle_for
 from redis_sessions.asgi import get_session as asgi_session
+from tests.integrations.flaskkit import SECRET, RoundTrips, async_store, example, sync_store
 
 wsgi_example = example("falcon_app.wsgi_app")
 asgi_example = example("falcon_app.asgi_app")

@@ -20,7 +20,6 @@ from flask import (
     session,
     stream_with_context,
 )
-from tests.integrations.flaskkit import SECRET, RoundTrips, cookie_attrs, cookie_value, example, sync_store
 
 from redis_sessions import (
     ConfigError,
@@ -32,6 +31,14 @@ from redis_sessions import (
     handle_for,
 )
 from redis_sessions.flask import FlaskSession, RedisSessionInterface, RedisSessions, get_session
+from tests.integrations.flaskkit import (
+    SECRET,
+    RoundTrips,
+    cookie_attrs,
+    cookie_value,
+    example,
+    sync_store,
+)
 from tests.support.servers import wait_until
 
 create_app = example("flask_app.app").create_app

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import redis
-from tests.integrations.asgikit import SECRET, RoundTrips, assert_503, example, make_store, stored
 from litestar import Litestar, Request, WebSocket, get, websocket
 from litestar.testing import TestClient
 
 from redis_sessions import StoreUnavailableError
 from redis_sessions.litestar import RedisSessions
+from tests.integrations.asgikit import SECRET, RoundTrips, assert_503, example, make_store, stored
 
 create_app = example("litestar_app").create_app
 

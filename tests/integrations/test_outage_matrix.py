@@ -26,9 +26,6 @@ import flask
 import httpx
 import pytest
 from fastapi import FastAPI
-from tests.integrations.flaskkit import SECRET
-from tests.integrations.flaskkit import async_store as _async_store
-from tests.integrations.flaskkit import sync_store as _sync_store
 from litestar import Litestar
 from litestar import Request as LitestarRequest
 from litestar import get as litestar_get
@@ -48,6 +45,9 @@ from redis_sessions.quart import RedisSessions as QuartSessions
 from redis_sessions.quart import get_session as quart_session
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
 from redis_sessions.wsgi import get_session as wsgi_session
+from tests.integrations.flaskkit import SECRET
+from tests.integrations.flaskkit import async_store as _async_store
+from tests.integrations.flaskkit import sync_store as _sync_store
 from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.faults
@@ -405,6 +405,7 @@ def test_django_redis_stopped_between_two_requests_is_503_then_200(
     # With CSRF_USE_SESSIONS, CsrfViewMiddleware reads the session before any view runs: a
     # failure there never reaches process_exception and was Django's 500.
     from django.test import override_settings
+
     from tests.integrations.djangokit import FAST_FAIL
 
     server = make_server(appendonly=True, appendfsync="always")

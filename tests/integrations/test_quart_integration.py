@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import redis
-from tests.integrations.asgikit import SECRET, RoundTrips, assert_503, example, make_store, stored
 from quart import Quart, request, session, websocket
 
 from redis_sessions import ConfigError, SessionConfig, StoreUnavailableError
 from redis_sessions.quart import QuartSession, RedisSessions, get_session
+from tests.integrations.asgikit import SECRET, RoundTrips, assert_503, example, make_store, stored
 
 create_app = example("quart_app").create_app
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 
+from redis_sessions.server import LocalServer
 from tests.faults.faultkit import (
     BUDGET,
     FAULT_OPTIONS,
@@ -32,7 +33,6 @@ from tests.faults.faultkit import (
     sessions_without_ttl,
     store_log,
 )
-from redis_sessions.server import LocalServer
 from tests.support.sentinelkit import SentinelGroup
 from tests.support.servers import wait_until
 

@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 
 import pytest
 import redis
-from tests.store.storekit import AclServer, MakeStore, StoreFactory, StoreProxy, acl_denials
 
 from redis_sessions.server import LocalServer
+from tests.store.storekit import AclServer, MakeStore, StoreFactory, StoreProxy, acl_denials
 from tests.support.tlsproxy import TLSProxy, throwaway_pki
 
 __all__ = ["MakeStore", "StoreProxy"]

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 from redis import exceptions as rx
+
+from redis_sessions import ConnectOptions, Session, SessionEngine, handle_for
+from redis_sessions.acl import SESSION_USER_ACL, acl_rules
 from tests.store.storekit import (
     ACL_PASSWORD,
     AclServer,
@@ -27,9 +30,6 @@ from tests.store.storekit import (
     serve_read,
     session_rules,
 )
-
-from redis_sessions import ConnectOptions, Session, SessionEngine, handle_for
-from redis_sessions.acl import SESSION_USER_ACL, acl_rules
 from tests.support.servers import MakeServer, command_counts, command_delta, wait_until
 
 # What a session store must never need.

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.store.storekit import MakeStore, StoreProxy, create_session, incoming_for, now_ms
 
 from redis_sessions import (
     Destroy,
@@ -20,6 +19,7 @@ from redis_sessions import (
     Write,
     handle_for,
 )
+from tests.store.storekit import MakeStore, StoreProxy, create_session, incoming_for, now_ms
 
 
 def begin(store: StoreProxy, engine: SessionEngine, sid: str, *, lock: bool = False) -> Session:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from tests.store.storekit import StoreProxy, now_ms, open_session
 
 from redis_sessions import (
     ConfigError,
@@ -17,6 +16,7 @@ from redis_sessions import (
     handle_for,
     new_id,
 )
+from tests.store.storekit import StoreProxy, now_ms, open_session
 
 FIXED = "f" * 43
 

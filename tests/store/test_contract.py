@@ -5,16 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.store.storekit import (
-    MakeStore,
-    StoreProxy,
-    create_session,
-    incoming_for,
-    key_count,
-    key_exists,
-    now_ms,
-    open_session,
-)
 
 from redis_sessions import (
     Destroy,
@@ -25,6 +15,16 @@ from redis_sessions import (
     Write,
     handle_for,
     new_id,
+)
+from tests.store.storekit import (
+    MakeStore,
+    StoreProxy,
+    create_session,
+    incoming_for,
+    key_count,
+    key_exists,
+    now_ms,
+    open_session,
 )
 from tests.support.servers import command_counts, command_delta
 

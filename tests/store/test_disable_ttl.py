@@ -8,9 +8,16 @@ The time is injected: the engine's `now_ms`, and the layout's `clock` for what a
 from __future__ import annotations
 
 import pytest
-from tests.store.storekit import MakeStore, StoreProxy, create_session, key_exists, now_ms, open_session
 
 from redis_sessions import SessionEngine, Write, handle_for
+from tests.store.storekit import (
+    MakeStore,
+    StoreProxy,
+    create_session,
+    key_exists,
+    now_ms,
+    open_session,
+)
 
 IDLE_S = 100
 IDLE_MS = IDLE_S * 1000

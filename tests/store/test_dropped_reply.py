@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.support.faultproxy import FaultProxy
 from redis_sessions import (
     ConnectOptions,
     RedisStore,
@@ -19,6 +18,7 @@ from redis_sessions import (
     new_id,
 )
 from redis_sessions.engine import LockHold
+from tests.support.faultproxy import FaultProxy
 
 RESEND = ConnectOptions(socket_timeout=1, retries=2, backoff_base=0.01, backoff_cap=0.05)
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from tests.store.storekit import MakeStore, StoreProxy, create_session, key_exists, now_ms, open_session
 
 from redis_sessions import ConfigError, RedisStore, handle_for
+from tests.store.storekit import (
+    MakeStore,
+    StoreProxy,
+    create_session,
+    key_exists,
+    now_ms,
+    open_session,
+)
 
 # Lua's unpack() refuses more than about 8,000 values (LUAI_MAXCSTACK): 4,000 field/value
 # pairs were the most one save could carry.

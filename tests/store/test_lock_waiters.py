@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-from tests.store.storekit import incoming_for, now_ms
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -19,6 +18,7 @@ from redis_sessions import (
     connect,
     connect_async,
 )
+from tests.store.storekit import incoming_for, now_ms
 from tests.support.servers import command_counts, command_delta, wait_until
 
 SID = "w" * 43

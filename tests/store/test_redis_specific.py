@@ -15,15 +15,6 @@ import pytest
 import redis
 from redis import exceptions as rx
 from redis._parsers.base import BaseParser
-from tests.store.storekit import (
-    MakeStore,
-    StoreProxy,
-    create_session,
-    incoming_for,
-    now_ms,
-    open_session,
-    serve_read,
-)
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -40,6 +31,15 @@ from redis_sessions import (
 )
 from redis_sessions.server import free_port
 from redis_sessions.store._health import Health, classify
+from tests.store.storekit import (
+    MakeStore,
+    StoreProxy,
+    create_session,
+    incoming_for,
+    now_ms,
+    open_session,
+    serve_read,
+)
 from tests.support.servers import command_counts, command_delta
 
 IDLE_S = 100

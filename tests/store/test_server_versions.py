@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.store.storekit import StoreProxy, create_session, open_session
 
 from redis_sessions import RedisStore, StoreUnavailableError, connect
 from redis_sessions.store._health import UNSUPPORTED_SERVER, UNSUPPORTED_WAITAOF
+from tests.store.storekit import StoreProxy, create_session, open_session
 from tests.support.servers import MakeServer
 
 SERVER_62_ENV = "REDIS_SESSIONS_TEST_SERVER_62"

@@ -27,7 +27,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from tests.store.storekit import StoreProxy, create_session, key_exists, serve_read
 
 from redis_sessions import (
     AsyncRedisStore,
@@ -41,6 +40,7 @@ from redis_sessions import (
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import LocalServer
 from redis_sessions.store._health import classify
+from tests.store.storekit import StoreProxy, create_session, key_exists, serve_read
 from tests.support.servers import wait_until
 from tests.support.tlsproxy import TLSProxy
 

@@ -24,9 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from tests.store.storekit import StoreProxy, create_session, now_ms, open_session, session_rules
 
-from tests.support.faultproxy import FaultProxy
 from redis_sessions import (
     AsyncRedisStore,
     ConnectOptions,
@@ -42,6 +40,8 @@ from redis_sessions._errors import ConfigError
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.server import free_port
 from redis_sessions.store._base import TaskGate
+from tests.store.storekit import StoreProxy, create_session, now_ms, open_session, session_rules
+from tests.support.faultproxy import FaultProxy
 from tests.support.sentinelkit import SentinelGroup, SentinelProcess
 from tests.support.servers import wait_until
 

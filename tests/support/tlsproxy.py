@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.support.loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
 from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, StoreUnavailableError
+from tests.support.loopproxy import HOST, TIMEOUT, LoopProxy, pump_both_ways
 
 __all__ = ["TLSProxy", "ThrowawayPKI", "assert_unavailable_sync_and_async", "throwaway_pki"]
 
