@@ -19,16 +19,10 @@ import pytest
 import redis
 import uvicorn
 
-from redis_sessions import (
-    AsyncRedisStore,
-    ConnectOptions,
-    RedisStore,
-    connect,
-    connect_async,
-    handle_for,
-)
+from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, connect, connect_async
 from redis_sessions._adapter import LOCKED_BODY
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
+from redis_sessions.engine import handle_for
 from redis_sessions.server import free_port
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
 from redis_sessions.wsgi import get_session

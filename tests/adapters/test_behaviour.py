@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import redis
 
-from redis_sessions import RedisStore, SessionTooLargeError, Signer, handle_for, new_id
+from redis_sessions import RedisStore, SessionTooLargeError
+from redis_sessions.engine import Signer, handle_for, new_id
 from tests.adapters.adapterkit import RoundTrips, make_client
 from tests.adapters.apps import SECRET
 

@@ -12,8 +12,9 @@ import httpx
 import pytest
 import redis
 
-from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async, handle_for
+from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
+from redis_sessions.engine import handle_for
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
 from tests.adapters.apps import SECRET, Gate, asgi_app, wsgi_app
 from tests.faults.faultkit import figure

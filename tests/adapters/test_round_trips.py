@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from redis_sessions import Signer
+from redis_sessions.engine import Signer
 from tests.adapters.adapterkit import RoundTrips, make_client
 from tests.adapters.apps import SECRET
 from tests.support.servers import command_counts, command_delta

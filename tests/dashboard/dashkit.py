@@ -31,7 +31,7 @@ FAST_FAIL = ConnectOptions(
 
 def seed(url: str, sessions: list[Mapping[str, Any]], prefix: str = "sess:") -> list[str]:
     """Store each data dict as a session under a fresh handle; returns the handles."""
-    from redis_sessions import handle_for, new_id
+    from redis_sessions.engine import handle_for, new_id
 
     store = RedisStore(url=url, prefix=prefix)
     try:

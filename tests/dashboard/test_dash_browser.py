@@ -26,9 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from redis_sessions import AsyncRedisStore, RedisStore, handle_for, new_id
+from redis_sessions import AsyncRedisStore, RedisStore
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.dashboard import create_dashboard
+from redis_sessions.engine import handle_for, new_id
 from redis_sessions.server import free_port
 from tests.dashboard.dashkit import TOKEN
 from tests.support.servers import wait_until

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from redis_sessions import handle_for
+from redis_sessions.engine import handle_for
 from redis_sessions.server import LocalServer, free_port
 from tests.deploy.deploykit import (
     COMPOSE_FILE,

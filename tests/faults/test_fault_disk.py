@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_sessions import handle_for
+from redis_sessions.engine import handle_for
 from redis_sessions.server import LocalServer
 from tests.faults.faultkit import BUDGET, FaultApp, capture_store_log, check_invariants, figure
 from tests.support.servers import MakeServer, wait_until

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from redis_sessions import handle_for
+from redis_sessions.engine import handle_for
 from redis_sessions.server import LocalServer
 from tests.faults.faultkit import (
     Exchange,

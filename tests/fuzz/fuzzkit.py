@@ -26,14 +26,11 @@ from redis_sessions import (
     JSONSerializer,
     RedisStore,
     SessionConfig,
-    SessionEngine,
-    Signer,
     connect,
     connect_async,
-    is_well_formed,
-    new_id,
 )
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
+from redis_sessions.engine import SessionEngine, Signer, is_well_formed, new_id
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
 from redis_sessions.wsgi import get_session
 from tests.support.servers import RoundTrips

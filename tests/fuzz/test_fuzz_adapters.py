@@ -15,8 +15,8 @@ import httpx
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from redis_sessions import is_well_formed, new_id
 from redis_sessions._cookies import cookie_values
+from redis_sessions.engine import is_well_formed, new_id
 from tests.fuzz.fuzzkit import COOKIE, Rig, fuzz, junk_header, make_engine, set_cookie_value
 from tests.support.servers import command_counts, command_delta
 

@@ -12,8 +12,8 @@ from typing import Any, SupportsIndex
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from redis_sessions import Incoming, Signer, handle_for, new_id
 from redis_sessions._cookies import cookie_values
+from redis_sessions.engine import Incoming, Signer, handle_for, new_id
 from tests.fuzz.fuzzkit import (
     COOKIE,
     MAX_CANDIDATES,

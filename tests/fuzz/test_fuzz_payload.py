@@ -22,7 +22,8 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from redis_sessions import Incoming, JSONSerializer, Loaded, MsgpackSerializer, handle_for, new_id
+from redis_sessions import JSONSerializer, MsgpackSerializer
+from redis_sessions.engine import Incoming, Loaded, handle_for, new_id
 from tests.fuzz.fuzzkit import fuzz, make_asgi, make_engine
 
 DAY_MS = 86_400_000

@@ -12,16 +12,8 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from redis_sessions import (
-    Destroy,
-    Incoming,
-    JSONSerializer,
-    MemoryStore,
-    MsgpackSerializer,
-    SessionConfig,
-    SessionEngine,
-    handle_for,
-)
+from redis_sessions import JSONSerializer, MemoryStore, MsgpackSerializer, SessionConfig
+from redis_sessions.engine import Destroy, Incoming, SessionEngine, handle_for
 from tests.fuzz.fuzzkit import SECRET, fuzz
 
 NOW = 1_800_000_000_000

@@ -10,7 +10,8 @@ from typing import Any
 
 import redis
 
-from redis_sessions import AsyncRedisStore, ConnectOptions, connect_async, handle_for
+from redis_sessions import AsyncRedisStore, ConnectOptions, connect_async
+from redis_sessions.engine import handle_for
 from tests.support.servers import RoundTrips  # noqa: F401 - re-exported for the tests here
 
 SECRET = "asgi-integration-secret-0123456789"

@@ -11,7 +11,8 @@ import httpx
 import pytest
 import redis
 
-from redis_sessions import RedisStore, connect, handle_for
+from redis_sessions import RedisStore, connect
+from redis_sessions.engine import handle_for
 from tests.integrations.flaskkit import SECRET, RoundTrips, cookie_attrs, example, sync_store
 
 create_app = example("bottle_app.app").create_app

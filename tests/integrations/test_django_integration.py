@@ -22,15 +22,9 @@ from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 
-from redis_sessions import (
-    JSONSerializer,
-    SessionTooLargeError,
-    StoreUnavailableError,
-    handle_for,
-    is_well_formed,
-    new_id,
-)
+from redis_sessions import JSONSerializer, SessionTooLargeError, StoreUnavailableError
 from redis_sessions._adapter import UNAVAILABLE_BODY
+from redis_sessions.engine import handle_for, is_well_formed, new_id
 from tests.integrations import djangokit
 from tests.integrations.djangokit import FAST_FAIL, RoundTrips
 from tests.support.servers import command_counts, command_delta

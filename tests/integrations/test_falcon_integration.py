@@ -11,8 +11,9 @@ import pytest
 import redis
 from falcon import testing
 
-from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async, handle_for
+from redis_sessions import AsyncRedisStore, RedisStore, connect, connect_async
 from redis_sessions.asgi import get_session as asgi_session
+from redis_sessions.engine import handle_for
 from tests.integrations.flaskkit import SECRET, RoundTrips, async_store, example, sync_store
 
 wsgi_example = example("falcon_app.wsgi_app")

@@ -21,15 +21,8 @@ from flask import (
     stream_with_context,
 )
 
-from redis_sessions import (
-    ConfigError,
-    CookieConfig,
-    RedisStore,
-    SessionConfig,
-    Signer,
-    connect,
-    handle_for,
-)
+from redis_sessions import ConfigError, CookieConfig, RedisStore, SessionConfig, connect
+from redis_sessions.engine import Signer, handle_for
 from redis_sessions.flask import FlaskSession, RedisSessionInterface, RedisSessions, get_session
 from tests.integrations.flaskkit import (
     SECRET,

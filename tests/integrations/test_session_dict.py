@@ -24,8 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from redis_sessions import AsyncRedisStore, RedisStore, Session, connect, connect_async, handle_for
+from redis_sessions import AsyncRedisStore, RedisStore, Session, connect, connect_async
 from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.engine import handle_for
 from redis_sessions.fastapi import SessionDep
 from redis_sessions.flask import RedisSessions, get_session
 from tests.support.servers import RoundTrips

@@ -18,19 +18,15 @@ import redis.cluster
 from redis_sessions import (
     AsyncRedisStore,
     ConnectOptions,
-    Incoming,
     MemoryStore,
     RedisStore,
     Session,
     SessionConfig,
-    SessionEngine,
-    Write,
     connect,
     connect_async,
-    handle_for,
 )
 from redis_sessions.acl import acl_rules
-from redis_sessions.engine import Committed
+from redis_sessions.engine import Committed, Incoming, SessionEngine, Write, handle_for
 from redis_sessions.server import LocalServer
 from tests.support.servers import server_version
 

@@ -15,8 +15,9 @@ import pytest
 import redis
 from redis import exceptions as rx
 
-from redis_sessions import ConnectOptions, Session, SessionEngine, handle_for
+from redis_sessions import ConnectOptions, Session
 from redis_sessions.acl import SESSION_USER_ACL, acl_rules
+from redis_sessions.engine import SessionEngine, handle_for
 from tests.store.storekit import (
     ACL_PASSWORD,
     AclServer,

@@ -8,17 +8,8 @@ from typing import Any
 
 import pytest
 
-from redis_sessions import (
-    Destroy,
-    MsgpackSerializer,
-    Release,
-    Session,
-    SessionEngine,
-    SessionLockError,
-    SessionStateError,
-    Write,
-    handle_for,
-)
+from redis_sessions import MsgpackSerializer, Session, SessionLockError, SessionStateError
+from redis_sessions.engine import Destroy, Release, SessionEngine, Write, handle_for
 from tests.store.storekit import MakeStore, StoreProxy, create_session, incoming_for, now_ms
 
 

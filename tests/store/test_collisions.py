@@ -6,16 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from redis_sessions import (
-    ConfigError,
-    MemoryStore,
-    SessionConfig,
-    SessionEngine,
-    SessionStateError,
-    Write,
-    handle_for,
-    new_id,
-)
+from redis_sessions import ConfigError, MemoryStore, SessionConfig, SessionStateError
+from redis_sessions.engine import SessionEngine, Write, handle_for, new_id
 from tests.store.storekit import StoreProxy, now_ms, open_session
 
 FIXED = "f" * 43

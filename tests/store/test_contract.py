@@ -6,16 +6,8 @@ from typing import Any
 
 import pytest
 
-from redis_sessions import (
-    Destroy,
-    MsgpackSerializer,
-    RedisStore,
-    SessionTooLargeError,
-    Touch,
-    Write,
-    handle_for,
-    new_id,
-)
+from redis_sessions import MsgpackSerializer, RedisStore, SessionTooLargeError
+from redis_sessions.engine import Destroy, Touch, Write, handle_for, new_id
 from tests.store.storekit import (
     MakeStore,
     StoreProxy,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from redis_sessions import SessionEngine, Write, handle_for
+from redis_sessions.engine import SessionEngine, Write, handle_for
 from tests.store.storekit import (
     MakeStore,
     StoreProxy,

@@ -8,16 +8,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from redis_sessions import (
-    ConnectOptions,
-    RedisStore,
-    StoreUnavailableError,
-    Write,
-    connect,
-    handle_for,
-    new_id,
-)
-from redis_sessions.engine import LockHold
+from redis_sessions import ConnectOptions, RedisStore, StoreUnavailableError, connect
+from redis_sessions.engine import LockHold, Write, handle_for, new_id
 from tests.support.faultproxy import FaultProxy
 
 RESEND = ConnectOptions(socket_timeout=1, retries=2, backoff_base=0.01, backoff_cap=0.05)

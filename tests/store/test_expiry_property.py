@@ -10,7 +10,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from redis_sessions import RedisStore, SessionConfig, SessionEngine, connect, handle_for
+from redis_sessions import RedisStore, SessionConfig, connect
+from redis_sessions.engine import SessionEngine, handle_for
 
 IDLE = 100  # seconds
 OPS = st.lists(

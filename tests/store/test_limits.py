@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from redis_sessions import ConfigError, RedisStore, handle_for
+from redis_sessions import ConfigError, RedisStore
+from redis_sessions.engine import handle_for
 from tests.store.storekit import (
     MakeStore,
     StoreProxy,

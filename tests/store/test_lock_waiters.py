@@ -13,11 +13,11 @@ from redis_sessions import (
     AsyncRedisStore,
     RedisStore,
     SessionConfig,
-    SessionEngine,
     SessionLockError,
     connect,
     connect_async,
 )
+from redis_sessions.engine import SessionEngine
 from tests.store.storekit import incoming_for, now_ms
 from tests.support.servers import command_counts, command_delta, wait_until
 

@@ -19,16 +19,12 @@ from redis._parsers.base import BaseParser
 from redis_sessions import (
     AsyncRedisStore,
     ConnectOptions,
-    Loaded,
     RedisStore,
     StoreUnavailableError,
-    Touch,
-    Write,
     connect,
     connect_async,
-    handle_for,
-    new_id,
 )
+from redis_sessions.engine import Loaded, Touch, Write, handle_for, new_id
 from redis_sessions.server import free_port
 from redis_sessions.store._health import Health, classify
 from tests.store.storekit import (

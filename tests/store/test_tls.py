@@ -35,9 +35,9 @@ from redis_sessions import (
     StoreUnavailableError,
     connect,
     connect_async,
-    handle_for,
 )
 from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.engine import handle_for
 from redis_sessions.server import LocalServer
 from redis_sessions.store._health import classify
 from tests.store.storekit import StoreProxy, create_session, key_exists, serve_read

@@ -30,14 +30,13 @@ from redis_sessions import (
     ConnectOptions,
     RedisStore,
     StoreUnavailableError,
-    Write,
     connect,
     connect_async,
-    handle_for,
 )
 from redis_sessions._connect import cluster_limits, parse_target
 from redis_sessions._errors import ConfigError
 from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.engine import Write, handle_for
 from redis_sessions.server import free_port
 from redis_sessions.store._base import TaskGate
 from tests.store.storekit import StoreProxy, create_session, now_ms, open_session, session_rules

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from redis_sessions import JSONSerializer, Loaded, SessionConfig, SessionEngine
+from redis_sessions import JSONSerializer, SessionConfig
 from redis_sessions._record import field_name
+from redis_sessions.engine import Loaded, SessionEngine
 
 SECRET = "s" * 32
 OLD_SECRET = "o" * 32

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from redis_sessions import SessionEngine
+from redis_sessions.engine import SessionEngine
 
 from ._support import make_engine
 

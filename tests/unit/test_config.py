@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from redis_sessions import ConfigError, CookieConfig, SessionConfig, new_id
+from redis_sessions import ConfigError, CookieConfig, SessionConfig
+from redis_sessions.engine import new_id
 
 from ._support import SECRET
 

@@ -7,16 +7,14 @@ import math
 
 import pytest
 
-from redis_sessions import (
-    CookieConfig,
+from redis_sessions import CookieConfig, JSONSerializer, SessionConfig, SessionTooLargeError
+from redis_sessions.engine import (
+    Committed,
     Destroy,
     Incoming,
-    JSONSerializer,
     Load,
     Loaded,
-    SessionConfig,
     SessionEngine,
-    SessionTooLargeError,
     Signer,
     Touch,
     Write,
@@ -24,7 +22,6 @@ from redis_sessions import (
     is_secure_request,
     new_id,
 )
-from redis_sessions.engine import Committed
 
 from ._support import MAX_SIZE, NOW_MS, OLD_SECRET, SECRET, loaded, make_engine, stored_fields
 

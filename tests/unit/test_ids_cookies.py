@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from redis_sessions import Signer, handle_for, is_well_formed, new_id
 from redis_sessions._cookies import MAX_CANDIDATES, MAX_HEADER_SCAN, cookie_values, render_cookie
+from redis_sessions.engine import Signer, handle_for, is_well_formed, new_id
 
 from ._support import SECRET, make_engine
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from redis_sessions import Session, SessionConfig, SessionStateError, should_touch
+from redis_sessions import Session, SessionConfig, SessionStateError
+from redis_sessions.engine import should_touch
 
 from ._support import SECRET
 

@@ -6,8 +6,8 @@ import hmac
 
 import pytest
 
-from redis_sessions import Signer, new_id
 from redis_sessions._signing import MAX_SIGNED_LENGTH
+from redis_sessions.engine import Signer, new_id
 
 NEW = "n" * 32
 OLD = "o" * 32
