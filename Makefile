@@ -60,8 +60,9 @@ redis62: $(BIN)/.installed
 	fi
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check src tests examples bench scripts
+	$(BIN)/ruff format --check src tests examples bench scripts
+	$(BIN)/python scripts/unasync.py --check
 
 types: $(BIN)/.installed
 	$(BIN)/mypy

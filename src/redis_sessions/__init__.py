@@ -20,7 +20,7 @@ from ._ids import handle_for
 from ._serializers import JSONSerializer, MsgpackSerializer, Serializer
 from ._session import Session
 from .store._async import AsyncRedisStore
-from .store._layouts import SessionInfo
+from .store._listing import SessionInfo
 from .store._memory import AsyncMemoryStore, MemoryStore
 from .store._sync import RedisStore
 

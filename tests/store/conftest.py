@@ -6,9 +6,9 @@
 its own), and the topologies, each sync and async: "unix" (the test server's unix socket), "tls"
 (``rediss://`` through a TLS proxy to it), "sentinel" (through the session's Sentinel group) and
 "cluster" (on the session's 6-node Cluster); "sync-resp3" and "async-resp3" are "sync" and "async"
-speaking RESP3 instead of the pinned RESP2. `redis_store` / `make_redis_store` run the
-Redis-specific tests (command counts, server settings) on one server: "sync", "async" and "acl". An
-autouse spy fails any store test that deserialises with pickle.
+speaking RESP3 instead of the pinned RESP2. `redis_store` / `make_redis_store` are the same
+factory for the Redis-specific tests (command counts, server settings) on one server: "sync",
+"async" and "acl" only. An autouse spy fails any store test that deserialises with pickle.
 """
 
 from __future__ import annotations
@@ -81,9 +81,23 @@ def tls_url(redis_server: LocalServer, tmp_path_factory: pytest.TempPathFactory)
 RESP3 = ["sync-resp3", "async-resp3"]
 
 
-@pytest.fixture(params=["sync", "async", "memory", "acl", *RESP3, *TOPOLOGIES])
+# Every runner, and the Redis-specific selection (command counts, server settings: one server).
+RUNNERS = ["sync", "async", "memory", "acl", *RESP3, *TOPOLOGIES]
+REDIS_RUNNERS = ["sync", "async", "acl"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One `make_store` fixture for both selections: a test that asks for `make_redis_store`
+    (or `redis_store`) gets the Redis runners, any other the whole list."""
+    if "make_store" in metafunc.fixturenames:
+        redis_only = "make_redis_store" in metafunc.fixturenames
+        metafunc.parametrize("make_store", REDIS_RUNNERS if redis_only else RUNNERS, indirect=True)
+
+
+@pytest.fixture
 def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
-    """Factory of stores for every runner: ``make_store(**RedisStore options)``."""
+    """Factory of stores for the test's runner: ``make_store(url=None, options=None, **kw)``
+    (`kw`: the `RedisStore` options)."""
     factory = StoreFactory(request.param, request)
     try:
         yield factory
@@ -93,18 +107,14 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
 
 @pytest.fixture
 def store(make_store: MakeStore) -> StoreProxy:
-    """A default store, for every runner (sync, async, memory, acl)."""
+    """A default store, for every runner (sync, async, memory, acl, the topologies)."""
     return make_store()
 
 
-@pytest.fixture(params=["sync", "async", "acl"])
-def make_redis_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
-    """Factory of stores on a real server: ``make_redis_store(url=None, options=None, **kw)``."""
-    factory = StoreFactory(request.param, request)
-    try:
-        yield factory
-    finally:
-        factory.close()
+@pytest.fixture
+def make_redis_store(make_store: MakeStore) -> MakeStore:
+    """`make_store` on a real server only: the sync, async and acl runners."""
+    return make_store
 
 
 @pytest.fixture

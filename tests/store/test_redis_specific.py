@@ -26,7 +26,7 @@ from redis_sessions import (
 )
 from redis_sessions.engine import Loaded, Touch, Write, handle_for, new_id
 from redis_sessions.server import free_port
-from redis_sessions.store._faults import Health, classify
+from redis_sessions.store._health import Health, classify
 from tests.store.storekit import (
     MakeStore,
     StoreProxy,
@@ -382,9 +382,9 @@ def test_noscript_falls_back_to_eval(redis_store: StoreProxy) -> None:
     engine = store.engine()
     raw.script_flush()
     before = command_counts(raw)
-    session = create_session(store, engine, a=1)  # _WRITE not cached: EVAL
+    session = create_session(store, engine, a=1)  # WRITE not cached: EVAL
     raw.script_flush()
-    loaded = open_session(store, engine, session.id)  # _LOAD not cached: EVAL
+    loaded = open_session(store, engine, session.id)  # READ_ROLLING not cached: EVAL
     assert dict(loaded) == {"a": 1}
     raw.script_flush()
     loaded["b"] = 2
@@ -783,7 +783,7 @@ def test_health_with_settle_keeps_a_partial_outage_as_one(
     INFO once no failure came for `settle` seconds, naming the other reasons seen."""
     now = [100.0]
     monkeypatch.setattr(
-        "redis_sessions.store._faults.time",
+        "redis_sessions.store._health.time",
         type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}),
     )
     caplog.set_level(logging.INFO, logger="redis_sessions")

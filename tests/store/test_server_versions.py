@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from redis_sessions import RedisStore, StoreUnavailableError, connect
-from redis_sessions.store._faults import UNSUPPORTED_SERVER, UNSUPPORTED_WAITAOF
+from redis_sessions.store._health import UNSUPPORTED_SERVER, UNSUPPORTED_WAITAOF
 from tests.store.storekit import StoreProxy, create_session, open_session
 from tests.support.servers import MakeServer
 

@@ -40,7 +40,7 @@ from redis_sessions import (
 from redis_sessions.asgi import SessionMiddleware
 from redis_sessions.engine import handle_for
 from redis_sessions.server import LocalServer
-from redis_sessions.store._faults import classify
+from redis_sessions.store._health import classify
 from tests.store.storekit import StoreProxy, create_session, key_exists, serve_read
 from tests.support.servers import wait_until
 from tests.support.tlsproxy import TLSProxy

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 import pytest
 import redis
 
-from redis_sessions import AsyncRedisStore
 from redis_sessions.server import LocalServer
 
 __all__ = [
@@ -197,27 +196,20 @@ def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, in
 
 class RoundTrips:
     """Counts a store's Redis round trips, client side: one per runner ``execute`` (a command,
-    a script or a pipeline), for a `RedisStore` or an `AsyncRedisStore`."""
+    a script or a pipeline), for a `RedisStore` or an `AsyncRedisStore`, through the runner's
+    `on_execute` hook (the runner itself, with its pool options, stays as it was built)."""
 
     def __init__(self, store: Any) -> None:
         self.count = 0
         runner = store._runner
-        counter = self
+        previous = runner.on_execute  # a counter set already keeps counting too
 
-        if isinstance(store, AsyncRedisStore):
+        def counted(command: Any) -> None:
+            self.count += 1
+            if previous is not None:
+                previous(command)
 
-            class Counting(type(runner)):  # type: ignore[misc]
-                async def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return await super().execute(command)
-        else:
-
-            class Counting(type(runner)):  # type: ignore[misc,no-redef]
-                def execute(self, command: Any) -> Any:
-                    counter.count += 1
-                    return super().execute(command)
-
-        store._runner = Counting(runner.client, runner.health)
+        runner.on_execute = counted
 
     def take(self) -> int:
         """The count since the last take()."""

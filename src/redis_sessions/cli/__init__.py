@@ -19,7 +19,7 @@ import click
 from redis.exceptions import RedisError
 
 from .._errors import StoreUnavailableError
-from ..store._layouts import SessionInfo
+from ..store._listing import SessionInfo
 from ._common import (
     DEFAULT_DATA_DIR,
     NO_URL,

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from .._report import age_s
-from ..store._layouts import SessionInfo
+from ..store._listing import SessionInfo
 
 __all__ = ["json_row", "json_text", "printable"]
 

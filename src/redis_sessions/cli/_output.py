@@ -24,7 +24,7 @@ from .._report import (
     human_ttl,
     iso_time,
 )
-from ..store._layouts import SessionInfo
+from ..store._listing import SessionInfo
 from ..store._sync import RedisStore
 from ._format import json_row, json_text, printable
 

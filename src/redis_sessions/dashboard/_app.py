@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 
 from .._errors import ConfigError, StoreUnavailableError
 from ..store._async import AsyncRedisStore
-from ..store._layouts import SessionInfo
+from ..store._listing import SessionInfo
 from . import _render, _security
 from ._stats import StatsCache, aclose
 

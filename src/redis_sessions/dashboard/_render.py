@@ -22,7 +22,7 @@ from .._report import (
     human_ttl,
     iso_time,
 )
-from ..store._layouts import SessionInfo
+from ..store._listing import SessionInfo
 
 __all__ = [
     "HOST_REFUSED",

@@ -1,6 +1,7 @@
-"""The asyncio Redis store: the shared flows of `_layouts` run on `redis.asyncio.Redis`.
+"""`AsyncRedisStore`: the flows of `_layouts`, run on a `redis.asyncio.Redis` client.
 
-This file and `_sync.py` differ only by ``async``/``await`` and the client type (a test checks).
+The sync store (`_sync.py`) is generated from the asyncio one (`_async.py`) by
+`scripts/unasync.py`: edit `_async.py`, then run the script (``make lint`` checks it was).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio
 import redis.asyncio.cluster
@@ -22,19 +23,28 @@ from redis.exceptions import (
 from .._connect import AsyncClient, ConnectOptions, connect_async
 from .._errors import StoreUnavailableError
 from .._plans import DONE, Committed, Load, Loaded, Plan, Touch
-from ._base import StoreBase, TaskGate, cluster_ready_async, now_ms
-from ._faults import Health
-from ._layouts import Call, Command, Dedup, Durable, Flow, Script, SessionInfo, Sleep
+from ._base import StoreBase, TaskGate, cluster_ready_async, durable_reply, now_ms
+from ._commands import Batch, Call, Command, Durable, Flow, Script, Sleep
+from ._health import Health
+from ._listing import Dedup, SessionInfo
 
 __all__ = ["AsyncRedisStore", "AsyncRunner"]
 
 _POLL = 0.002  # seconds between looks for a free Cluster connection
 
+_T = TypeVar("_T")
+
 
 class AsyncRunner:
-    """Runs flows on a `redis.asyncio.Redis`-compatible client; translates errors once."""
+    """Runs flows on a `redis.asyncio.Redis`-compatible client; translates errors once.
 
-    __slots__ = ("client", "connect_later", "gate", "health", "pool_wait")
+    Attributes:
+        on_execute: called with each command before it is sent, one call per round trip (a
+            command, a script or a pipeline); None (the default) costs nothing. Tests count
+            round trips with it.
+    """
+
+    __slots__ = ("client", "connect_later", "gate", "health", "on_execute", "pool_wait")
 
     def __init__(
         self,
@@ -51,22 +61,27 @@ class AsyncRunner:
         # Only with a Cluster client: no more commands in flight than a node pool has
         # connections.
         self.gate = TaskGate(pool_limit, pool_wait) if pool_limit else None
+        self.on_execute: Callable[[Command], None] | None = None
 
-    async def run(self, flow: Flow) -> Any:
+    async def run(self, flow: Flow[_T]) -> _T:
         """Drive `flow` to completion, one round trip per yielded command."""
         try:
             command = next(flow)
         except StopIteration as done:  # nothing to do (e.g. destroy of no handles)
-            return done.value
+            result: _T = done.value
+            return result
         while True:
             reply = await self.execute(command)
             try:
                 command = flow.send(reply)
             except StopIteration as done:
-                return done.value
+                result = done.value
+                return result
 
     async def execute(self, command: Command) -> Any:
         """Run one command; unavailability becomes `StoreUnavailableError`."""
+        if self.on_execute is not None:
+            self.on_execute(command)
         gate = self.gate
         if gate is None:
             return await self._execute(command)
@@ -110,25 +125,27 @@ class AsyncRunner:
 
     async def _dispatch(self, command: Command) -> Any:
         client = self.client
-        if isinstance(command, Script):
-            args = (len(command.keys), *command.keys, *command.args)
-            try:
-                return await client.execute_command("EVALSHA", command.sha, *args)
-            except NoScriptError:
-                return await client.execute_command("EVAL", command.source, *args)
-        if isinstance(command, Call):
-            if command.node is not None:
+        match command:
+            case Script():
+                args = (len(command.keys), *command.keys, *command.args)
+                try:
+                    return await client.execute_command("EVALSHA", command.sha, *args)
+                except NoScriptError:
+                    return await client.execute_command("EVAL", command.source, *args)
+            case Call(node=None):
+                return await client.execute_command(*command.args)
+            case Call():
                 return await client.execute_command(*command.args, target_nodes=command.node)
-            return await client.execute_command(*command.args)
-        if isinstance(command, Durable):
-            return await self._durable(command)
-        if isinstance(command, Sleep):
-            return await asyncio.sleep(command.seconds)
-        # Errors of single commands come back as values; connection errors still raise.
-        pipe = client.pipeline(transaction=False)
-        for call in command.calls:
-            pipe.execute_command(*call.args)
-        return await pipe.execute(raise_on_error=command.strict)
+            case Durable():
+                return await self._durable(command)
+            case Sleep():
+                return await asyncio.sleep(command.seconds)
+            case Batch():
+                # Errors of single commands come back as values; connection errors still raise.
+                pipe = client.pipeline(transaction=False)
+                for call in command.calls:
+                    pipe.execute_command(*call.args)
+                return await pipe.execute(raise_on_error=command.strict)
 
     async def _durable(self, command: Durable) -> Any:
         # The write and WAIT in one pipeline: one connection, so WAIT counts this write.
@@ -149,11 +166,7 @@ class AsyncRunner:
             reply, acks = await pipe.execute(raise_on_error=False)
             if not isinstance(reply, NoScriptError):
                 break
-        for result in (reply, acks):
-            if isinstance(result, Exception):
-                raise result
-        command.check(acks)
-        return reply
+        return durable_reply(command, reply, acks)
 
 
 class AsyncRedisStore(StoreBase):
@@ -205,40 +218,43 @@ class AsyncRedisStore(StoreBase):
     def client(self) -> AsyncClient | None:
         """The redis-py client (built at the first command when no Cluster node answered
         when the store was made; None until then)."""
-        return self._runner.client  # type: ignore[no-any-return]
+        client: AsyncClient | None = self._runner.client
+        return client
 
     async def load(self, spec: Load) -> Loaded | None:
         """Read a session, refreshing its TTL when due (1 round trip)."""
-        return await self._runner.run(self.layout.load(spec))  # type: ignore[no-any-return]
+        return await self._runner.run(self.layout.load(spec))
 
     async def commit(self, plan: Plan) -> Committed:
         """Run an engine plan (1 round trip, 0 for None); not applied if the session was gone."""
-        if plan is None:
-            return DONE
-        if isinstance(plan, Touch) and plan.best_effort:
-            try:
-                return await self._runner.run(self.layout.commit(plan))  # type: ignore[no-any-return]
-            except StoreUnavailableError:
-                return DONE  # the read was served; the refresh is retried by a later request
-        return await self._runner.run(self.layout.commit(plan))  # type: ignore[no-any-return]
+        match plan:
+            case None:
+                return DONE
+            case Touch(best_effort=True):
+                try:
+                    return await self._runner.run(self.layout.commit(plan))
+                except StoreUnavailableError:
+                    return DONE  # the read was served; the refresh is retried by a later request
+            case _:
+                return await self._runner.run(self.layout.commit(plan))
 
     async def get(self, handle: str) -> dict[str, Any] | None:
         """The data of a session, or None if missing or unreadable (1 round trip)."""
-        return await self._runner.run(self.layout.get(handle))  # type: ignore[no-any-return]
+        return await self._runner.run(self.layout.get(handle))
 
     async def set(self, handle: str, data: Mapping[str, Any], ttl: float | None = None) -> bool:
         """Replace a session's data with a TTL (default `ttl`); <= 0 deletes (1 round trip)."""
         flow = self.layout.set(handle, data, self._ttl_ms(data, ttl), now_ms())
-        return await self._runner.run(flow)  # type: ignore[no-any-return]
+        return await self._runner.run(flow)
 
     async def destroy(self, *handles: str) -> int:
         """Delete sessions; returns how many existed (1 round trip)."""
-        return await self._runner.run(self.layout.destroy(*handles))  # type: ignore[no-any-return]
+        return await self._runner.run(self.layout.destroy(*handles))
 
     async def touch(self, handle: str, ttl: float | None = None) -> bool:
         """Reset a session's TTL; False if it does not exist (1 round trip)."""
         flow = self.layout.touch(handle, self._ttl_ms({}, ttl))
-        return await self._runner.run(flow)  # type: ignore[no-any-return]
+        return await self._runner.run(flow)
 
     async def ids(self) -> AsyncIterator[str]:
         """Every session handle under the prefix, once each (SCAN pages, never KEYS)."""

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.asyncio
 import redis.asyncio.cluster
+from redis.exceptions import ResponseError
 
 from .._config import _positive
 from .._connect import ConnectOptions, bind_to_loops, cluster_limits
+from .._engine import now_ms
 from .._errors import ConfigError
 from .._pools import Handover
 from .._serializers import Serializer, default_serializer
-from ._faults import Health
+from ._commands import Durable
+from ._health import Health
 from ._layouts import HashLayout
 
-__all__ = ["StoreBase", "TaskGate", "ThreadGate", "cluster_ready", "cluster_ready_async", "now_ms"]
+__all__ = [
+    "StoreBase",
+    "TaskGate",
+    "ThreadGate",
+    "cluster_ready",
+    "cluster_ready_async",
+    "durable_reply",
+    "now_ms",
+]
 
 TTL = float | Callable[[Mapping[str, Any]], float]
-
-
-def now_ms() -> int:
-    """Wall-clock time in integer milliseconds (what session metadata stores)."""
-    return int(time.time() * 1000)
 
 
 # The turns of a Cluster store whose client gives no connection limit.
@@ -49,6 +54,19 @@ async def cluster_ready_async(client: Any) -> bool:
         await client.initialize()
         return True
     return False
+
+
+def durable_reply(command: Durable, reply: Any, acks: Any) -> Any:
+    """The write's reply of a `Durable` pipeline (the write, then WAIT or WAITAOF): an error
+    reply of either is raised, and so are too few acknowledgements, as the NOREPLICAS error
+    reply Redis gives a write it could not replicate (`_health` classifies both alike)."""
+    for result in (reply, acks):
+        if isinstance(result, Exception):
+            raise result
+    shortfall = command.shortfall(acks)
+    if shortfall is not None:
+        raise ResponseError(shortfall)
+    return reply
 
 
 class ThreadGate:

@@ -14,7 +14,16 @@ import time
 from typing import Any
 
 from ._async import AsyncRedisStore
-from ._layouts import _DESCRIBE, _LOAD, _LOCKED, _READ
+from ._scripts import (
+    ALL_TAKEN,
+    DESCRIBE,
+    EXPIRED,
+    LOCK_AND_READ,
+    LOCK_HELD,
+    NOT_AN_INTEGER,
+    READ,
+    READ_ROLLING,
+)
 from ._sync import RedisStore
 
 __all__ = ["AsyncMemoryStore", "MemoryStore"]
@@ -97,13 +106,13 @@ class _MemoryRedis:
                 script, nkeys = args[0], int(args[1])
                 keys = [str(k) for k in args[2 : 2 + nkeys]]
                 argv = [_b(a) for a in args[2 + nkeys :]]
-                if script in (_LOAD.sha, _LOAD.source):
+                if script in (READ_ROLLING.sha, READ_ROLLING.source):
                     return self._load(keys[0], argv, refresh=True)
-                if script in (_READ.sha, _READ.source):
+                if script in (READ.sha, READ.source):
                     return self._load(keys[0], argv, refresh=False)
-                if script in (_LOCKED.sha, _LOCKED.source):
+                if script in (LOCK_AND_READ.sha, LOCK_AND_READ.source):
                     return self._load_locked(keys, argv)
-                if script in (_DESCRIBE.sha, _DESCRIBE.source):
+                if script in (DESCRIBE.sha, DESCRIBE.source):
                     return [self._describe(key, argv[0]) for key in keys]
                 return self._write(keys, argv)
             key = str(args[0]) if args else ""
@@ -144,7 +153,7 @@ class _MemoryRedis:
                 if refresh:
                     self._delete(key)
                     return None
-                return -2
+                return EXPIRED
             if target <= 0 or left < target:
                 target = left
         pttl = self._pttl(key)
@@ -156,7 +165,7 @@ class _MemoryRedis:
                 if refresh:
                     self._delete(key)
                     return None
-                return -2
+                return EXPIRED
             if idle > 0 and (seen is None or now - last >= after):
                 due = 1
         elif target > 0 and (pttl < 0 or target - pttl >= after):
@@ -186,14 +195,14 @@ class _MemoryRedis:
         if held is None:
             self._set_string(lock, token, int(argv[2]))
         elif held != token:
-            return -3
+            return LOCK_HELD
         reply = self._load(keys[0], argv[:1], refresh=True)
         if not isinstance(reply, list):
             self._delete(lock)
         return reply
 
     def _write(self, keys: list[str], argv: list[bytes]) -> Any:
-        """`_layouts._WRITE` in Python (the same arguments and replies)."""
+        """`_scripts.WRITE` in Python (the same arguments and replies)."""
         header = argv[0].split()
         key, ttl, mode = keys[0], int(header[0]), header[1]
         ns, ni, nx = int(header[2]), int(header[3]), int(header[4])
@@ -245,11 +254,11 @@ class _MemoryRedis:
                     pick, key = index, candidate
                     return stored()
             else:
-                return finish(-5, logged=False)
+                return finish(ALL_TAKEN, logged=False)
         elif log is not None and nonce in (self._string(log) or b""):
             return stored()
         if lock is not None and self._string(lock) != token:
-            return -3
+            return LOCK_HELD
         if mode == b"n":
             return finish(1, logged=True)
         if mode == b"d":
@@ -273,7 +282,7 @@ class _MemoryRedis:
             value = current.get(argv[i])
             number = 0 if value is None else _counter(value, codec)
             if number is None:
-                return finish([-4, argv[i]], logged=False)
+                return finish([NOT_AN_INTEGER, argv[i]], logged=False)
             counts.append(number + int(argv[i + 1]))
         if mode == b"r":
             self._delete(key)
@@ -317,7 +326,8 @@ def _encode_counter(number: int, codec: bytes) -> bytes:
     if codec == b"m":
         import msgpack
 
-        return msgpack.packb(number)  # type: ignore[no-any-return]
+        packed: bytes = msgpack.packb(number)
+        return packed
     return str(number).encode()
 
 
