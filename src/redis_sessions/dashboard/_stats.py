@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._report import SessionStats
+
+if TYPE_CHECKING:
+    from ..store._async import AsyncRedisStore
 
 __all__ = ["StatsCache", "aclose", "collect"]
 
@@ -23,7 +26,7 @@ async def aclose(iterator: AsyncIterator[Any]) -> None:
         await close()
 
 
-async def collect(store: Any, user_field: str, budget_s: float) -> SessionStats:
+async def collect(store: AsyncRedisStore, user_field: str, budget_s: float) -> SessionStats:
     """Stream every session's metadata into a `SessionStats`, stopping after `budget_s`
     seconds (then `complete` is False)."""
     stats = SessionStats(now_ms=int(time.time() * 1000))
@@ -50,7 +53,7 @@ class StatsCache:
         self._stats: SessionStats | None = None
         self._at = 0.0
 
-    async def get(self, store: Any, user_field: str, budget_s: float) -> SessionStats:
+    async def get(self, store: AsyncRedisStore, user_field: str, budget_s: float) -> SessionStats:
         """The cached stats if fresh, else a new scan."""
         now = time.monotonic()
         if self._stats is None or now - self._at >= self.max_age:

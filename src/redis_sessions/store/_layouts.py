@@ -23,9 +23,17 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._config import MAX_SECONDS
-from .._errors import SessionLockError, SessionStateError, SessionTooLargeError
+from .._errors import SessionLockError, SessionStateError
 from .._plans import DONE, Committed, Destroy, Load, Loaded, Plan, Release, Touch, Write
-from .._record import ACCESSED, CREATED, decode_record, field_name
+from .._record import (
+    ACCESSED,
+    CREATED,
+    check_size,
+    decode_record,
+    encode_fields,
+    field_name,
+    size_of,
+)
 from .._serializers import Serializer
 from ._commands import Batch, Call, Durable, Flow, Script, Sleep
 from ._listing import SessionInfo, cluster_rows, describe_calls, session_infos
@@ -387,10 +395,8 @@ class HashLayout:
         if ttl_ms <= 0 and not self.disable_ttl:
             yield Call(("DEL", self.key(handle)))
             return False
-        fields = {field_name(k): self.serializer.dumps(v) for k, v in data.items()}
-        size = sum(len(k.encode()) + len(v) for k, v in fields.items())
-        if size > self.max_size:
-            raise SessionTooLargeError(size, self.max_size)
+        fields = encode_fields(data, self.serializer)
+        check_size(size_of(fields), self.max_size)
         fields[CREATED] = str(now_ms).encode()
         yield self.durable(self._write(handle, fields, (), ttl_ms, "r"))
         return True
