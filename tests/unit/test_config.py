@@ -34,12 +34,12 @@ def test_session_defaults():
     assert cfg.retry_after == 5
 
 
-def test_configs_are_frozen():
+def test_configs_are_frozen() -> None:
     cfg = SessionConfig(secret=SECRET)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.rolling = True  # type: ignore[misc]
+        cfg.rolling = True  # type: ignore[misc]  # frozen: the test expects the error
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.cookie.name = "x"  # type: ignore[misc]
+        cfg.cookie.name = "x"  # type: ignore[misc]  # frozen: the test expects the error
 
 
 def test_config_error_is_a_value_error():
