@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -340,7 +341,8 @@ def test_durations_under_a_millisecond_or_over_ten_years_are_refused(option, val
 
 @pytest.mark.parametrize("option", ["lock_timeout", "touch_after"])
 def test_durations_that_may_be_zero_accept_zero(option):
-    assert getattr(SessionConfig(secret=SECRET, **{option: 0}), option) == 0
+    zero: dict[str, Any] = {option: 0}
+    assert getattr(SessionConfig(secret=SECRET, **zero), option) == 0
 
 
 def test_durations_at_the_bounds_are_accepted():
