@@ -64,6 +64,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests examples bench scripts
 	$(BIN)/python scripts/unasync.py --check
 
+# mypy on src (strict), tests, scripts and examples: the files and overrides are in pyproject.toml.
 types: $(BIN)/.installed
 	$(BIN)/mypy
 

@@ -15,6 +15,7 @@ Run (from the repository root; ``python -m redis_sessions.server`` gives a local
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
@@ -30,7 +31,7 @@ class CloseStore:
     def __init__(self, store: AsyncRedisStore) -> None:
         self.store = store
 
-    async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+    async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         await self.store.aclose()
 
 

@@ -28,7 +28,7 @@ def create_app(store: AsyncRedisStore | None = None, secret: str | None = None) 
 
     app = FastAPI(lifespan=lifespan)
     app.add_middleware(
-        SessionMiddleware,  # type: ignore[arg-type]
+        SessionMiddleware,
         store=store,
         secret=secret or os.environ.get("SESSION_SECRET", "change me: a long random secret"),
         lazy=True,  # routes that do not ask for the session cost no Redis round trip

@@ -11,6 +11,7 @@ Handlers use Litestar's own session API (``request.session``, ``request.clear_se
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from litestar import Litestar, Request, get, post
 from litestar.exceptions import NotAuthorizedException, ValidationException
@@ -26,14 +27,14 @@ async def health() -> dict[str, str]:
 
 
 @get("/")
-async def counter(request: Request) -> dict[str, int]:
+async def counter(request: Request[Any, Any, Any]) -> dict[str, int]:
     views = request.session.get("views", 0) + 1
     request.session["views"] = views
     return {"views": views}
 
 
 @post("/login", status_code=200)
-async def login(request: Request) -> dict[str, str]:
+async def login(request: Request[Any, Any, Any]) -> dict[str, str]:
     user = request.query_params.get("user")
     if not user:
         raise ValidationException("?user= is required")
@@ -43,13 +44,13 @@ async def login(request: Request) -> dict[str, str]:
 
 
 @post("/logout", status_code=200)
-async def logout(request: Request) -> dict[str, bool]:
+async def logout(request: Request[Any, Any, Any]) -> dict[str, bool]:
     request.clear_session()  # Litestar's API: the stored session is deleted, the cookie cleared
     return {"ok": True}
 
 
 @get("/api/me")
-async def me(request: Request) -> dict[str, str]:
+async def me(request: Request[Any, Any, Any]) -> dict[str, str]:
     if "user" not in request.session:
         raise NotAuthorizedException("not logged in")  # 401
     return {"user": request.session["user"]}

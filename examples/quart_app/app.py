@@ -4,8 +4,8 @@ Run (from the repository root; ``python -m redis_sessions.server`` gives a local
 
     REDIS_URL=redis://127.0.0.1:6379/0 SESSION_SECRET=... hypercorn examples.quart_app.app:app
 
-Views use ``quart.session`` unchanged; ``session.regenerate()`` and ``session.destroy()`` are
-the two additions.
+Views use ``quart.session`` unchanged; ``regenerate()`` and ``destroy()`` are the two
+additions, on ``get_session()`` (the same object as ``quart.session``, typed for them).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from quart import Quart, request, session
 
 from redis_sessions import AsyncRedisStore
-from redis_sessions.quart import RedisSessions
+from redis_sessions.quart import RedisSessions, get_session
 
 
 def create_app(store: AsyncRedisStore | None = None, secret: str | None = None) -> Quart:
@@ -42,13 +42,13 @@ def create_app(store: AsyncRedisStore | None = None, secret: str | None = None) 
     @app.post("/login")
     async def login() -> dict[str, str]:
         user = request.args["user"]
-        session.regenerate()  # a new id on login: defeats session fixation
+        get_session().regenerate()  # a new id on login: defeats session fixation
         session["user"] = user
         return {"user": user}
 
     @app.post("/logout")
     async def logout() -> dict[str, bool]:
-        session.destroy()  # the stored session is deleted, the cookie cleared
+        get_session().destroy()  # the stored session is deleted, the cookie cleared
         return {"ok": True}
 
     @app.get("/api/me")

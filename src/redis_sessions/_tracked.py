@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import Any, SupportsIndex
+from typing import Any, SupportsIndex, TypeVar
 
 __all__ = ["TrackedDict"]
+
+_Self = TypeVar("_Self", bound="TrackedDict")
 
 # The dict's own storage, reached without the overrides below: what the engine and the
 # overrides themselves use, so that their reads never count as the app's.
@@ -128,13 +130,13 @@ class TrackedDict(dict[str, Any]):
             self._ensure()
         return _keys(self)
 
-    def values(self) -> ValuesView[Any]:  # type: ignore[override]
+    def values(self) -> _Values:  # type: ignore[override]
         """The values (a live view; each value read counts as handed out)."""
         if self._loader is not None:
             self._ensure()
         return _Values(self)
 
-    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]
+    def items(self) -> _Items:  # type: ignore[override]
         """The (key, value) pairs (a live view; each value read counts as handed out)."""
         if self._loader is not None:
             self._ensure()
@@ -259,7 +261,7 @@ class TrackedDict(dict[str, Any]):
         for key, value in kwargs.items():
             self[key] = value
 
-    def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[override]
+    def __ior__(self: _Self, other: Any) -> _Self:  # type: ignore[override]
         self.update(other)
         return self
 

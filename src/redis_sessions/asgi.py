@@ -32,6 +32,9 @@ Send = Callable[[Message], Awaitable[None]]
 """The ASGI ``send`` callable."""
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 """An ASGI application."""
+# What the middleware wraps: any ASGI callable, whichever framework's types it has (Falcon's
+# App takes a dict scope; uvicorn's middlewares take TypedDict events), as Starlette types it.
+_WrappedApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 def get_session(conn: Any) -> Session:
@@ -83,9 +86,13 @@ class SessionMiddleware:
     `SessionConfig.lock`); a request that cannot get it within ``lock_timeout`` answers 503.
     """
 
+    # ``app`` is positional-only so that the class matches Starlette's middleware factory
+    # protocol (``add_middleware(SessionMiddleware, ...)`` type-checks): with ``**options`` a
+    # keyword ``app=`` could otherwise collide.
     def __init__(
         self,
-        app: ASGIApp,
+        app: _WrappedApp,
+        /,
         store: AsyncStore | None = None,
         *,
         config: SessionConfig | None = None,

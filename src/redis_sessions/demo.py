@@ -137,7 +137,7 @@ signed random id. Restart the demo: the count goes on and everyone stays logged 
     else:
         routes.append(Mount("/_sessions", create_dashboard(store, token=dashboard_token(secret))))
     app = Starlette(routes=routes)
-    app.add_middleware(SessionMiddleware, store=store, secret=secret)  # type: ignore[arg-type]
+    app.add_middleware(SessionMiddleware, store=store, secret=secret)
     return app
 
 

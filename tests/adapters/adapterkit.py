@@ -17,7 +17,7 @@ from redis_sessions import (
 from redis_sessions.asgi import SessionMiddleware as ASGISessions
 from redis_sessions.wsgi import SessionMiddleware as WSGISessions
 from tests.adapters.apps import SECRET, asgi_app, wsgi_app
-from tests.support.servers import RoundTrips  # noqa: F401 - re-exported for the tests here
+from tests.support.servers import RoundTrips as RoundTrips  # re-exported for the tests here
 
 # Fault-test client settings: a call that cannot be served fails within ~2 s, health check
 # included (with retries=2 a health-check PING plus the command can take 6 x 0.5 s).
@@ -46,6 +46,6 @@ def make_client(
         app = ASGISessions(asgi_app(options.pop("gate", None), store.aclose), store, **options)
         return TestClient(app, base_url=base_url, raise_server_exceptions=False), store
     store = RedisStore(connect(url, connect_options), **(store_options or {}))
-    app = WSGISessions(wsgi_app, store, **options)
-    transport = httpx.WSGITransport(app=app, raise_app_exceptions=False)
+    wsgi = WSGISessions(wsgi_app, store, **options)
+    transport = httpx.WSGITransport(app=wsgi, raise_app_exceptions=False)
     return httpx.Client(transport=transport, base_url=base_url), store

@@ -56,12 +56,13 @@ def asgi_app(gate: Gate | None = None, on_shutdown: Any = None) -> Starlette:
         raise RuntimeError("the app failed")
 
     async def login(request: Request) -> JSONResponse:
-        request.session.regenerate()
-        request.session["user"] = request.query_params.get("user", "alice")
+        session = get_asgi_session(request)
+        session.regenerate()
+        session["user"] = request.query_params.get("user", "alice")
         return JSONResponse({"ok": True})
 
     async def logout(request: Request) -> JSONResponse:
-        request.session.destroy()
+        get_asgi_session(request).destroy()
         return JSONResponse({"ok": True})
 
     async def slow(request: Request) -> JSONResponse:
@@ -73,15 +74,17 @@ def asgi_app(gate: Gate | None = None, on_shutdown: Any = None) -> Starlette:
         return JSONResponse({"ok": True})
 
     async def save_mid(request: Request) -> JSONResponse:
-        request.session["a"] = 1
-        await request.session.asave()
-        request.session["b"] = 2
-        return JSONResponse({"id_known": bool(request.session.id)})
+        session = get_asgi_session(request)
+        session["a"] = 1
+        await session.asave()
+        session["b"] = 2
+        return JSONResponse({"id_known": bool(session.id)})
 
     async def reload(request: Request) -> JSONResponse:
-        request.session["dirty"] = True
-        await request.session.areload()
-        return JSONResponse(dict(request.session))
+        session = get_asgi_session(request)
+        session["dirty"] = True
+        await session.areload()
+        return JSONResponse(dict(session))
 
     async def health(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")

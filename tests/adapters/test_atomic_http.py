@@ -151,7 +151,8 @@ async def test_50_parallel_increments_asgi_lose_nothing(
 
 
 def test_50_parallel_increments_wsgi_lose_nothing(redis_url: str, clean_redis: redis.Redis) -> None:
-    app = WSGISessions(wsgi_app, RedisStore(connect(redis_url)), secret=SECRET)
+    store = RedisStore(connect(redis_url))
+    app = WSGISessions(wsgi_app, store, secret=SECRET)
     with wsgi_serving(app) as base:
         cookie = new_cookie(base)
         naive = threaded_gets(base, "/incr", cookie)
@@ -159,7 +160,7 @@ def test_50_parallel_increments_wsgi_lose_nothing(redis_url: str, clean_redis: r
         clean_redis.hset(f"sess:{{{handle_for(cookie.rsplit('.', 1)[0])}}}", "n", 0)
         atomic = threaded_gets(base, "/count", cookie)
         atomic_n = stored_n(clean_redis, cookie)
-    app.store.close()
+    store.close()
     assert {status for status, _, _ in naive + atomic} == {200}
     figure(
         "INCR-wsgi",
@@ -206,9 +207,10 @@ def test_k2_lock_serializes_50_parallel_read_modify_writes_wsgi(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
     timeout = 5.0
+    store = RedisStore(connect(redis_url))
     app = WSGISessions(
         wsgi_app,
-        RedisStore(connect(redis_url)),
+        store,
         secret=SECRET,
         lock=lambda path: path == "/incr",
         lock_timeout=timeout,
@@ -217,7 +219,7 @@ def test_k2_lock_serializes_50_parallel_read_modify_writes_wsgi(
     with wsgi_serving(app) as base:
         cookie = new_cookie(base)
         results = threaded_gets(base, "/incr", cookie)
-    app.store.close()
+    store.close()
     seconds = [s for _, s, _ in results]
     final = stored_n(clean_redis, cookie)
     figure(
@@ -340,9 +342,8 @@ async def test_lock_is_released_when_the_app_raises(
 def test_wsgi_lock_is_released_when_the_app_raises(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
-    app = WSGISessions(
-        wsgi_app, RedisStore(connect(redis_url)), secret=SECRET, lock=True, lock_timeout=0
-    )
+    store = RedisStore(connect(redis_url))
+    app = WSGISessions(wsgi_app, store, secret=SECRET, lock=True, lock_timeout=0)
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as http:
         cookie = http.get("/set?start=1").cookies["session"]
         http.cookies.clear()
@@ -351,7 +352,7 @@ def test_wsgi_lock_is_released_when_the_app_raises(
             http.get("/boom", headers=headers)  # the WSGI server would answer 500
         assert clean_redis.exists(f"sess:{{{handle_for(cookie.rsplit('.', 1)[0])}}}:lock") == 0
         assert http.get("/incr", headers=headers).status_code == 200
-    app.store.close()
+    store.close()
 
 
 @pytest.mark.anyio
@@ -412,9 +413,8 @@ def test_wsgi_lock_with_a_lazy_body_is_released_by_the_save_or_by_close(
 
         return body()
 
-    app = WSGISessions(
-        lazy_app, RedisStore(connect(redis_url)), secret=SECRET, lock=True, lock_timeout=0
-    )
+    store = RedisStore(connect(redis_url))
+    app = WSGISessions(lazy_app, store, secret=SECRET, lock=True, lock_timeout=0)
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as http:
         cookie = http.get("/").cookies["session"]
         http.cookies.clear()
@@ -430,7 +430,8 @@ def test_wsgi_lock_with_a_lazy_body_is_released_by_the_save_or_by_close(
     }
     body = app(environ, lambda status, headers, exc_info=None: None)
     assert clean_redis.exists(lock_key) == 1  # the app ran and holds it; nothing sent yet
+    assert hasattr(body, "close")  # PEP 3333: the server calls it, iterated or not
     body.close()  # the client went away before the body was iterated
     assert clean_redis.exists(lock_key) == 0
     assert stored_n(clean_redis, cookie) == 3  # that last request's change was never saved
-    app.store.close()
+    store.close()

@@ -30,7 +30,7 @@ from starlette.testclient import TestClient
 
 from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, connect, connect_async
 from redis_sessions._ids import handle_for, new_id
-from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.asgi import SessionMiddleware, get_session
 from redis_sessions.server import LocalServer, free_port
 from tests.faults.faultkit import (
     BUDGET,
@@ -73,12 +73,13 @@ class ClusterApp(FaultApp):
         self.store = AsyncRedisStore(connect_async(self.url, FAULT_OPTIONS), **self.store_options)
 
         async def login(request: Request) -> JSONResponse:
-            request.session.regenerate()
-            request.session["user"] = "alice"
+            session = get_session(request)
+            session.regenerate()
+            session["user"] = "alice"
             return JSONResponse({"ok": True})
 
         async def incr(request: Request) -> JSONResponse:
-            return JSONResponse({"n": request.session.incr("n")})
+            return JSONResponse({"n": get_session(request).incr("n")})
 
         app = fault_app(self.store.aclose)
         app.router.routes.extend([Route("/login", login), Route("/incr", incr)])
@@ -358,7 +359,7 @@ def test_c1_sessions_over_all_slots_listing_exact_and_regenerate_across_slots(
                 await astore.aclose()
 
         alisted, alength, aall = asyncio.run(alisting())
-        store.client.close()
+        store.close()
         invariants(app, cluster)  # after closing the stores: I-5 counts them
         assert len(alisted) == len(set(alisted)) and set(alisted) == expected
         assert alength == aall == len(expected)
@@ -376,7 +377,7 @@ def test_c1_sessions_over_all_slots_listing_exact_and_regenerate_across_slots(
         )
         assert len(per_primary) == 3 and min(per_primary.values()) > POPULATION // 4
     finally:
-        store.client.close()
+        store.close()
         cluster.flush()
 
 
@@ -467,7 +468,7 @@ def test_c2_kill9_primary_under_load_slots_back_within_15s(
         assert len(listed) == len(set(listed)) and set(listed) == expected
         assert store.length() == POPULATION - len(missing) + len(cookies)
     finally:
-        store.client.close()
+        store.close()
     invariants(app, cluster, caplog)
 
 
@@ -529,7 +530,7 @@ def test_c3_killed_primary_rejoins_as_replica_without_client_errors(
             sessions_listed=len(listed),
         )
     finally:
-        store.client.close()
+        store.close()
     invariants(app, cluster)
     assert store_log(caplog)[logged:] == [], "an outage was logged while the node rejoined"
 
@@ -673,7 +674,7 @@ def test_c5_reshard_with_valkey_cli_under_load(cluster: LocalCluster, tmp_path: 
         for user, counter in enumerate(counters):
             assert counts[user] <= counter <= tried[user], (user, counts[user], counter)
     finally:
-        store.client.close()
+        store.close()
     invariants(app, cluster)
 
 
@@ -838,7 +839,7 @@ def test_c7_one_reachable_startup_node_is_enough(
             assert {h for h in handles if store.get(h) is not None} == handles
             assert store.length() == len(handles) + len(cookies)
         finally:
-            store.client.close()
+            store.close()
         figure(
             f"C7-{reachable}",
             startup_nodes=3,

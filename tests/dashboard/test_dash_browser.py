@@ -15,6 +15,7 @@ import shutil
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from redis_sessions import AsyncRedisStore, RedisStore
-from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.asgi import SessionMiddleware, get_session
 from redis_sessions.dashboard import create_dashboard
 from redis_sessions.engine import handle_for, new_id
 from redis_sessions.server import free_port
@@ -68,9 +69,10 @@ def demo_app(url: str) -> Starlette:
     store = AsyncRedisStore(url=url)
 
     async def login(request: Request) -> JSONResponse:
-        request.session.regenerate()  # a new id at login: no session fixation
-        request.session["user"] = request.query_params["user"]
-        return JSONResponse({"user": request.session["user"]})
+        session = get_session(request)
+        session.regenerate()  # a new id at login: no session fixation
+        session["user"] = request.query_params["user"]
+        return JSONResponse({"user": session["user"]})
 
     async def me(request: Request) -> JSONResponse:
         user = request.session.get("user")
@@ -118,7 +120,7 @@ def uvicorn_thread(app: Starlette) -> Iterator[str]:
 def seed_screenshot_sessions(url: str, client: redis.Redis) -> None:
     """Sessions of various ages, TTLs and users, so the list looks like a real one."""
     minute, hour, day = 60_000, 3_600_000, 86_400_000
-    samples = [
+    samples: list[tuple[dict[str, Any], int, int]] = [
         (
             {"user": {"name": "erin@example.com", "roles": ["admin"]}, "theme": "dark"},
             3 * hour,
@@ -132,7 +134,7 @@ def seed_screenshot_sessions(url: str, client: redis.Redis) -> None:
     ]
     store = RedisStore(url=url)
     try:
-        now = int(store.client.time()[0]) * 1000
+        now = int(client.time()[0]) * 1000  # the same server as the store's
         for data, age_ms, ttl_ms in samples:
             handle = handle_for(new_id())
             store.set(handle, data, ttl=ttl_ms / 1000)

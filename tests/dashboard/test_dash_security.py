@@ -232,10 +232,9 @@ def test_without_a_token_uvicorn_trusting_the_proxy_is_refused(
 ) -> None:
     # --forwarded-allow-ips "*": uvicorn makes the peer 127.0.0.1 from X-Forwarded-For.
     store = AsyncRedisStore(url=redis_url)
-    app = ProxyHeadersMiddleware(
-        Starlette(routes=[Mount("/_sessions", create_dashboard(store, no_token=True))]),
-        trusted_hosts="*",
-    )
+    # uvicorn types ASGI apps with its own TypedDicts, Starlette with mappings: Any bridges them.
+    dashboard: Any = Starlette(routes=[Mount("/_sessions", create_dashboard(store, no_token=True))])
+    app: Any = ProxyHeadersMiddleware(dashboard, trusted_hosts="*")
     with TestClient(app, base_url="http://localhost", client=REMOTE) as http:
         answer = http.get("/_sessions/", headers={"x-forwarded-for": "127.0.0.1"})
         http.portal.call(store.aclose)

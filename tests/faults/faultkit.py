@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -34,7 +34,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from redis_sessions import AsyncRedisStore, ConnectOptions, connect_async
-from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.asgi import SessionMiddleware, get_session
 from redis_sessions.server import LocalServer
 from tests.support.servers import wait_until
 
@@ -93,7 +93,7 @@ def fault_app(on_shutdown: Any = None) -> Starlette:
         return JSONResponse(dict(request.session))
 
     async def logout(request: Request) -> JSONResponse:
-        request.session.destroy()
+        get_session(request).destroy()
         return JSONResponse({"ok": True})
 
     async def health(request: Request) -> PlainTextResponse:
@@ -139,6 +139,9 @@ class Exchange:
         return None
 
 
+_App = TypeVar("_App", bound="FaultApp")
+
+
 @dataclass
 class FaultApp:
     """The app under test on Redis at `url`, sequential requests, every exchange recorded.
@@ -166,7 +169,7 @@ class FaultApp:
         # A crash must show up as the 500 a client would get, not as an exception in the test.
         self.http = TestClient(app, raise_server_exceptions=False)
 
-    def __enter__(self) -> FaultApp:
+    def __enter__(self: _App) -> _App:
         self.http.__enter__()
         return self
 

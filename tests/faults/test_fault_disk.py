@@ -74,8 +74,13 @@ def bgsave(admin: redis.Redis) -> str:
     wait_until(lambda: bgsave_status(admin) != "running", 5)
     admin.bgsave()
     outcome: list[str] = []
+
+    def finished() -> bool:
+        outcome.append(bgsave_status(admin))
+        return outcome[-1] != "running"
+
     wait_until(
-        lambda: outcome.append(bgsave_status(admin)) or outcome[-1] != "running",
+        finished,
         5,
         message="BGSAVE did not finish",
     )

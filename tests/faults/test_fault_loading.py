@@ -65,12 +65,17 @@ def test_f7_requests_during_loading_are_503_then_2xx(
         server.stop()  # SIGTERM: a clean stop; the restart replays the whole AOF
 
         states: list[str] = []
+
+        def up_or_loading() -> bool:
+            states.append(server_state(server.url))
+            return states[-1] != "down"
+
         starter = threading.Thread(target=server.start, kwargs={"timeout": 30})
         restarted_at = time.monotonic()
         starter.start()
         try:
             wait_until(
-                lambda: states.append(server_state(server.url)) or states[-1] != "down",
+                up_or_loading,
                 10,
                 message="the restarted server never answered",
             )

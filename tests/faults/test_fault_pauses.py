@@ -53,7 +53,8 @@ def test_f5_debug_sleep_gives_503_in_budget_or_success_after_never_500(
     server = make_server(appendonly=False, extra_args=["--enable-debug-command", "yes"])
     with FaultApp(server.url) as app:
         cookie = app.new_session(a="0")
-        acked, failed = {"a": "0"}, {}
+        acked: dict[str, str] = {"a": "0"}
+        failed: dict[str, str] = {}
         assert app.read(cookie) == acked  # the app holds a live connection now
         sock = raw_send(server, "DEBUG", "SLEEP", str(int(SLEEP)))
         slept_at = time.monotonic()
@@ -99,7 +100,8 @@ def test_f5_client_pause_write_keeps_reads_working_and_writes_in_budget(
     server = make_server(appendonly=False)
     with FaultApp(server.url) as app, redis.Redis.from_url(server.url, socket_timeout=10) as admin:
         cookie = app.new_session(a="0")
-        acked, failed = {"a": "0"}, {}
+        acked: dict[str, str] = {"a": "0"}
+        failed: dict[str, str] = {}
         assert app.read(cookie) == acked
         admin.client_pause(int(SLEEP * 1000), all=False)
         paused_at = time.monotonic()

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.fuzz.fuzzkit import Rig, RoundTrips, make_asgi, make_wsgi
+from tests.fuzz.fuzzkit import Rig, make_asgi, make_wsgi
+from tests.support.servers import RoundTrips
 
 
 @pytest.fixture

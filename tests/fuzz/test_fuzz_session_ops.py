@@ -138,7 +138,9 @@ def test_plan_after_unset_destroy_is_none() -> None:
     plan = engine.plan(session, NOW)
     engine.committed(session, plan, store.commit(plan))
     incoming = Incoming(session.id, handle_for(session.id), True, False)
-    session = engine.open_session(incoming, store.load(engine.load_spec(incoming, NOW)), NOW)
+    spec = engine.load_spec(incoming, NOW)
+    assert spec is not None
+    session = engine.open_session(incoming, store.load(spec), NOW)
     del session["a"]
     plan = engine.plan(session, NOW)
     assert isinstance(plan, Destroy)

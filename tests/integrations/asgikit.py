@@ -12,7 +12,7 @@ import redis
 
 from redis_sessions import AsyncRedisStore, ConnectOptions, connect_async
 from redis_sessions.engine import handle_for
-from tests.support.servers import RoundTrips  # noqa: F401 - re-exported for the tests here
+from tests.support.servers import RoundTrips as RoundTrips  # re-exported for the tests here
 
 SECRET = "asgi-integration-secret-0123456789"
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from redis_sessions import ConnectOptions
-from tests.support.servers import RoundTrips  # noqa: F401 - re-exported for the tests here
+from tests.support.servers import RoundTrips as RoundTrips  # re-exported for the tests here
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_app"
 

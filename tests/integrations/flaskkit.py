@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 from redis_sessions import AsyncRedisStore, ConnectOptions, RedisStore, connect, connect_async
-from tests.support.servers import RoundTrips  # noqa: F401 - re-exported for the tests here
+from tests.support.servers import RoundTrips as RoundTrips  # re-exported for the tests here
 
 SECRET = "wsgi-frameworks-secret-0123456789"
 

@@ -20,9 +20,10 @@ def test_a_browser_keeps_its_session_through_the_custom_adapter(redis_url: str) 
     async def main() -> list[bytes]:
         store = AsyncRedisStore(connect_async(redis_url))
         sessions = app.Sessions(store, secret="s" * 32)
-        bodies, cookie = [], None
+        bodies: list[bytes] = []
+        cookie: str | None = None
         for _ in range(3):
-            headers = {"cookie": cookie} if cookie else {}
+            headers: dict[str, str] = {"cookie": cookie} if cookie else {}
             response = await sessions(app.Request(headers=headers), app.counter)
             bodies.append(response.body)
             sent = dict(response.headers).get("set-cookie")

@@ -86,7 +86,7 @@ def test_sync_access_to_an_unloaded_lazy_session_is_a_clear_error(
     async def bad(request: Request) -> dict[str, Any]:
         return dict(get_session(request))  # no dependency, no aload(): a developer error
 
-    app.add_middleware(SessionMiddleware, store=store, secret=SECRET, lazy=True)  # type: ignore[arg-type]
+    app.add_middleware(SessionMiddleware, store=store, secret=SECRET, lazy=True)
     with TestClient(create_app(store, SECRET)) as setup:
         setup.get("/")
         cookie = setup.cookies["session"]

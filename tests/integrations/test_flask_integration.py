@@ -107,11 +107,10 @@ def make_app(store: Any, ext_options: dict[str, Any] | None = None, **settings: 
     def stream() -> Response:
         session["streamed"] = True
 
-        @stream_with_context
         def body() -> Iterator[str]:
             yield "chunk"
 
-        return Response(body())
+        return Response(stream_with_context(body()))
 
     return app
 
@@ -234,7 +233,7 @@ def test_permanent_vs_browser_session_cookie(store: RedisStore, clean_redis: red
     # SESSION_REFRESH_EACH_REQUEST (Flask's default): a read re-sends a permanent cookie.
     again = set_cookies(client.get("/get"))
     assert 3590 <= int(cookie_attrs(again[0])["max-age"]) <= 3600
-    assert client.get("/get").json["permanent"] is True
+    assert client.get("/get").get_json()["permanent"] is True
 
     back = set_cookies(client.get("/perm?on=0"))
     assert "max-age" not in cookie_attrs(back[0])
@@ -253,8 +252,8 @@ def test_session_permanent_setting_makes_new_sessions_permanent(store: RedisStor
     client = make_app(store, SESSION_PERMANENT=True).test_client()
     days31 = str(31 * 86400)  # Flask's default PERMANENT_SESSION_LIFETIME
     assert cookie_attrs(set_cookies(client.get("/set?a=1"))[0])["max-age"] == days31
-    assert client.get("/get").json["permanent"] is True
-    assert "_permanent" not in client.get("/get").json["data"]  # the default is not stored
+    assert client.get("/get").get_json()["permanent"] is True
+    assert "_permanent" not in client.get("/get").get_json()["data"]  # the default is not stored
 
 
 def test_session_cookie_settings_are_honoured(store: RedisStore) -> None:
@@ -340,7 +339,7 @@ def test_secret_key_fallbacks_verify_and_the_cookie_is_resigned(store: RedisStor
     cookie = cookie_value(set_cookies(client.get("/set?a=1"))[0])
     rotated = make_app(store, SECRET_KEY_FALLBACKS=[old]).test_client(use_cookies=False)
     response = rotated.get("/get", headers={"Cookie": f"session={cookie}"})
-    assert response.json["data"] == {"a": "1"}
+    assert response.get_json()["data"] == {"a": "1"}
     resigned = cookie_value(set_cookies(response)[0])
     assert resigned.split(".")[0] == cookie.split(".")[0]
     assert Signer(SECRET).unsign(resigned) is not None
@@ -349,7 +348,7 @@ def test_secret_key_fallbacks_verify_and_the_cookie_is_resigned(store: RedisStor
 def test_default_store_uses_redis_sessions_url(redis_url: str, clean_redis: redis.Redis) -> None:
     client = make_app(None, REDIS_SESSIONS_URL=redis_url).test_client()
     client.get("/set?a=1")
-    assert client.get("/get").json["data"] == {"a": "1"}
+    assert client.get("/get").get_json()["data"] == {"a": "1"}
     assert len(list(clean_redis.scan_iter(match="sess:*"))) == 1
 
 
@@ -379,7 +378,7 @@ def test_configuration_errors(store: RedisStore) -> None:
 
 def test_session_new_and_modified_flags(store: RedisStore) -> None:
     client = make_app(store).test_client()
-    assert client.get("/get").json["new"] is True
+    assert client.get("/get").get_json()["new"] is True
     assert client.get("/set?a=1").json == {"modified": True}
     assert client.get("/get").json == {"data": {"a": "1"}, "new": False, "permanent": False}
 
@@ -389,9 +388,9 @@ def test_modified_true_forces_a_write_of_untracked_nested_changes(
 ) -> None:
     client = make_app(store).test_client()
     client.get("/detached")
-    assert client.get("/get").json["data"] == {"cart": []}  # the change was invisible
+    assert client.get("/get").get_json()["data"] == {"cart": []}  # the change was invisible
     client.get("/detached?force=1")
-    assert client.get("/get").json["data"] == {"cart": ["book"]}
+    assert client.get("/get").get_json()["data"] == {"cart": ["book"]}
 
 
 def test_modified_true_on_an_unchanged_session_writes_it(store: RedisStore) -> None:
@@ -407,7 +406,7 @@ def test_modified_true_on_an_unchanged_session_writes_it(store: RedisStore) -> N
     counter = RoundTrips(store)
     assert client.get("/force").json == {"modified": True}
     assert counter.take() == 2  # read + write
-    assert client.get("/get").json["data"] == {"a": "1"}
+    assert client.get("/get").get_json()["data"] == {"a": "1"}
 
 
 def test_reload_drops_unsaved_changes_and_touch_refreshes(
@@ -434,7 +433,7 @@ def test_changes_made_in_after_request_are_saved(store: RedisStore) -> None:
 
     client = app.test_client()
     client.get("/set?a=1")
-    assert client.get("/get").json["data"] == {"a": "1", "last_path": "/set"}
+    assert client.get("/get").get_json()["data"] == {"a": "1", "last_path": "/set"}
 
 
 def test_flash_messages_survive_the_redirect(store: RedisStore) -> None:
@@ -503,7 +502,7 @@ def test_store_down_is_503_with_retry_after_then_recovers(
         5,
         message="no recovery after restart",
     )
-    assert client.get("/get", headers=headers).json["data"] == {"a": "1"}
+    assert client.get("/get", headers=headers).get_json()["data"] == {"a": "1"}
     assert [r.levelname for r in caplog.records if r.name == "redis_sessions"] == ["WARNING"]
 
 
@@ -527,7 +526,7 @@ def test_anonymous_fallback_serves_an_unsaved_empty_session(make_server: Any) ->
     server.kill()
     response = client.get("/get", headers={"Cookie": f"session={cookie}"})
     assert response.status_code == 200
-    assert response.json["data"] == {}
+    assert response.get_json()["data"] == {}
     assert set_cookies(response) == []
 
 

@@ -106,7 +106,7 @@ def starlette_added(url: str, lazy: bool) -> Any:
     app.add_middleware(
         ASGISessions,
         store=async_store(url),
-        secret=SECRET,  # type: ignore[arg-type]
+        secret=SECRET,
         lazy=lazy,
     )
     return app
@@ -124,7 +124,7 @@ def fastapi_app(url: str, lazy: bool) -> Any:
     app.add_middleware(
         ASGISessions,
         store=async_store(url),
-        secret=SECRET,  # type: ignore[arg-type]
+        secret=SECRET,
         lazy=lazy,
     )
 

@@ -4,7 +4,7 @@ example app, round trips, Redis down, test contexts that bypass ASGI."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import redis
@@ -139,7 +139,7 @@ def api_app(store: Any, **options: Any) -> Quart:
         }
 
     @app.get("/boom")
-    async def boom() -> None:
+    async def boom() -> NoReturn:
         raise StoreUnavailableError("test")
 
     @app.websocket("/ws")

@@ -10,7 +10,7 @@ import contextlib
 import copy
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import flask
 import msgpack
@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from redis_sessions import AsyncRedisStore, RedisStore, Session, connect, connect_async
 from redis_sessions.asgi import SessionMiddleware
+from redis_sessions.asgi import get_session as get_asgi_session
 from redis_sessions.engine import handle_for
 from redis_sessions.fastapi import SessionDep
 from redis_sessions.flask import RedisSessions, get_session
@@ -50,7 +51,8 @@ START = {"a": 1, "b": [1], "c": {"x": 1}}
 
 def stored(client: redis.Redis, cookie: str) -> dict[str, Any]:
     """The user data Redis holds for the session of a cookie value, decoded."""
-    fields = client.hgetall(f"sess:{{{handle_for(cookie.split('.', 1)[0])}}}")
+    key = f"sess:{{{handle_for(cookie.split('.', 1)[0])}}}"
+    fields = cast("dict[bytes, bytes]", client.hgetall(key))  # decode_responses=False
     return {k.decode(): json.loads(v) for k, v in fields.items() if k[:1] != b"$"}
 
 
@@ -126,7 +128,7 @@ def _starlette_app(store: AsyncRedisStore) -> Starlette:
 
     async def op(request: Request) -> JSONResponse:
         func = MUTATIONS[request.path_params["name"]][0]
-        result = func(request.session)
+        result = func(get_asgi_session(request))
         # The session itself, serialized by Starlette's JSONResponse (json's C encoder).
         return JSONResponse({"result": repr(result), "session": request.session})
 
@@ -218,12 +220,13 @@ def test_a_lazy_session_not_loaded_yet_looks_empty_to_c_readers(
     seen: dict[str, Any] = {}
 
     async def seed(request: Request) -> JSONResponse:
-        await request.session.aload()
-        request.session["user"] = "ada"
+        session = get_asgi_session(request)
+        await session.aload()
+        session["user"] = "ada"
         return JSONResponse({})
 
     async def peek(request: Request) -> JSONResponse:
-        session = request.session
+        session = get_asgi_session(request)
         seen["before"] = [json.dumps(session), orjson.dumps(session).decode()]
         await session.aload()
         seen["after"] = [json.dumps(session), orjson.dumps(session).decode()]
@@ -289,7 +292,9 @@ def test_every_dict_method_is_tracked_through_flask(
     expected = MUTATIONS[name][1]
     client = flask_app.test_client()
     client.get("/seed")
-    cookie = client.get_cookie("session").value
+    session_cookie = client.get_cookie("session")
+    assert session_cookie is not None
+    cookie = session_cookie.value
     response = client.get(f"/op/{name}")
     assert response.status_code == 200, response.text
     assert response.get_json() == (START if expected is None else expected)

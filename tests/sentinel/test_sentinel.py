@@ -163,8 +163,12 @@ def check_group_invariants(
         held = library_connections(server)
         assert held <= limit, f"I-5: {held} library connections on {server.port} > {limit}"
         if app.closed:
+
+            def released(s: LocalServer = server) -> bool:
+                return library_connections(s) == 0
+
             wait_until(
-                lambda s=server: library_connections(s) == 0,
+                released,
                 2,
                 message=f"I-5: library connections left open on {server.port}",
             )

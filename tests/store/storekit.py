@@ -29,6 +29,7 @@ from redis_sessions.acl import acl_rules
 from redis_sessions.engine import (
     Committed,
     Incoming,
+    Load,
     RequestCycle,
     SessionEngine,
     Write,
@@ -260,6 +261,13 @@ def now_ms() -> int:
 def incoming_for(sid: str) -> Incoming:
     """What a verified cookie carrying `sid` gives."""
     return Incoming(sid, handle_for(sid), True, False)
+
+
+def spec_for(engine: SessionEngine, sid: str, *, lock: bool = False) -> Load:
+    """The load spec of a verified cookie carrying `sid`, now (never None: the cookie is good)."""
+    spec = engine.load_spec(incoming_for(sid), now_ms(), lock=lock)
+    assert spec is not None
+    return spec
 
 
 def open_session(

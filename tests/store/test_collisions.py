@@ -69,6 +69,7 @@ def test_a_re_sent_create_never_writes_into_its_first_copy(store: StoreProxy) ->
     session = engine.new_session(now)
     session["a"] = "1"
     plan = engine.plan(session, now)
+    assert isinstance(plan, Write)
     first = store.commit(plan)
     assert first.applied and first.taken is None
     again = store.commit(plan)

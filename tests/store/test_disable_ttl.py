@@ -96,4 +96,6 @@ def test_keys_have_no_ttl(make_redis_store: MakeStore) -> None:
     assert store.raw is not None
     key = store.layout.key(handle)
     assert store.raw.pttl(key) == -1
-    assert int(store.raw.hget(key, "$a")) == created + 80_000  # the refresh wrote the access
+    accessed = store.raw.hget(key, "$a")
+    assert accessed is not None
+    assert int(accessed) == created + 80_000  # the refresh wrote the access

@@ -16,8 +16,9 @@ RESEND = ConnectOptions(socket_timeout=1, retries=2, backoff_base=0.01, backoff_
 
 
 def _store(proxy: FaultProxy) -> RedisStore:
-    store = RedisStore(connect(proxy.url, RESEND))
-    store.client.ping()  # connected first, so the dropped reply is the write's own
+    client = connect(proxy.url, RESEND)
+    store = RedisStore(client)
+    client.ping()  # connected first, so the dropped reply is the write's own
     return store
 
 
@@ -40,8 +41,9 @@ def test_update_with_lost_reply_applies_once(redis_url: str, clean_redis: redis.
         assert 0 < clean_redis.pttl(f"sess:{{{handle}}}") <= 60_000
         store.close()
         # Control: without retries the client sees the lost reply, though the write applied.
-        no_retry = RedisStore(connect(proxy.url, ConnectOptions(retries=0)))
-        no_retry.client.ping()
+        client = connect(proxy.url, ConnectOptions(retries=0))
+        no_retry = RedisStore(client)
+        client.ping()
         proxy.drop_next_reply()
         with pytest.raises(StoreUnavailableError):
             no_retry.commit(

@@ -94,7 +94,7 @@ def test_a_callable_ttl_of_centuries_is_capped_not_a_failed_write(make_store: Ma
     engine = store.engine(idle_timeout=lambda data: 1e12, lifetime=None)
     session = create_session(store, engine, a=1)
     assert open_session(store, engine, session.id)["a"] == 1
-    if store.real:
+    if store.raw is not None:
         pttl = store.raw.pttl(store.layout.key(handle_for(session.id)))
         assert 0 < pttl <= 10 * 365 * 86400 * 1000
     assert key_exists(store, handle_for(session.id))

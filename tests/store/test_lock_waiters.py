@@ -17,8 +17,8 @@ from redis_sessions import (
     connect,
     connect_async,
 )
-from redis_sessions.engine import SessionEngine
-from tests.store.storekit import incoming_for, now_ms
+from redis_sessions.engine import SessionEngine, handle_for
+from tests.store.storekit import spec_for
 from tests.support.servers import command_counts, command_delta, wait_until
 
 SID = "w" * 43
@@ -41,13 +41,13 @@ def test_threads_beyond_the_bound_get_the_lock_error_at_once(
 ) -> None:
     store = RedisStore(connect(redis_url))
     engine = engine_for(store)
-    store.set(incoming_for(SID).handle, {"a": 1})
-    holder = store.load(engine.load_spec(incoming_for(SID), now_ms(), lock=True))
+    store.set(handle_for(SID), {"a": 1})
+    holder = store.load(spec_for(engine, SID, lock=True))
     assert holder is not None and holder.lock
 
     def request() -> str:
         try:
-            store.load(engine.load_spec(incoming_for(SID), now_ms(), lock=True))
+            store.load(spec_for(engine, SID, lock=True))
         except SessionLockError as exc:
             return exc.reason
         return "got it"
@@ -61,11 +61,11 @@ def test_threads_beyond_the_bound_get_the_lock_error_at_once(
         assert time.monotonic() - started < 5  # not lock_timeout (30 s)
         assert command_delta(before, command_counts(clean_redis)).get("evalsha", 0) <= BOUND * 60
         # The holder lets go: the first waiter takes the lock, the others keep waiting for it.
-        clean_redis.delete(store.layout.lock_key(incoming_for(SID).handle))
+        clean_redis.delete(store.layout.lock_key(handle_for(SID)))
         wait_until(lambda: any(w.done() for w in waiters), 10, message="one waiter served")
-        clean_redis.delete(store.layout.lock_key(incoming_for(SID).handle))
+        clean_redis.delete(store.layout.lock_key(handle_for(SID)))
         wait_until(lambda: sum(w.done() for w in waiters) >= 2, 10)
-        clean_redis.delete(store.layout.lock_key(incoming_for(SID).handle))
+        clean_redis.delete(store.layout.lock_key(handle_for(SID)))
         assert [w.result(timeout=10) for w in waiters] == ["got it"] * BOUND
     assert waiting(store) == 0
     store.close()
@@ -77,13 +77,13 @@ async def test_tasks_beyond_the_bound_get_the_lock_error_without_a_redis_call(
 ) -> None:
     store = AsyncRedisStore(connect_async(redis_url))
     engine = engine_for(store)
-    handle = incoming_for(SID).handle
+    handle = handle_for(SID)
     await store.set(handle, {"a": 1})
-    assert await store.load(engine.load_spec(incoming_for(SID), now_ms(), lock=True))
+    assert await store.load(spec_for(engine, SID, lock=True))
 
     async def request() -> str:
         try:
-            await store.load(engine.load_spec(incoming_for(SID), now_ms(), lock=True))
+            await store.load(spec_for(engine, SID, lock=True))
         except SessionLockError as exc:
             return exc.reason
         return "got it"

@@ -17,12 +17,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomllib
 import trustme
 
 import redis_sessions
 from redis_sessions.server import LocalServer
 from tests.support.tlsproxy import TLSProxy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (supported): the same parser, from PyPI (the dev extra)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = Path(redis_sessions.__file__).resolve().parents[1]

@@ -355,7 +355,7 @@ def test_concurrent_delta_writes_keep_every_key(redis_store: StoreProxy) -> None
     else:
         inner = store.inner
 
-        async def work(i: int) -> bool:
+        async def work_async(i: int) -> bool:
             incoming = incoming_for(sid)
             now = now_ms()
             spec = engine.load_spec(incoming, now)
@@ -365,7 +365,7 @@ def test_concurrent_delta_writes_keep_every_key(redis_store: StoreProxy) -> None
             return (await inner.commit(engine.plan(loaded, now_ms()))).applied
 
         async def main() -> list[bool]:
-            return list(await asyncio.gather(*(work(i) for i in range(workers))))
+            return list(await asyncio.gather(*(work_async(i) for i in range(workers))))
 
         results = store.run(main())
     assert results == [True] * workers
@@ -586,6 +586,7 @@ def test_health_unit(caplog: pytest.LogCaptureFixture) -> None:
 def test_connect_passes_explicit_settings() -> None:
     defaults = ConnectOptions()
     client = connect("redis://127.0.0.1:1/0")
+    assert isinstance(client, redis.Redis)  # a standalone URL
     try:
         kwargs = client.connection_pool.connection_kwargs
         assert defaults.socket_timeout is not None
@@ -608,6 +609,7 @@ def test_connect_passes_explicit_settings() -> None:
         max_connections=5,
     )
     client = connect("redis://127.0.0.1:1/0", custom)
+    assert isinstance(client, redis.Redis)  # a standalone URL
     try:
         kwargs = client.connection_pool.connection_kwargs
         assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.3, 0.2)
@@ -623,6 +625,7 @@ def test_connect_async_passes_explicit_settings() -> None:
         socket_timeout=0.3, socket_connect_timeout=0.2, retries=2, health_check_interval=7
     )
     client = connect_async("redis://127.0.0.1:1/0", custom)
+    assert isinstance(client, redis.asyncio.Redis)  # a standalone URL
     try:
         kwargs = client.connection_pool.connection_kwargs
         assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.3, 0.2)
@@ -638,6 +641,7 @@ def test_connect_honours_redis_url(
 ) -> None:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     client = connect()
+    assert isinstance(client, redis.Redis)  # a standalone URL
     try:
         assert client.connection_pool.connection_kwargs["port"] == redis_server.port
         assert client.ping()
@@ -660,6 +664,7 @@ def test_connect_honours_redis_url(
     assert asyncio.run(use_async()) == {"a": 1}
     # An explicit URL wins over the environment.
     client = connect("redis://127.0.0.1:1/0")
+    assert isinstance(client, redis.Redis)  # a standalone URL
     try:
         assert client.connection_pool.connection_kwargs["port"] == 1
     finally:
@@ -669,6 +674,7 @@ def test_connect_honours_redis_url(
 def test_connect_without_url_or_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     client = connect()
+    assert isinstance(client, redis.Redis)  # a standalone URL
     try:
         kwargs = client.connection_pool.connection_kwargs
         assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("127.0.0.1", 6379, 0)
@@ -747,6 +753,7 @@ def test_async_pool_hands_connections_to_waiters_in_order_and_times_out(redis_ur
         # 300 commands on 2 connections: all served in turn. The last waits for the 298
         # before it, so the timeout is generous (a loaded CI machine took over 0.3 s).
         patient = connect_async(redis_url, ConnectOptions(max_connections=2, pool_timeout=30))
+        assert isinstance(patient, redis.asyncio.Redis)  # a standalone URL
         try:
             results = await asyncio.gather(*(patient.execute_command("PING") for _ in range(300)))
             assert results == [True] * 300
@@ -755,6 +762,7 @@ def test_async_pool_hands_connections_to_waiters_in_order_and_times_out(redis_ur
         finally:
             await patient.aclose()
         client = connect_async(redis_url, ConnectOptions(max_connections=2, pool_timeout=0.3))
+        assert isinstance(client, redis.asyncio.Redis)  # a standalone URL
         pool = client.connection_pool
         try:
             # Both connections held elsewhere: a command waits pool_timeout, then fails.
@@ -822,8 +830,10 @@ def test_store_from_a_url_takes_connect_options_and_client_kwargs(redis_url: str
     )
     try:
         assert store.set("h", {"a": 1}) and store.get("h") == {"a": 1}
-        assert store.client.connection_pool.max_connections == 3
-        assert store.client.client_getname() == "checkout-7"
+        client = store.client
+        assert isinstance(client, redis.Redis)  # a standalone URL
+        assert client.connection_pool.max_connections == 3
+        assert client.client_getname() == "checkout-7"
     finally:
         store.close()
 
@@ -835,8 +845,10 @@ def test_store_from_a_url_takes_connect_options_and_client_kwargs(redis_url: str
         )
         try:
             assert await astore.get("h") == {"a": 1}
-            assert astore.client.connection_pool.max_connections == 2
-            assert await astore.client.client_getname() == "checkout-8"
+            client = astore.client
+            assert isinstance(client, redis.asyncio.Redis)  # a standalone URL
+            assert client.connection_pool.max_connections == 2
+            assert await client.client_getname() == "checkout-8"
         finally:
             await astore.aclose()
 

@@ -456,6 +456,7 @@ def test_cluster_limits_of_our_clients_and_of_clients_built_elsewhere(redis_clus
         host="127.0.0.1", port=port, max_connections=7
     )
     default_wait = ConnectOptions().pool_timeout
+    assert isinstance(ours_async, redis.asyncio.cluster.RedisCluster)  # a Cluster URL
     try:
         assert cluster_limits(ours) == cluster_limits(ours_async) == (3, 0.4)
         assert ours_async.reinitialize_steps == 0  # MOVED patches the map, closes nothing

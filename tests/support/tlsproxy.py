@@ -89,11 +89,14 @@ class TLSProxy(LoopProxy):
                 first = await asyncio.wait_for(reader.read(1), TIMEOUT)
                 if first and first != _HANDSHAKE_RECORD:
                     self.plain += 1
-                    upstream_reader, upstream = await asyncio.wait_for(
+                    upstream_reader, upstream_writer = await asyncio.wait_for(
                         asyncio.open_connection(self.target_host, self.target_port), TIMEOUT
                     )
-                    upstream.write(first)
-                    await pump_both_ways(_copy(reader, upstream), _copy(upstream_reader, writer))
+                    upstream = upstream_writer
+                    upstream_writer.write(first)
+                    await pump_both_ways(
+                        _copy(reader, upstream_writer), _copy(upstream_reader, writer)
+                    )
                     return
                 tls.incoming.write(first)
             try:

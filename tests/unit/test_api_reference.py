@@ -52,7 +52,7 @@ def _rendered(module: griffe.Module, directives: dict[str, str]) -> set[str]:
     names = set()
     for name in module.exports or []:
         path = f"{module.path}.{name}"
-        member = module[name]
+        member = module[str(name)]  # a str, or an ExprName for a name from elsewhere
         target = member.final_target if member.is_alias else member
         if path in directives or (whole is not None and target.docstring is not None):
             names.add(path)

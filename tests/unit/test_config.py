@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -34,12 +35,12 @@ def test_session_defaults():
     assert cfg.retry_after == 5
 
 
-def test_configs_are_frozen():
+def test_configs_are_frozen() -> None:
     cfg = SessionConfig(secret=SECRET)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.rolling = True  # type: ignore[misc]
+        cfg.rolling = True  # type: ignore[misc]  # frozen: the test expects the error
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.cookie.name = "x"  # type: ignore[misc]
+        cfg.cookie.name = "x"  # type: ignore[misc]  # frozen: the test expects the error
 
 
 def test_config_error_is_a_value_error():
@@ -340,7 +341,8 @@ def test_durations_under_a_millisecond_or_over_ten_years_are_refused(option, val
 
 @pytest.mark.parametrize("option", ["lock_timeout", "touch_after"])
 def test_durations_that_may_be_zero_accept_zero(option):
-    assert getattr(SessionConfig(secret=SECRET, **{option: 0}), option) == 0
+    zero: dict[str, Any] = {option: 0}
+    assert getattr(SessionConfig(secret=SECRET, **zero), option) == 0
 
 
 def test_durations_at_the_bounds_are_accepted():

@@ -130,12 +130,14 @@ def test_load_spec_carries_handle_clock_and_timeouts(engine):
 def test_load_spec_with_rolling_refreshes_on_every_read():
     engine = make_engine(rolling=True, touch_after=600)
     spec = engine.load_spec(engine.read_cookie(cookie_header(new_id())), NOW_MS)
+    assert spec is not None
     assert spec.touch_after_ms == 0
 
 
 def test_load_spec_without_lifetime_has_zero_lifetime():
     engine = make_engine(lifetime=None, idle_timeout=90)
     spec = engine.load_spec(engine.read_cookie(cookie_header(new_id())), NOW_MS)
+    assert spec is not None
     assert (spec.idle_ms, spec.lifetime_ms) == (90_000, 0)
 
 
@@ -492,7 +494,9 @@ def test_without_lifetime_the_ttl_is_the_idle_timeout():
     engine = make_engine(lifetime=None, idle_timeout=120)
     session, _ = open_stored(engine, {"a": 1}, created_ms=NOW_MS - 365 * DAY_MS)
     session["a"] = 2
-    assert engine.plan(session, NOW_MS).ttl_ms == 120_000
+    plan = engine.plan(session, NOW_MS)
+    assert isinstance(plan, (Write, Touch))
+    assert plan.ttl_ms == 120_000
 
 
 def test_callable_idle_timeout_sets_the_ttl_and_records_it():
@@ -506,10 +510,13 @@ def test_callable_idle_timeout_sets_the_ttl_and_records_it():
     session = engine.open_session(Incoming(), None, NOW_MS)
     session["remember"] = True
     plan = engine.plan(session, NOW_MS)
+    assert isinstance(plan, Write)
     assert plan.ttl_ms == 7_200_000
     assert plan.fields["$t"] == b"7200000"
     assert seen == [{"remember": True}]
-    assert engine.load_spec(engine.read_cookie(cookie_header(new_id())), NOW_MS).idle_ms == 0
+    spec = engine.load_spec(engine.read_cookie(cookie_header(new_id())), NOW_MS)
+    assert spec is not None
+    assert spec.idle_ms == 0
 
 
 def test_callable_idle_timeout_is_written_on_updates_too():
@@ -517,6 +524,7 @@ def test_callable_idle_timeout_is_written_on_updates_too():
     session, _ = open_stored(engine, {"a": 1})
     session["a"] = 2
     plan = engine.plan(session, NOW_MS)
+    assert isinstance(plan, Write)
     assert dict(plan.fields) == {"a": b"2", "$t": b"600000"}
     assert plan.ttl_ms == 600_000
 

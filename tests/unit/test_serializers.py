@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from redis_sessions import JSONSerializer, MsgpackSerializer, Serializer
@@ -20,6 +22,7 @@ JSONS = SERIALIZERS[:2]
 
 @pytest.mark.parametrize("ser", SERIALIZERS)
 def test_roundtrip_of_json_like_values(ser):
+    value: Any
     for value in (VALUE, [], {}, "", 0, -(2**53), "\u2028", "a\x00b"):
         data = ser.dumps(value)
         assert isinstance(data, bytes)

@@ -277,7 +277,7 @@ def test_destroy_loads_a_pending_lazy_session_first():
 
 
 def test_is_destroyed_does_not_trigger_the_lazy_load():
-    calls = []
+    calls: list[Session] = []
     s = make()
     s._loader = calls.append
     assert s.is_destroyed is False
@@ -287,7 +287,7 @@ def test_is_destroyed_does_not_trigger_the_lazy_load():
 @pytest.mark.parametrize("call", ["touch", "mark_modified"])
 def test_touch_and_mark_modified_load_a_lazy_session_first(call):
     # Otherwise the request would end "never loaded" and the touch would be lost.
-    calls = []
+    calls: list[Session] = []
     s = make()
     s._loader = calls.append
     getattr(s, call)()
@@ -325,7 +325,7 @@ def test_save_and_reload_are_delegated_to_the_binding():
             calls.append(("reload", session))
 
     s = make()
-    s._binding = Binding()
+    s._binding = Binding()  # type: ignore[assignment]  # sync only: asave/areload unused
     s.save()
     s.reload()
     assert calls == [("save", s), ("reload", s)]
@@ -342,7 +342,7 @@ def test_repr_shows_state_without_values():
 
 
 def test_repr_of_an_unloaded_session_does_not_load_it():
-    calls = []
+    calls: list[Session] = []
     s = make()
     s._loader = calls.append
     assert repr(s) == "<Session new, unloaded>"
@@ -356,7 +356,7 @@ def test_session_is_a_dict_and_its_copies_are_plain_dicts_without_the_binding():
     import copy
 
     s = stored({"a": 1, "cart": [1]})
-    s._binding = object()  # what an adapter attaches: never copied nor pickled
+    s._binding = object()  # type: ignore[assignment]  # any binding: never copied nor pickled
     assert isinstance(s, dict)
     for duplicate in (s.copy(), copy.copy(s), copy.deepcopy(s), s | {}, {} | s, dict(s)):
         assert type(duplicate) is dict

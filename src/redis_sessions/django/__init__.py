@@ -32,12 +32,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from django.contrib.sessions.backends.base import (  # type: ignore[import-untyped]
+from django.contrib.sessions.backends.base import (
     CreateError,
     SessionBase,
     UpdateError,
 )
-from django.contrib.sessions.exceptions import (  # type: ignore[import-untyped]
+from django.contrib.sessions.exceptions import (
     SessionInterrupted,
 )
 

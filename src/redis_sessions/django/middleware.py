@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.sessions.exceptions import (  # type: ignore[import-untyped]
+from django.contrib.sessions.exceptions import (
     SessionInterrupted,
 )
-from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
-from django.utils.deprecation import MiddlewareMixin  # type: ignore[import-untyped]
+from django.http import HttpRequest, HttpResponse
+from django.utils.deprecation import MiddlewareMixin
 
 from .._adapter import unavailable_body, unavailable_headers
 from .._errors import StoreUnavailableError
