@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from redis_sessions import SessionInfo
 from redis_sessions._report import SessionStats
 from redis_sessions.dashboard import _render
+from tests.support.factories import session_info as info
 
 
 def test_bar_chart_scales_bars_and_escapes_labels() -> None:
@@ -16,20 +16,6 @@ def test_bar_chart_scales_bars_and_escapes_labels() -> None:
     assert widths == [330, 2, 0]  # a non-zero bucket stays visible
     assert "<title>&lt;T&gt;</title>" in svg and "a&lt;b" in svg and "1,000" in svg
     assert _render.bar_chart("empty", []).startswith("<svg")
-
-
-def info(**fields: object) -> SessionInfo:
-    base: dict[str, object] = dict(
-        handle="h",
-        key="sess:{h}",
-        ttl_ms=1000,
-        created_ms=0,
-        user=None,
-        size=None,
-        idle_s=None,
-        fields=1,
-    )
-    return SessionInfo(**{**base, **fields})  # type: ignore[arg-type]
 
 
 def test_stats_count_unknowns_and_prune_the_user_tally() -> None:

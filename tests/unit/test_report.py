@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from redis_sessions import SessionInfo
 from redis_sessions._report import (
     AGE_EDGES,
     IDLE_EDGES,
@@ -23,20 +22,7 @@ from redis_sessions._report import (
     iso_time,
 )
 from redis_sessions.cli._format import json_row
-
-
-def info(**fields: object) -> SessionInfo:
-    base: dict[str, object] = dict(
-        handle="h",
-        key="sess:{h}",
-        ttl_ms=1000,
-        created_ms=0,
-        user=None,
-        size=None,
-        idle_s=None,
-        fields=1,
-    )
-    return SessionInfo(**{**base, **fields})  # type: ignore[arg-type]
+from tests.support.factories import session_info as info
 
 
 @pytest.mark.parametrize(
